@@ -1,0 +1,295 @@
+//! Client administration used by the CLI (and the dev demo client): create,
+//! update, rotate the secret, enable/disable, delete. Validates input before
+//! anything reaches the store.
+
+use serde_json::{Value, json};
+
+use crate::domain::client::{
+    Client, RandomError, SecretHash, generate_client_id, generate_secret, is_valid_client_id,
+};
+use crate::domain::scope::ScopeSet;
+use crate::store::{ClientStore, StoreError};
+
+/// Longest token lifetime a client may be given, in seconds.
+pub const MAX_LIFETIME_SECS: u32 = 86_400;
+
+/// Why an administrative operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No client with this id.
+    #[error("no client with id {0}")]
+    NotFound(String),
+    /// The input is invalid; the message says which field and why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The system random source failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// Fields of a client to create.
+#[derive(Debug, Default, Clone)]
+pub struct NewClient {
+    /// Id to use; generated when `None`.
+    pub id: Option<String>,
+    /// Human-readable name.
+    pub name: String,
+    /// Space-separated scopes the client may request.
+    pub allowed_scopes: String,
+    /// Space-separated default scopes; all allowed scopes when `None`.
+    pub default_scopes: Option<String>,
+    /// Audiences the client may request; the first is the default.
+    pub audiences: Vec<String>,
+    /// Token lifetime override in seconds.
+    pub token_lifetime_secs: Option<u32>,
+    /// Rate limit override in requests per second.
+    pub rate_limit_rps: Option<u32>,
+    /// An operator-chosen secret (development and tests only).
+    pub imported_secret: Option<String>,
+}
+
+/// A created client and its secret, which is not stored and never shown again.
+#[derive(Debug)]
+pub struct CreatedClient {
+    /// The stored record.
+    pub client: Client,
+    /// The plaintext secret.
+    pub secret: String,
+}
+
+/// Changes to a client; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct ClientUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New allowed scopes (space-separated).
+    pub allowed_scopes: Option<String>,
+    /// New default scopes (space-separated).
+    pub default_scopes: Option<String>,
+    /// New audiences.
+    pub audiences: Option<Vec<String>>,
+    /// New lifetime override; `Some(None)` clears it.
+    pub token_lifetime_secs: Option<Option<u32>>,
+    /// New rate limit override; `Some(None)` clears it.
+    pub rate_limit_rps: Option<Option<u32>>,
+}
+
+fn invalid(msg: impl Into<String>) -> AdminError {
+    AdminError::Invalid(msg.into())
+}
+
+fn parse_scopes(field: &str, value: &str) -> Result<ScopeSet, AdminError> {
+    ScopeSet::parse(value).map_err(|_| invalid(format!("{field}: malformed scope list {value:?}")))
+}
+
+/// Checks the fields that create and update share.
+fn check(client: &Client) -> Result<(), AdminError> {
+    if client.name.trim().is_empty() || client.name.len() > 200 {
+        return Err(invalid("name must be 1 to 200 characters"));
+    }
+    if !client.default_scopes.is_subset_of(&client.allowed_scopes) {
+        return Err(invalid("default scopes must be among the allowed scopes"));
+    }
+    for audience in &client.allowed_audiences {
+        if audience.is_empty()
+            || audience.len() > 512
+            || audience
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(format!(
+                "audience {audience:?} must be a URI without spaces"
+            )));
+        }
+    }
+    if client
+        .token_lifetime_secs
+        .is_some_and(|l| !(1..=MAX_LIFETIME_SECS).contains(&l))
+    {
+        return Err(invalid(format!(
+            "lifetime must be 1 to {MAX_LIFETIME_SECS} seconds"
+        )));
+    }
+    if client.rate_limit_rps == Some(0) {
+        return Err(invalid("rate limit must be at least 1 request per second"));
+    }
+    Ok(())
+}
+
+/// Creates a client with a generated (or, in development, imported) secret.
+pub async fn create_client(
+    store: &dyn ClientStore,
+    new: NewClient,
+    now: i64,
+) -> Result<CreatedClient, AdminError> {
+    let id = match new.id {
+        Some(id) if is_valid_client_id(&id) => id,
+        Some(id) => {
+            return Err(invalid(format!(
+                "client id {id:?} must be 1-128 characters of A-Z a-z 0-9 - _ . ~"
+            )));
+        }
+        None => generate_client_id()?,
+    };
+    let (secret, secret_hash, secret_imported) = match new.imported_secret {
+        Some(secret) if secret.is_empty() || secret.len() > 256 => {
+            return Err(invalid("an imported secret must be 1 to 256 bytes"));
+        }
+        Some(secret) => {
+            let hash = SecretHash::of(&secret);
+            (secret, hash, true)
+        }
+        None => {
+            let generated = generate_secret()?;
+            (generated.plaintext, generated.hash, false)
+        }
+    };
+    let allowed_scopes = parse_scopes("scopes", &new.allowed_scopes)?;
+    let default_scopes = match new.default_scopes {
+        Some(d) => parse_scopes("default scopes", &d)?,
+        None => allowed_scopes.clone(),
+    };
+    let client = Client {
+        id,
+        name: new.name,
+        secret_hash,
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
+        secret_imported,
+        allowed_scopes,
+        default_scopes,
+        allowed_audiences: new.audiences,
+        token_lifetime_secs: new.token_lifetime_secs,
+        rate_limit_rps: new.rate_limit_rps,
+        enabled: true,
+        tokens_valid_after: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    check(&client)?;
+    store.insert_client(&client).await?;
+    Ok(CreatedClient { client, secret })
+}
+
+async fn load(store: &dyn ClientStore, id: &str) -> Result<Client, AdminError> {
+    store
+        .get_client(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(id.to_owned()))
+}
+
+async fn save(store: &dyn ClientStore, client: &Client) -> Result<(), AdminError> {
+    if store.update_client(client).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(client.id.clone()))
+    }
+}
+
+/// Applies an update.
+pub async fn update_client(
+    store: &dyn ClientStore,
+    id: &str,
+    update: ClientUpdate,
+    now: i64,
+) -> Result<Client, AdminError> {
+    let mut client = load(store, id).await?;
+    if let Some(name) = update.name {
+        client.name = name;
+    }
+    if let Some(scopes) = update.allowed_scopes {
+        client.allowed_scopes = parse_scopes("scopes", &scopes)?;
+    }
+    if let Some(scopes) = update.default_scopes {
+        client.default_scopes = parse_scopes("default scopes", &scopes)?;
+    }
+    if let Some(audiences) = update.audiences {
+        client.allowed_audiences = audiences;
+    }
+    if let Some(lifetime) = update.token_lifetime_secs {
+        client.token_lifetime_secs = lifetime;
+    }
+    if let Some(rps) = update.rate_limit_rps {
+        client.rate_limit_rps = rps;
+    }
+    client.updated_at = now;
+    check(&client)?;
+    save(store, &client).await?;
+    Ok(client)
+}
+
+/// Issues a new secret. The old one keeps working for `grace_secs` (0 ends it
+/// now), so callers can roll over without downtime.
+pub async fn rotate_secret(
+    store: &dyn ClientStore,
+    id: &str,
+    grace_secs: u32,
+    now: i64,
+) -> Result<(Client, String), AdminError> {
+    let mut client = load(store, id).await?;
+    let generated = generate_secret()?;
+    if grace_secs > 0 {
+        client.previous_secret_hash = Some(client.secret_hash);
+        client.previous_secret_expires_at = Some(now + i64::from(grace_secs));
+    } else {
+        client.previous_secret_hash = None;
+        client.previous_secret_expires_at = None;
+    }
+    client.secret_hash = generated.hash;
+    client.secret_imported = false;
+    client.updated_at = now;
+    save(store, &client).await?;
+    Ok((client, generated.plaintext))
+}
+
+/// Enables or disables a client. Disabling also ends every token issued so
+/// far, so re-enabling never revives them.
+pub async fn set_enabled(
+    store: &dyn ClientStore,
+    id: &str,
+    enabled: bool,
+    now: i64,
+) -> Result<Client, AdminError> {
+    let mut client = load(store, id).await?;
+    client.enabled = enabled;
+    if !enabled {
+        client.tokens_valid_after = now;
+    }
+    client.updated_at = now;
+    save(store, &client).await?;
+    Ok(client)
+}
+
+/// Deletes a client.
+pub async fn delete_client(store: &dyn ClientStore, id: &str) -> Result<(), AdminError> {
+    if store.delete_client(id).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(id.to_owned()))
+    }
+}
+
+/// A client as shown to operators: everything but the secret hashes.
+pub fn client_view(client: &Client) -> Value {
+    json!({
+        "client_id": client.id,
+        "name": client.name,
+        "enabled": client.enabled,
+        "allowed_scopes": client.allowed_scopes.to_string(),
+        "default_scopes": client.default_scopes.to_string(),
+        "allowed_audiences": client.allowed_audiences,
+        "token_lifetime_secs": client.token_lifetime_secs,
+        "rate_limit_rps": client.rate_limit_rps,
+        "secret_imported": client.secret_imported,
+        "previous_secret_expires_at": client.previous_secret_hash.and(client.previous_secret_expires_at),
+        "tokens_valid_after": client.tokens_valid_after,
+        "created_at": client.created_at,
+        "updated_at": client.updated_at,
+    })
+}
+
+#[cfg(test)]
+mod tests;

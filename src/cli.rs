@@ -1,0 +1,317 @@
+//! The command line: argument definitions and the one-shot admin commands.
+//! `serve` hands over to [`crate::app`].
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::admin::{self, AdminError, ClientUpdate, NewClient};
+use crate::app::{self, AppError};
+use crate::clock::unix_now;
+use crate::config::{Config, Mode};
+
+/// `--version` output: version and git commit.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("AUTH_SERVER_GIT_SHA"),
+    ")"
+);
+
+/// OAuth 2.0 client-credentials token issuer.
+#[derive(Debug, Parser)]
+#[command(name = "auth-server", version = VERSION_LINE, about)]
+pub struct Cli {
+    /// Config file (default: config.toml, or AUTH_SERVER_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTPS until SIGTERM/SIGINT (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate the configuration and print it with secrets masked.
+    CheckConfig,
+    /// Manage clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+/// `client` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client and print its secret (shown only this once).
+    Create(CreateArgs),
+    /// List clients.
+    List,
+    /// Show one client (never its secret).
+    Show {
+        /// Client id.
+        id: String,
+    },
+    /// Change a client's settings.
+    Update(UpdateArgs),
+    /// Issue a new secret; the old one works for the grace period.
+    RotateSecret {
+        /// Client id.
+        id: String,
+        /// Seconds the previous secret keeps working (0: stop at once).
+        #[arg(long, default_value_t = 86_400)]
+        grace_secs: u32,
+    },
+    /// Refuse new tokens and end the client's current tokens.
+    Disable {
+        /// Client id.
+        id: String,
+    },
+    /// Allow the client to get tokens again.
+    Enable {
+        /// Client id.
+        id: String,
+    },
+    /// Remove the client.
+    Delete {
+        /// Client id.
+        id: String,
+    },
+}
+
+/// Arguments of `client create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Human-readable name.
+    #[arg(long)]
+    pub name: String,
+    /// Client id (default: generated).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Space-separated scopes the client may request.
+    #[arg(long, default_value = "")]
+    pub scopes: String,
+    /// Space-separated default scopes (default: all allowed scopes).
+    #[arg(long)]
+    pub default_scopes: Option<String>,
+    /// An allowed audience (repeatable); the first is the default.
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+    /// Token lifetime in seconds (default: token.lifetime_secs).
+    #[arg(long)]
+    pub lifetime_secs: Option<u32>,
+    /// Per-client rate limit in requests per second.
+    #[arg(long)]
+    pub rate_limit_rps: Option<u32>,
+    /// Read the secret from stdin instead of generating one (development only).
+    #[arg(long)]
+    pub secret_stdin: bool,
+}
+
+/// Arguments of `client update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Client id.
+    pub id: String,
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New space-separated allowed scopes.
+    #[arg(long)]
+    pub scopes: Option<String>,
+    /// New space-separated default scopes.
+    #[arg(long)]
+    pub default_scopes: Option<String>,
+    /// Replace the audiences (repeatable).
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+    /// Remove every audience.
+    #[arg(long, conflicts_with = "audiences")]
+    pub clear_audiences: bool,
+    /// New token lifetime in seconds.
+    #[arg(long)]
+    pub lifetime_secs: Option<u32>,
+    /// Use the server's default lifetime again.
+    #[arg(long, conflicts_with = "lifetime_secs")]
+    pub clear_lifetime: bool,
+    /// New per-client rate limit.
+    #[arg(long)]
+    pub rate_limit_rps: Option<u32>,
+    /// Use the server's default rate limit again.
+    #[arg(long, conflicts_with = "rate_limit_rps")]
+    pub clear_rate_limit: bool,
+}
+
+/// Why a command failed, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Starting or running the server failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// An admin command failed.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// The command is not allowed in this mode or with this input.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl CliError {
+    /// sysexits-style exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::App(AppError::Config(_)) => 78,
+            Self::Admin(AdminError::Invalid(_)) | Self::Refused(_) => 64,
+            Self::Admin(AdminError::NotFound(_)) => 65,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs a command with a loaded configuration.
+pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
+    match command {
+        Command::Serve => Ok(app::serve(config).await?),
+        Command::Migrate => {
+            let store = app::open_store(&config)?;
+            app::migrate(store.as_ref()).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::CheckConfig => {
+            println!("{}", config.to_masked_toml());
+            Ok(())
+        }
+        Command::Client(cmd) => run_client(cmd, &config).await,
+    }
+}
+
+async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliError> {
+    let store = app::open_store(config)?;
+    app::migrate(store.as_ref()).await?;
+    let store = store.as_ref();
+    let now = unix_now();
+    match command {
+        ClientCommand::Create(args) => {
+            let imported_secret = if args.secret_stdin {
+                if config.environment == Mode::Production {
+                    return Err(CliError::Refused(
+                        "imported secrets are refused in production; omit --secret-stdin".into(),
+                    ));
+                }
+                Some(read_secret_from_stdin()?)
+            } else {
+                None
+            };
+            let created = admin::create_client(
+                store,
+                NewClient {
+                    id: args.id,
+                    name: args.name,
+                    allowed_scopes: args.scopes,
+                    default_scopes: args.default_scopes,
+                    audiences: args.audiences,
+                    token_lifetime_secs: args.lifetime_secs,
+                    rate_limit_rps: args.rate_limit_rps,
+                    imported_secret,
+                },
+                now,
+            )
+            .await?;
+            print_json(&admin::client_view(&created.client));
+            if !created.client.secret_imported {
+                println!(
+                    "client_secret: {}\n(store it now: it is not kept and cannot be shown again)",
+                    created.secret
+                );
+            }
+        }
+        ClientCommand::List => {
+            for client in store.list_clients().await.map_err(AdminError::from)? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    client.id,
+                    if client.enabled {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    },
+                    client.allowed_scopes,
+                    client.name
+                );
+            }
+        }
+        ClientCommand::Show { id } => {
+            let client = store
+                .get_client(&id)
+                .await
+                .map_err(AdminError::from)?
+                .ok_or(AdminError::NotFound(id))?;
+            print_json(&admin::client_view(&client));
+        }
+        ClientCommand::Update(args) => {
+            let update = ClientUpdate {
+                name: args.name,
+                allowed_scopes: args.scopes,
+                default_scopes: args.default_scopes,
+                audiences: if args.clear_audiences {
+                    Some(Vec::new())
+                } else {
+                    Some(args.audiences).filter(|a| !a.is_empty())
+                },
+                token_lifetime_secs: clear_or_set(args.clear_lifetime, args.lifetime_secs),
+                rate_limit_rps: clear_or_set(args.clear_rate_limit, args.rate_limit_rps),
+            };
+            print_json(&admin::client_view(
+                &admin::update_client(store, &args.id, update, now).await?,
+            ));
+        }
+        ClientCommand::RotateSecret { id, grace_secs } => {
+            let (client, secret) = admin::rotate_secret(store, &id, grace_secs, now).await?;
+            print_json(&admin::client_view(&client));
+            println!(
+                "client_secret: {secret}\n(the previous secret works for {grace_secs} more seconds)"
+            );
+        }
+        ClientCommand::Disable { id } => {
+            print_json(&admin::client_view(
+                &admin::set_enabled(store, &id, false, now).await?,
+            ));
+        }
+        ClientCommand::Enable { id } => {
+            print_json(&admin::client_view(
+                &admin::set_enabled(store, &id, true, now).await?,
+            ));
+        }
+        ClientCommand::Delete { id } => {
+            admin::delete_client(store, &id).await?;
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}
+
+fn clear_or_set(clear: bool, value: Option<u32>) -> Option<Option<u32>> {
+    if clear { Some(None) } else { value.map(Some) }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn read_secret_from_stdin() -> Result<String, CliError> {
+    let mut secret = String::new();
+    std::io::stdin()
+        .take(1024)
+        .read_to_string(&mut secret)
+        .map_err(|e| CliError::Refused(format!("cannot read the secret from stdin: {e}")))?;
+    Ok(secret.trim_end_matches(['\r', '\n']).to_owned())
+}

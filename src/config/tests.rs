@@ -1,0 +1,120 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_shipped_config_file_parses_to_the_defaults() {
+    let text = include_str!("../../config.toml");
+    let mut parsed = Config::from_toml(text, &env(&[])).unwrap();
+    assert_eq!(parsed.scope_names(), ["api:read", "api:write"]);
+    parsed.scopes.clear(); // examples, not defaults
+    let defaults = Config::default();
+    assert_eq!(
+        toml::to_string(&parsed).unwrap(),
+        toml::to_string(&defaults).unwrap(),
+        "config.toml must list every setting with its default"
+    );
+}
+
+#[test]
+fn environment_overrides_sections_and_named_variables() {
+    let config = Config::from_toml(
+        "[server]\nbind = \"127.0.0.1:1\"\n",
+        &env(&[
+            ("AUTH_SERVER_SERVER_BIND", "127.0.0.1:9000"),
+            ("AUTH_SERVER_TOKEN_LIFETIME_SECS", "60"),
+            ("AUTH_SERVER_DEV_DEMO_CLIENT", "false"),
+            ("AUTH_SERVER_ISSUER", "https://auth.example.com"),
+            ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("JWT_SECRET", "s"),
+            ("UNRELATED", "x"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.server.bind.port(), 9000);
+    assert_eq!(config.token.lifetime_secs, 60);
+    assert!(!config.dev.demo_client);
+    assert_eq!(config.issuer, "https://auth.example.com");
+    assert_eq!(config.database.url, "postgres://u:p@h/db");
+    assert_eq!(config.jwt_secret.unwrap().0, "s");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_refused() {
+    for (text, vars) in [
+        ("nonsense = 1", env(&[])),
+        ("[server]\nbnid = \"x\"", env(&[])),
+        ("[token]\nalgorithm = \"none\"", env(&[])),
+        ("[token]\nlifetime_secs = 0", env(&[])),
+        ("[http]\nbase_path = \"nope\"", env(&[])),
+        ("[tls]\ncert = \"a.pem\"", env(&[])),
+        ("", env(&[("AUTH_SERVER_TOKEN_LIFETIME_SECS", "abc")])),
+        (
+            "[token]\nalgorithm = \"HS256\"",
+            env(&[("JWT_SECRET", "short")]),
+        ),
+        ("issuer = \"http://plain\"", env(&[])),
+    ] {
+        assert!(Config::from_toml(text, &vars).is_err(), "{text} {vars:?}");
+    }
+}
+
+#[test]
+fn hs256_accepts_a_long_secret() {
+    let config = Config::from_toml(
+        "[token]\nalgorithm = \"HS256\"",
+        &env(&[("JWT_SECRET", &"k".repeat(32))]),
+    )
+    .unwrap();
+    assert_eq!(config.token.algorithm, Algorithm::HS256);
+}
+
+#[test]
+fn production_refuses_dev_certificates_and_debug_logs() {
+    let err = Config::from_toml("", &env(&[("ENVIRONMENT", "production")])).unwrap_err();
+    assert!(matches!(err, ConfigError::Production(_)), "{err}");
+    let err = Config::from_toml(
+        "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n[log]\nlevel = \"debug\"",
+        &env(&[("ENVIRONMENT", "production")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("log.level"), "{err}");
+    let ok = Config::from_toml(
+        "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"",
+        &env(&[("ENVIRONMENT", "PRODUCTION")]),
+    )
+    .unwrap();
+    assert_eq!(ok.environment, Mode::Production);
+}
+
+#[test]
+fn masked_output_hides_secrets() {
+    let config = Config::from_toml(
+        "",
+        &env(&[
+            ("DATABASE_URL", "postgres://user:hunter2@db/auth"),
+            ("JWT_SECRET", "super-secret-value"),
+        ]),
+    )
+    .unwrap();
+    let shown = config.to_masked_toml();
+    assert!(!shown.contains("hunter2"));
+    assert!(!shown.contains("super-secret-value"));
+    assert!(shown.contains("postgres://user:***@db/auth"));
+    assert!(shown.contains("JWT_SECRET: set (masked)"));
+    assert_eq!(format!("{:?}", config.jwt_secret), "Some(Secret(***))");
+}
+
+#[test]
+fn issuer_defaults_to_loopback_and_port() {
+    let config = Config::default();
+    assert_eq!(
+        config.issuer_for_port(8443),
+        "https://127.0.0.1:8443/auth-server/v1"
+    );
+}

@@ -1,0 +1,6 @@
+//! Pure OAuth logic: no sockets, no files, no clock. Callers pass `now`.
+
+pub mod client;
+pub mod error;
+pub mod scope;
+pub mod token;

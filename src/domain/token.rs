@@ -1,0 +1,235 @@
+//! RFC 9068 JWT access tokens: building the claims for a client, minting
+//! (compact JWS) and verifying. Pure: time comes in as `now`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::client::{Client, RandomError, random_bytes};
+use super::scope::ScopeSet;
+use crate::keys::{KeyError, KeySet, SigningKey};
+
+/// Longest token we even try to parse; ours are well under 1 KiB.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The claims of an access token (RFC 9068 2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    /// Issuer identifier.
+    pub iss: String,
+    /// Subject: the client id (client-credentials tokens act for the client).
+    pub sub: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// The audience (resource) the token is for.
+    pub aud: String,
+    /// Granted scopes, space-separated; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Not before (Unix seconds).
+    pub nbf: i64,
+    /// Expiry (Unix seconds).
+    pub exp: i64,
+    /// Unique token id (128-bit random, base64url).
+    pub jti: String,
+}
+
+/// Server-wide settings that shape every token.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    /// The `iss` claim.
+    pub issuer: String,
+    /// Lifetime when the client has no override, in seconds.
+    pub default_lifetime_secs: u32,
+    /// Audience for clients that list none.
+    pub default_audience: String,
+    /// Leeway for `nbf` (clock skew across instances), in seconds.
+    pub nbf_leeway_secs: i64,
+    /// Leeway for `exp`, in seconds (0 by default).
+    pub exp_leeway_secs: i64,
+}
+
+/// A token ready to hand out.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The compact JWS.
+    pub access_token: String,
+    /// Its claims.
+    pub claims: AccessTokenClaims,
+    /// Seconds until expiry, for `expires_in`.
+    pub expires_in: u32,
+}
+
+/// Picks the audience: the requested `resource` if the client may have it
+/// (RFC 8707), else the client's first audience, else the server default.
+pub fn choose_audience(
+    client: &Client,
+    resource: Option<&str>,
+    policy: &TokenPolicy,
+) -> Result<String, super::error::OAuthError> {
+    match resource {
+        Some(resource) if client.allowed_audiences.iter().any(|a| a == resource) => {
+            Ok(resource.to_owned())
+        }
+        Some(_) => Err(super::error::OAuthError::InvalidTarget(
+            "the requested resource is not allowed for this client".into(),
+        )),
+        None => Ok(client
+            .allowed_audiences
+            .first()
+            .cloned()
+            .unwrap_or_else(|| policy.default_audience.clone())),
+    }
+}
+
+/// Why minting failed. Never the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// No randomness for the `jti`.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// Signing failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Claims could not be serialized.
+    #[error("claims serialization failed")]
+    Serialize,
+}
+
+/// Builds the claims for `client` and signs them with `key`.
+pub fn mint_access_token(
+    client: &Client,
+    scopes: &ScopeSet,
+    audience: String,
+    policy: &TokenPolicy,
+    key: &SigningKey,
+    now: i64,
+) -> Result<IssuedToken, MintError> {
+    let lifetime = client
+        .token_lifetime_secs
+        .unwrap_or(policy.default_lifetime_secs);
+    let claims = AccessTokenClaims {
+        iss: policy.issuer.clone(),
+        sub: client.id.clone(),
+        client_id: client.id.clone(),
+        aud: audience,
+        scope: (!scopes.is_empty()).then(|| scopes.to_string()),
+        iat: now,
+        nbf: now,
+        exp: now + i64::from(lifetime),
+        jti: URL_SAFE_NO_PAD.encode(random_bytes::<16>()?),
+    };
+    let access_token = sign_claims(&claims, key)?;
+    Ok(IssuedToken {
+        access_token,
+        claims,
+        expires_in: lifetime,
+    })
+}
+
+/// Serializes and signs claims into a compact JWS.
+pub fn sign_claims(claims: &AccessTokenClaims, key: &SigningKey) -> Result<String, MintError> {
+    let payload = serde_json::to_vec(claims).map_err(|_| MintError::Serialize)?;
+    let header = key.header_b64();
+    let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
+    token.push_str(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let signature = key.sign(token.as_bytes())?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+    Ok(token)
+}
+
+/// Why a token was refused. Each maps to `invalid_token` / `active:false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not three base64url parts, too long, or not JSON where JSON belongs.
+    #[error("malformed token")]
+    Malformed,
+    /// Header is not ours: wrong `typ`, `alg: none`, unknown `kid`/`alg`.
+    #[error("unsupported token header")]
+    UnsupportedHeader,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// Issued by someone else.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// Past `exp`.
+    #[error("token expired")]
+    Expired,
+    /// Before `nbf`.
+    #[error("token not yet valid")]
+    NotYetValid,
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    alg: &'a str,
+    #[serde(default)]
+    typ: Option<&'a str>,
+    #[serde(default)]
+    kid: Option<&'a str>,
+}
+
+/// Verifies a compact JWS against `keys` and checks `iss`, `exp` and `nbf`.
+/// Revocation and client state are the caller's business.
+pub fn verify_access_token(
+    token: &str,
+    keys: &KeySet,
+    policy: &TokenPolicy,
+    now: i64,
+) -> Result<AccessTokenClaims, TokenError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.splitn(3, '.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let signing_input_len = header_b64.len() + 1 + payload_b64.len();
+    let header_bytes = decode_part(header_b64)?;
+    let header: Header<'_> =
+        serde_json::from_slice(&header_bytes).map_err(|_| TokenError::Malformed)?;
+    let typ_ok = header.typ.is_some_and(|t| {
+        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok {
+        return Err(TokenError::UnsupportedHeader);
+    }
+    let key = header
+        .kid
+        .and_then(|kid| keys.find(kid, header.alg))
+        .ok_or(TokenError::UnsupportedHeader)?;
+    let signature = decode_part(signature_b64)?;
+    if !key.verify(&token.as_bytes()[..signing_input_len], &signature) {
+        return Err(TokenError::BadSignature);
+    }
+    let payload = decode_part(payload_b64)?;
+    let claims: AccessTokenClaims =
+        serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+    if claims.iss != policy.issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    if now >= claims.exp + policy.exp_leeway_secs {
+        return Err(TokenError::Expired);
+    }
+    if now + policy.nbf_leeway_secs < claims.nbf {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
+}
+
+fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenError::Malformed)
+}
+
+#[cfg(test)]
+mod tests;

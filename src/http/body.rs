@@ -1,0 +1,169 @@
+//! Request bodies: size-limited reading and strict parsing of
+//! `application/x-www-form-urlencoded` and `application/json` into named
+//! string parameters. A repeated parameter is kept so callers can refuse it
+//! (RFC 6749 3.2: parameters MUST NOT be included more than once).
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::{BodyExt, Limited};
+use serde::de::{Deserializer, MapAccess, Visitor};
+
+use super::error::ApiError;
+use crate::domain::error::OAuthError;
+
+/// Reads the whole body, refusing more than `limit` bytes. A declared
+/// `Content-Length` over the limit is refused before reading anything.
+pub async fn read_limited<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge),
+        Err(_) => Err(OAuthError::invalid_request("the request body could not be read").into()),
+    }
+}
+
+/// The media types we accept on form endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `application/json`.
+    Json,
+}
+
+/// Decides how to parse the body from `Content-Type`. A missing type is
+/// accepted only for an empty body.
+pub fn body_kind(headers: &HeaderMap, body_is_empty: bool) -> Result<BodyKind, OAuthError> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return if body_is_empty {
+            Ok(BodyKind::Form)
+        } else {
+            Err(OAuthError::invalid_request("Content-Type is required"))
+        };
+    };
+    let media_type = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match media_type.as_deref() {
+        Some("application/x-www-form-urlencoded") => Ok(BodyKind::Form),
+        Some("application/json") => Ok(BodyKind::Json),
+        _ => Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded or application/json",
+        )),
+    }
+}
+
+/// Parameters in arrival order, repeats included. A value of `None` came
+/// from a JSON value that is not a string.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Params(Vec<(String, Option<String>)>);
+
+impl Params {
+    /// The value of `name`. `invalid_request` if it appears more than once,
+    /// is not a string, or holds a control character. An empty value counts
+    /// as absent (RFC 6749 3.1).
+    pub fn single(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        let invalid =
+            |what: &str| OAuthError::InvalidRequest(format!("parameter {name} {what}").into());
+        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(invalid("is repeated"));
+        }
+        match first {
+            None => Ok(None),
+            Some((_, None)) => Err(invalid("must be a string")),
+            Some((_, Some(v))) if v.chars().any(char::is_control) => {
+                Err(invalid("has an invalid character"))
+            }
+            Some((_, Some(v))) => Ok(Some(v.as_str()).filter(|v| !v.is_empty())),
+        }
+    }
+}
+
+/// Parses a body of the given kind.
+pub fn parse(kind: BodyKind, body: &[u8]) -> Result<Params, OAuthError> {
+    match kind {
+        BodyKind::Form => parse_form(body),
+        BodyKind::Json => parse_json(body),
+    }
+}
+
+/// Parses `application/x-www-form-urlencoded`. Invalid UTF-8, raw or
+/// percent-encoded, is refused rather than silently replaced.
+pub fn parse_form(body: &[u8]) -> Result<Params, OAuthError> {
+    let malformed = || OAuthError::invalid_request("the form body is not valid UTF-8");
+    std::str::from_utf8(body).map_err(|_| malformed())?;
+    let mut pairs = Vec::new();
+    for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        let name = form_decode(name).ok_or_else(malformed)?;
+        let value = form_decode(value).ok_or_else(malformed)?;
+        pairs.push((name, Some(value)));
+    }
+    Ok(Params(pairs))
+}
+
+/// Decodes one form component: `+` is a space, `%XX` a byte; the result
+/// must be UTF-8.
+pub fn form_decode(component: &[u8]) -> Option<String> {
+    let plus_as_space: Vec<u8> = component
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&plus_as_space).collect();
+    String::from_utf8(bytes).ok()
+}
+
+/// Parses a JSON object. Values that are not strings are kept as `None` so
+/// they can be refused by name; duplicate keys are preserved, not collapsed.
+pub fn parse_json(body: &[u8]) -> Result<Params, OAuthError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let params = de
+        .deserialize_map(ParamsVisitor)
+        .and_then(|p| de.end().map(|()| p))
+        .map_err(|_| OAuthError::invalid_request("the body is not a valid JSON object"))?;
+    Ok(params)
+}
+
+struct ParamsVisitor;
+
+impl<'de> Visitor<'de> for ParamsVisitor {
+    type Value = Params;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+        let mut pairs = Vec::new();
+        while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+            let value = match value {
+                serde_json::Value::String(s) => Some(s),
+                _ => None,
+            };
+            pairs.push((key, value));
+        }
+        Ok(Params(pairs))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! Client authentication for the token, introspection and revocation
+//! endpoints: `client_secret_basic` (RFC 6749 2.3.1, form-encoded id and
+//! secret inside HTTP Basic) or `client_secret_post` / JSON body fields.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
+
+use super::AppState;
+use super::body::{Params, form_decode};
+use crate::domain::client::{Client, verify_secret_of_unknown_client};
+use crate::domain::error::OAuthError;
+
+/// Credentials as presented, before they are checked.
+#[derive(PartialEq, Eq)]
+pub struct Credentials {
+    /// The claimed client id.
+    pub client_id: String,
+    /// The presented secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Extracts the credentials from the `Authorization` header or the body.
+/// Both at once is `invalid_request`; neither is `invalid_client`.
+pub fn extract_credentials(
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Credentials, OAuthError> {
+    let body_id = params.single("client_id")?;
+    let body_secret = params.single("client_secret")?;
+    let basic = basic_credentials(headers)?;
+    match (basic, body_id, body_secret) {
+        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
+            "use one client authentication method, not both",
+        )),
+        (Some(basic), Some(id), None) if id != basic.client_id => Err(OAuthError::invalid_request(
+            "client_id in the body differs from the authenticated client",
+        )),
+        (Some(basic), _, None) => Ok(basic),
+        (None, Some(id), Some(secret)) => Ok(Credentials {
+            client_id: id.to_owned(),
+            secret: secret.to_owned(),
+        }),
+        (None, _, _) => Err(OAuthError::InvalidClient),
+    }
+}
+
+/// Parses `Authorization: Basic`, if present. Another scheme is ignored here
+/// (it authenticates nothing at these endpoints); a broken Basic value is
+/// `invalid_client`.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, OAuthError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "Authorization header is repeated",
+        ));
+    }
+    let value = value.as_bytes();
+    let Some(encoded) = value
+        .get(..6)
+        .filter(|scheme| scheme.eq_ignore_ascii_case(b"basic "))
+        .map(|_| value[6..].trim_ascii())
+    else {
+        return Ok(None);
+    };
+    let decoded = STANDARD
+        .decode(encoded)
+        .map_err(|_| OAuthError::InvalidClient)?;
+    let colon = decoded
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(OAuthError::InvalidClient)?;
+    let client_id = form_decode(&decoded[..colon]).ok_or(OAuthError::InvalidClient)?;
+    let secret = form_decode(&decoded[colon + 1..]).ok_or(OAuthError::InvalidClient)?;
+    if client_id.is_empty() {
+        return Err(OAuthError::InvalidClient);
+    }
+    Ok(Some(Credentials { client_id, secret }))
+}
+
+/// Authenticates a client: extracts credentials, looks the client up and
+/// checks the secret in constant time. Unknown, wrong and disabled all give
+/// the same `invalid_client`, after the same amount of hashing.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Arc<Client>, OAuthError> {
+    let credentials = extract_credentials(headers, params)?;
+    let client = state
+        .clients
+        .get(&credentials.client_id)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "client lookup failed");
+            OAuthError::TemporarilyUnavailable("the client store is unavailable".into())
+        })?;
+    let Some(client) = client else {
+        verify_secret_of_unknown_client(&credentials.secret);
+        return Err(OAuthError::InvalidClient);
+    };
+    let secret_ok = client.verify_secret(&credentials.secret, state.now());
+    if secret_ok && client.enabled {
+        Ok(client)
+    } else {
+        Err(OAuthError::InvalidClient)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::http::body::parse_form;
+
+    fn basic(user_pass: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let value = format!("Basic {}", STANDARD.encode(user_pass));
+        h.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(&value).unwrap(),
+        );
+        h
+    }
+
+    fn creds(id: &str, secret: &str) -> Credentials {
+        Credentials {
+            client_id: id.into(),
+            secret: secret.into(),
+        }
+    }
+
+    #[test]
+    fn basic_is_form_decoded() {
+        let got = extract_credentials(&basic("my%20id:s%3Acret+x"), &Params::default()).unwrap();
+        assert_eq!(got, creds("my id", "s:cret x"));
+        let got = extract_credentials(&basic("id:a:b"), &Params::default()).unwrap();
+        assert_eq!(got, creds("id", "a:b"), "split at the first colon");
+    }
+
+    #[test]
+    fn post_credentials() {
+        let p = parse_form(b"client_id=a&client_secret=b").unwrap();
+        assert_eq!(
+            extract_credentials(&HeaderMap::new(), &p).unwrap(),
+            creds("a", "b")
+        );
+    }
+
+    #[test]
+    fn both_methods_is_invalid_request() {
+        let p = parse_form(b"client_id=a&client_secret=b").unwrap();
+        let err = extract_credentials(&basic("a:b"), &p).unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
+        let p = parse_form(b"client_id=other").unwrap();
+        assert_eq!(
+            extract_credentials(&basic("a:b"), &p).unwrap_err().code(),
+            "invalid_request"
+        );
+        let p = parse_form(b"client_id=a").unwrap();
+        assert_eq!(
+            extract_credentials(&basic("a:b"), &p).unwrap(),
+            creds("a", "b")
+        );
+    }
+
+    #[test]
+    fn missing_or_broken_credentials_are_invalid_client() {
+        let none = Params::default();
+        for headers in [HeaderMap::new(), basic("no-colon"), basic(":secret")] {
+            assert_eq!(
+                extract_credentials(&headers, &none).unwrap_err(),
+                OAuthError::InvalidClient
+            );
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Basic !!!"),
+        );
+        assert_eq!(
+            extract_credentials(&h, &none).unwrap_err(),
+            OAuthError::InvalidClient
+        );
+        let p = parse_form(b"client_id=a").unwrap();
+        assert_eq!(
+            extract_credentials(&HeaderMap::new(), &p).unwrap_err(),
+            OAuthError::InvalidClient
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        assert!(!format!("{:?}", creds("id", "hunter2")).contains("hunter2"));
+    }
+}

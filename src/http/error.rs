@@ -1,0 +1,168 @@
+//! The one place where errors become HTTP status codes and headers.
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+use super::response::{Body, CachePolicy, json};
+use crate::domain::error::OAuthError;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// An OAuth error (RFC 6749 / 6750 / 7009 vocabulary).
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    /// The body exceeds `http.max_body_bytes`.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// No such route.
+    #[error("not found")]
+    NotFound,
+    /// The route exists but not for this method; carries the `Allow` value.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+}
+
+/// The `WWW-Authenticate` realm for client authentication.
+const BASIC_CHALLENGE: &str = r#"Basic realm="auth-server", charset="UTF-8""#;
+
+impl ApiError {
+    /// Renders the error as an RFC 6749 5.2-shaped JSON response.
+    pub fn into_response(self) -> Response<Body> {
+        match self {
+            Self::OAuth(e) => oauth_error_response(&e),
+            Self::PayloadTooLarge => error_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "request body too large",
+            ),
+            Self::NotFound => error_body(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+            Self::MethodNotAllowed(allow) => {
+                let mut response = error_body(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "method not allowed for this endpoint",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                response
+            }
+        }
+    }
+}
+
+fn oauth_error_response(e: &OAuthError) -> Response<Body> {
+    let status = match e {
+        OAuthError::InvalidClient | OAuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+        OAuthError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+        OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        OAuthError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        OAuthError::InvalidRequest(_)
+        | OAuthError::UnauthorizedClient(_)
+        | OAuthError::UnsupportedGrantType
+        | OAuthError::InvalidScope(_)
+        | OAuthError::InvalidTarget(_) => StatusCode::BAD_REQUEST,
+    };
+    let mut response = error_body(status, e.code(), &e.description());
+    let headers = response.headers_mut();
+    match e {
+        OAuthError::InvalidClient => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BASIC_CHALLENGE),
+            );
+        }
+        OAuthError::InvalidToken(_) => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+        }
+        OAuthError::InsufficientScope { required } => {
+            let value = format!(r#"Bearer error="insufficient_scope", scope="{required}""#);
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        OAuthError::TemporarilyUnavailable(_) => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        OAuthError::RateLimited { retry_after_secs } => {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from((*retry_after_secs).max(1)),
+            );
+        }
+        _ => {}
+    }
+    response
+}
+
+fn error_body(status: StatusCode, code: &str, description: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": code, "error_description": description });
+    json(status, body.to_string().into_bytes(), CachePolicy::NoStore)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(r: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+        r.headers().get(name).unwrap().to_str().unwrap()
+    }
+
+    #[test]
+    fn invalid_client_is_401_with_basic_challenge() {
+        let r = ApiError::from(OAuthError::InvalidClient).into_response();
+        assert_eq!(r.status(), 401);
+        assert!(header(&r, header::WWW_AUTHENTICATE).starts_with("Basic realm="));
+        assert_eq!(header(&r, header::CACHE_CONTROL), "no-store");
+        assert_eq!(header(&r, header::PRAGMA), "no-cache");
+    }
+
+    #[test]
+    fn statuses_follow_the_rfcs() {
+        let cases = [
+            (OAuthError::invalid_request("x"), 400),
+            (OAuthError::UnsupportedGrantType, 400),
+            (OAuthError::InvalidScope("x".into()), 400),
+            (OAuthError::InvalidTarget("x".into()), 400),
+            (OAuthError::UnauthorizedClient("x".into()), 400),
+            (OAuthError::InvalidToken("x".into()), 401),
+            (
+                OAuthError::InsufficientScope {
+                    required: "a".into(),
+                },
+                403,
+            ),
+            (
+                OAuthError::RateLimited {
+                    retry_after_secs: 0,
+                },
+                429,
+            ),
+            (OAuthError::TemporarilyUnavailable("x".into()), 503),
+        ];
+        for (e, status) in cases {
+            assert_eq!(
+                ApiError::from(e.clone()).into_response().status(),
+                status,
+                "{e:?}"
+            );
+        }
+        let r = ApiError::from(OAuthError::RateLimited {
+            retry_after_secs: 0,
+        })
+        .into_response();
+        assert_eq!(header(&r, header::RETRY_AFTER), "1");
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_methods() {
+        let r = ApiError::MethodNotAllowed("POST").into_response();
+        assert_eq!(r.status(), 405);
+        assert_eq!(header(&r, header::ALLOW), "POST");
+        assert_eq!(ApiError::PayloadTooLarge.into_response().status(), 413);
+    }
+}

@@ -1,0 +1,36 @@
+//! auth-server: an OAuth 2.0 client-credentials token issuer. It issues
+//! RFC 9068 JWT access tokens over TLS and publishes its keys and metadata.
+//!
+//! # Layout
+//!
+//! - [`domain`]: pure OAuth logic (clients and secrets, scopes, tokens,
+//!   errors); no I/O, time passed in as `now`.
+//! - [`keys`]: signing keys, loaded or generated once; sign, verify, JWKS.
+//! - [`config`]: `config.toml` plus environment overrides, validated.
+//! - [`store`]: the `ClientStore` trait; [`store::sqlite`] is the embedded store.
+//! - [`cache`]: the in-memory client cache in front of the store.
+//! - [`http`]: routing and the endpoint handlers; `http::error` is the only
+//!   place errors become status codes.
+//! - [`server`]: the accept loop, TLS handshake, connection limits, drain.
+//! - [`tls`]: rustls configuration and the development certificate.
+//! - [`admin`]: client administration behind the CLI.
+//! - [`app`]: wires everything together; signals.
+//! - [`cli`]: command-line definitions and one-shot commands.
+//! - [`logging`]: JSON logs to stdout and file.
+//! - [`clock`]: the one place that reads the wall clock.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod admin;
+pub mod app;
+pub mod cache;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod keys;
+pub mod logging;
+pub mod server;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,65 @@
+//! The shared store of clients (and, later, revocations): the traits every
+//! backend implements and the types they share. Backends live in `store/`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::domain::client::Client;
+
+pub mod sqlite;
+
+/// A boxed future returned by store methods, so stores can sit behind `dyn`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or answered with an I/O error; retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A client with this id already exists.
+    #[error("a client with id {0} already exists")]
+    Duplicate(String),
+    /// A stored row could not be decoded (corruption or a foreign writer).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions applied by this call.
+    pub applied: Vec<u32>,
+    /// Highest version in the database after the call.
+    pub current: u32,
+    /// Highest version this binary knows.
+    pub known: u32,
+}
+
+impl MigrationReport {
+    /// True when the database was migrated by a newer binary.
+    pub fn schema_is_newer(&self) -> bool {
+        self.current > self.known
+    }
+}
+
+/// Persistent client registry.
+pub trait ClientStore: Send + Sync {
+    /// Applies pending migrations; safe to call from several processes at once.
+    fn migrate(&self) -> StoreFuture<'_, MigrationReport>;
+    /// Looks a client up by id.
+    fn get_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Client>>;
+    /// All clients, ordered by id.
+    fn list_clients(&self) -> StoreFuture<'_, Vec<Client>>;
+    /// Number of clients.
+    fn count_clients(&self) -> StoreFuture<'_, u64>;
+    /// Inserts a new client; [`StoreError::Duplicate`] if the id is taken.
+    fn insert_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, ()>;
+    /// Replaces an existing client; `false` if there is none with that id.
+    fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool>;
+    /// Deletes a client; `false` if there was none.
+    fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+}

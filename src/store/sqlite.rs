@@ -1,0 +1,336 @@
+//! The embedded store: one SQLite file (WAL, synchronous=FULL) behind a
+//! mutex, queried on the blocking thread pool so the async runtime never
+//! waits on disk.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{ClientStore, MigrationReport, StoreError, StoreFuture};
+use crate::domain::client::{Client, SecretHash};
+use crate::domain::scope::ScopeSet;
+
+/// Embedded migrations: (version, SQL). Append only.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/sqlite/0001_clients.sql"))];
+
+/// Client registry in an SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and its directory.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
+        }
+        let conn = Connection::open(path).map_err(unavailable)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;
+             PRAGMA foreign_keys = ON;",
+        )
+        .map_err(unavailable)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    fn with_conn<T, F>(&self, f: F) -> StoreFuture<'static, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut guard = conn
+                    .lock()
+                    .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+                f(&mut guard)
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+        })
+    }
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn migrate(conn: &mut Connection) -> Result<MigrationReport, StoreError> {
+    let fail = |e: rusqlite::Error| StoreError::Migration(e.to_string());
+    // IMMEDIATE takes the write lock up front, so concurrent migrators queue.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(fail)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY NOT NULL,
+             applied_at INTEGER NOT NULL
+         )",
+    )
+    .map_err(fail)?;
+    let current: u32 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(fail)?;
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql).map_err(fail)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch())",
+            params![version],
+        )
+        .map_err(fail)?;
+        applied.push(*version);
+    }
+    tx.commit().map_err(fail)?;
+    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    Ok(MigrationReport {
+        current: current.max(applied.last().copied().unwrap_or(0)),
+        applied,
+        known,
+    })
+}
+
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, \
+    previous_secret_expires_at, secret_imported, allowed_scopes, default_scopes, \
+    allowed_audiences, token_lifetime_secs, rate_limit_rps, enabled, \
+    tokens_valid_after, created_at, updated_at";
+
+fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
+    let id: String = row.get(0)?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("client {id}: {what}"));
+    let secret: Vec<u8> = row.get(2)?;
+    let previous: Option<Vec<u8>> = row.get(3)?;
+    let scopes = |i: usize| -> rusqlite::Result<Option<ScopeSet>> {
+        Ok(ScopeSet::parse(&row.get::<_, String>(i)?).ok())
+    };
+    let audiences: String = row.get(8)?;
+    let (Some(allowed), Some(defaults)) = (scopes(6)?, scopes(7)?) else {
+        return Ok(Err(corrupt("malformed scopes")));
+    };
+    let Some(secret_hash) = SecretHash::from_slice(&secret) else {
+        return Ok(Err(corrupt("bad secret hash")));
+    };
+    let previous_secret_hash = match previous {
+        None => None,
+        Some(bytes) => match SecretHash::from_slice(&bytes) {
+            Some(h) => Some(h),
+            None => return Ok(Err(corrupt("bad previous secret hash"))),
+        },
+    };
+    Ok(Ok(Client {
+        name: row.get(1)?,
+        secret_hash,
+        previous_secret_hash,
+        previous_secret_expires_at: row.get(4)?,
+        secret_imported: row.get(5)?,
+        allowed_scopes: allowed,
+        default_scopes: defaults,
+        allowed_audiences: audiences.split_whitespace().map(str::to_owned).collect(),
+        token_lifetime_secs: row.get(9)?,
+        rate_limit_rps: row.get(10)?,
+        enabled: row.get(11)?,
+        tokens_valid_after: row.get(12)?,
+        created_at: row.get(13)?,
+        updated_at: row.get(14)?,
+        id,
+    }))
+}
+
+fn write_client(conn: &Connection, sql: &str, c: &Client) -> rusqlite::Result<usize> {
+    conn.execute(
+        sql,
+        params![
+            c.id,
+            c.name,
+            c.secret_hash.0.as_slice(),
+            c.previous_secret_hash.as_ref().map(|h| h.0.to_vec()),
+            c.previous_secret_expires_at,
+            c.secret_imported,
+            c.allowed_scopes.to_string(),
+            c.default_scopes.to_string(),
+            c.allowed_audiences.join(" "),
+            c.token_lifetime_secs,
+            c.rate_limit_rps,
+            c.enabled,
+            c.tokens_valid_after,
+            c.created_at,
+            c.updated_at,
+        ],
+    )
+}
+
+impl ClientStore for SqliteStore {
+    fn migrate(&self) -> StoreFuture<'_, MigrationReport> {
+        self.with_conn(migrate)
+    }
+
+    fn get_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Client>> {
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1");
+            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+            stmt.query_row(params![id], client_from_row)
+                .optional()
+                .map_err(unavailable)?
+                .transpose()
+        })
+    }
+
+    fn list_clients(&self) -> StoreFuture<'_, Vec<Client>> {
+        self.with_conn(|conn| {
+            let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id");
+            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], client_from_row)
+                .map_err(unavailable)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(unavailable)?;
+            rows.into_iter().collect()
+        })
+    }
+
+    fn count_clients(&self) -> StoreFuture<'_, u64> {
+        self.with_conn(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM clients", [], |r| r.get(0))
+                .map_err(unavailable)
+        })
+    }
+
+    fn insert_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, ()> {
+        let client = client.clone();
+        self.with_conn(move |conn| {
+            let sql = format!(
+                "INSERT INTO clients ({CLIENT_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            );
+            match write_client(conn, &sql, &client) {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::Duplicate(client.id.clone()))
+                }
+                Err(e) => Err(unavailable(e)),
+            }
+        })
+    }
+
+    fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool> {
+        let client = client.clone();
+        self.with_conn(move |conn| {
+            let sql = "UPDATE clients SET name = ?2, secret_hash = ?3, \
+                 previous_secret_hash = ?4, previous_secret_expires_at = ?5, \
+                 secret_imported = ?6, allowed_scopes = ?7, default_scopes = ?8, \
+                 allowed_audiences = ?9, token_lifetime_secs = ?10, rate_limit_rps = ?11, \
+                 enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15 \
+                 WHERE id = ?1";
+            write_client(conn, sql, &client)
+                .map(|n| n == 1)
+                .map_err(unavailable)
+        })
+    }
+
+    fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute("DELETE FROM clients WHERE id = ?1", params![id])
+                .map(|n| n == 1)
+                .map_err(unavailable)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(id: &str) -> Client {
+        Client {
+            id: id.into(),
+            name: "Sample".into(),
+            secret_hash: SecretHash::of("s1"),
+            previous_secret_hash: Some(SecretHash::of("s0")),
+            previous_secret_expires_at: Some(99),
+            secret_imported: true,
+            allowed_scopes: ScopeSet::parse("a b").unwrap(),
+            default_scopes: ScopeSet::parse("a").unwrap(),
+            allowed_audiences: vec!["https://x".into(), "https://y".into()],
+            token_lifetime_secs: Some(60),
+            rate_limit_rps: Some(10),
+            enabled: true,
+            tokens_valid_after: 5,
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_update_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("sub/db.sqlite")).unwrap();
+        let report = store.migrate().await.unwrap();
+        assert_eq!(report.applied, vec![1]);
+        assert!(
+            store.migrate().await.unwrap().applied.is_empty(),
+            "idempotent"
+        );
+
+        let c = sample("c1");
+        store.insert_client(&c).await.unwrap();
+        assert!(matches!(
+            store.insert_client(&c).await,
+            Err(StoreError::Duplicate(_))
+        ));
+        assert_eq!(store.get_client("c1").await.unwrap(), Some(c.clone()));
+        assert_eq!(store.get_client("nope").await.unwrap(), None);
+
+        let mut changed = c.clone();
+        changed.enabled = false;
+        changed.previous_secret_hash = None;
+        changed.allowed_audiences.clear();
+        assert!(store.update_client(&changed).await.unwrap());
+        assert_eq!(store.get_client("c1").await.unwrap(), Some(changed));
+        assert!(!store.update_client(&sample("ghost")).await.unwrap());
+
+        store.insert_client(&sample("c0")).await.unwrap();
+        let ids: Vec<_> = store
+            .list_clients()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["c0", "c1"]);
+        assert_eq!(store.count_clients().await.unwrap(), 2);
+        assert!(store.delete_client("c1").await.unwrap());
+        assert!(!store.delete_client("c1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn newer_schema_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        store.migrate().await.unwrap();
+        store
+            .with_conn(|c| {
+                c.execute("INSERT INTO schema_migrations VALUES (999, 0)", [])
+                    .map_err(unavailable)
+            })
+            .await
+            .unwrap();
+        assert!(store.migrate().await.unwrap().schema_is_newer());
+    }
+}
