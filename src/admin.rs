@@ -153,21 +153,13 @@ pub async fn create_client(
         None => allowed_scopes.clone(),
     };
     let client = Client {
-        id,
-        name: new.name,
-        secret_hash,
-        previous_secret_hash: None,
-        previous_secret_expires_at: None,
         secret_imported,
         allowed_scopes,
         default_scopes,
         allowed_audiences: new.audiences,
         token_lifetime_secs: new.token_lifetime_secs,
         rate_limit_rps: new.rate_limit_rps,
-        enabled: true,
-        tokens_valid_after: 0,
-        created_at: now,
-        updated_at: now,
+        ..Client::new(id, new.name, secret_hash, now)
     };
     check(&client)?;
     store.insert_client(&client).await?;

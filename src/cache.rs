@@ -53,7 +53,6 @@ impl ClientCache {
 mod tests {
     use super::*;
     use crate::domain::client::SecretHash;
-    use crate::domain::scope::ScopeSet;
     use crate::store::sqlite::SqliteStore;
 
     #[tokio::test]
@@ -64,23 +63,7 @@ mod tests {
         let store: Arc<dyn ClientStore> = Arc::new(store);
         let cache = ClientCache::new(Arc::clone(&store), 100, Duration::from_secs(60));
         assert!(cache.get("c").await.unwrap().is_none());
-        let client = Client {
-            id: "c".into(),
-            name: "c".into(),
-            secret_hash: SecretHash::of("s"),
-            previous_secret_hash: None,
-            previous_secret_expires_at: None,
-            secret_imported: false,
-            allowed_scopes: ScopeSet::default(),
-            default_scopes: ScopeSet::default(),
-            allowed_audiences: vec![],
-            token_lifetime_secs: None,
-            rate_limit_rps: None,
-            enabled: true,
-            tokens_valid_after: 0,
-            created_at: 0,
-            updated_at: 0,
-        };
+        let client = Client::new("c".into(), "c".into(), SecretHash::of("s"), 0);
         store.insert_client(&client).await.unwrap();
         assert!(cache.get("c").await.unwrap().is_none(), "miss is cached");
         cache.invalidate("c");

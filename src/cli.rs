@@ -15,7 +15,7 @@ use crate::config::{Config, Mode};
 pub const VERSION_LINE: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (git ",
-    env!("AUTH_SERVER_GIT_SHA"),
+    env!("BUILD_GIT_SHA"),
     ")"
 );
 

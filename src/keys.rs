@@ -95,7 +95,7 @@ enum KeyMaterial {
     Ed25519(Ed25519KeyPair),
     Ecdsa(EcdsaKeyPair),
     Rsa(RsaKeyPair),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 /// A parsed signing key with its `kid`, precomputed JWS header and public JWK.
@@ -221,7 +221,7 @@ impl SigningKey {
         Ok(Self::assemble(
             Algorithm::HS256,
             kid,
-            KeyMaterial::Hmac(key),
+            KeyMaterial::Hmac(Box::new(key)),
             None,
             Vec::new(),
         ))

@@ -126,6 +126,27 @@ pub struct Client {
 }
 
 impl Client {
+    /// A new enabled client with no scopes, audiences or overrides.
+    pub fn new(id: String, name: String, secret_hash: SecretHash, now: i64) -> Self {
+        Self {
+            id,
+            name,
+            secret_hash,
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
+            secret_imported: false,
+            allowed_scopes: ScopeSet::default(),
+            default_scopes: ScopeSet::default(),
+            allowed_audiences: Vec::new(),
+            token_lifetime_secs: None,
+            rate_limit_rps: None,
+            enabled: true,
+            tokens_valid_after: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Checks a presented secret against the current and, until its deadline,
     /// the previous hash. Both comparisons always run, in constant time.
     pub fn verify_secret(&self, presented: &str, now: i64) -> bool {
@@ -159,23 +180,7 @@ mod tests {
     use super::*;
 
     fn client_with(secret: &str) -> Client {
-        Client {
-            id: "c1".into(),
-            name: "test".into(),
-            secret_hash: SecretHash::of(secret),
-            previous_secret_hash: None,
-            previous_secret_expires_at: None,
-            secret_imported: false,
-            allowed_scopes: ScopeSet::default(),
-            default_scopes: ScopeSet::default(),
-            allowed_audiences: vec![],
-            token_lifetime_secs: None,
-            rate_limit_rps: None,
-            enabled: true,
-            tokens_valid_after: 0,
-            created_at: 0,
-            updated_at: 0,
-        }
+        Client::new("c1".into(), "test".into(), SecretHash::of(secret), 0)
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn error_body(status: StatusCode, code: &str, description: &str) -> Response<Bod
 mod tests {
     use super::*;
 
-    fn header<'a>(r: &'a Response<Body>, name: header::HeaderName) -> &'a str {
+    fn header(r: &Response<Body>, name: header::HeaderName) -> &str {
         r.headers().get(name).unwrap().to_str().unwrap()
     }
 

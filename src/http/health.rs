@@ -10,7 +10,7 @@ use super::response::{Body, CachePolicy, json};
 /// Crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Git commit the binary was built from.
-pub const GIT_SHA: &str = env!("AUTH_SERVER_GIT_SHA");
+pub const GIT_SHA: &str = env!("BUILD_GIT_SHA");
 
 /// The `/health` document, built once.
 pub fn health_document() -> Bytes {

@@ -14,21 +14,10 @@ fn policy() -> TokenPolicy {
 
 fn client() -> Client {
     Client {
-        id: "svc-a".into(),
-        name: "A".into(),
-        secret_hash: SecretHash::of("s"),
-        previous_secret_hash: None,
-        previous_secret_expires_at: None,
-        secret_imported: false,
         allowed_scopes: ScopeSet::parse("read write").unwrap(),
         default_scopes: ScopeSet::parse("read").unwrap(),
         allowed_audiences: vec!["https://api.test".into(), "https://other.test".into()],
-        token_lifetime_secs: None,
-        rate_limit_rps: None,
-        enabled: true,
-        tokens_valid_after: 0,
-        created_at: 0,
-        updated_at: 0,
+        ..Client::new("svc-a".into(), "A".into(), SecretHash::of("s"), 0)
     }
 }
 

@@ -1,0 +1,335 @@
+//! The real binary: first run in development mode (dev certificate, demo
+//! client, the printed credentials get a token), the CLI, exit codes, and a
+//! clean exit on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
+
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env_remove("ENVIRONMENT")
+        .env_remove("AUTH_SERVER_CONFIG")
+        .env("AUTH_SERVER_SERVER_BIND", "127.0.0.1:0");
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = command(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A server process whose stdout lines arrive on a channel.
+struct ServerProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ServerProcess {
+    fn spawn(dir: &Path) -> Self {
+        let mut child = command(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn value_after<'a>(text: &'a str, label: &str) -> &'a str {
+    text.split(label)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{label} not found in {text}"))
+}
+
+// Multi-threaded so the client's connection task keeps running (and answers
+// the server's HTTP/2 GOAWAY ping) while this thread waits for the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_prints_a_demo_client_whose_credentials_get_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::spawn(dir.path());
+    let id_line = server.wait_for("client_id:");
+    let secret_line = server.wait_for("client_secret:");
+    let curl_line = server.wait_for("/oauth/token");
+    let listening = server.wait_for("auth-server listening");
+    let id = value_after(&id_line, "client_id:").to_owned();
+    let secret = value_after(&secret_line, "client_secret:").to_owned();
+    let token_url = curl_line.trim().to_owned();
+    assert!(token_url.starts_with("https://127.0.0.1:"), "{token_url}");
+    let log: serde_json::Value = serde_json::from_str(&listening).expect("JSON log line");
+    assert_eq!(log["level"], "INFO");
+
+    // The dev certificate was generated into certs/ and is what we trust.
+    let cert = std::fs::read(dir.path().join("certs/dev-cert.pem")).unwrap();
+    assert!(dir.path().join("certs/signing-eddsa.pem").exists());
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&cert).unwrap()])
+        .build()
+        .unwrap();
+    let response = client
+        .post(&token_url)
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "api:read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["scope"], "api:read");
+
+    // The log file exists and holds neither the secret nor the token.
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let log = std::fs::read_to_string(dir.path().join("log/auth-server.log")).unwrap();
+    assert!(log.contains("auth-server listening"));
+    assert!(!log.contains(&secret));
+    assert!(!log.contains(body["access_token"].as_str().unwrap()));
+
+    // Second run: the store is not empty, so no new demo client is printed.
+    let mut again = ServerProcess::spawn(dir.path());
+    again.wait_for("auth-server listening");
+    assert!(!again.seen.iter().any(|l| l.contains("client_secret:")));
+    assert!(again.terminate().success());
+}
+
+#[test]
+fn version_prints_version_and_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--version"], None);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(env!("CARGO_PKG_VERSION")), "{stdout}");
+    assert!(stdout.contains("(git "), "{stdout}");
+}
+
+#[test]
+fn check_config_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .arg("check-config")
+        .env("DATABASE_URL", "postgres://auth:hunter2@db.internal/auth")
+        .env("JWT_SECRET", "a-very-secret-value-of-enough-length!")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("hunter2"));
+    assert!(!stdout.contains("a-very-secret-value"));
+    assert!(stdout.contains("[server]"));
+}
+
+#[test]
+fn bad_configuration_exits_78_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .env("ENVIRONMENT", "production")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("production"), "{stderr}");
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[server]\nmax_connections = \"many\"\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["--config", "bad.toml", "check-config"], None);
+    assert_eq!(out.status.code(), Some(78));
+    let out = run(
+        dir.path(),
+        &["--config", "missing.toml", "check-config"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(78));
+    let out = run(dir.path(), &["no-such-command"], None);
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn client_admin_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--name",
+            "Billing",
+            "--id",
+            "billing",
+            "--scopes",
+            "read write",
+            "--audience",
+            "https://billing.test",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let secret = value_after(&stdout, "client_secret:").to_owned();
+    assert_eq!(secret.len(), 43);
+
+    let list = text(&run(dir.path(), &["client", "list"], None).stdout);
+    assert!(
+        list.contains("billing\tenabled\tread write\tBilling"),
+        "{list}"
+    );
+    let show = run(dir.path(), &["client", "show", "billing"], None);
+    let shown = text(&show.stdout);
+    assert!(shown.contains("\"client_id\": \"billing\""), "{shown}");
+    assert!(!shown.contains(&secret));
+
+    let out = run(
+        dir.path(),
+        &[
+            "client",
+            "update",
+            "billing",
+            "--default-scopes",
+            "read",
+            "--lifetime-secs",
+            "60",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"token_lifetime_secs\": 60"));
+
+    let out = run(
+        dir.path(),
+        &["client", "rotate-secret", "billing", "--grace-secs", "0"],
+        None,
+    );
+    assert!(out.status.success());
+    let rotated = value_after(&text(&out.stdout), "client_secret:").to_owned();
+    assert_ne!(rotated, secret);
+
+    let out = run(dir.path(), &["client", "disable", "billing"], None);
+    assert!(text(&out.stdout).contains("\"enabled\": false"));
+    let out = run(dir.path(), &["client", "enable", "billing"], None);
+    assert!(text(&out.stdout).contains("\"enabled\": true"));
+
+    // Imported secrets: development only.
+    let out = run(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--name",
+            "Fixture",
+            "--id",
+            "test-client",
+            "--secret-stdin",
+        ],
+        Some("test-secret-123\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("test-secret-123"));
+    let out = command(dir.path())
+        .args(["client", "create", "--name", "X", "--secret-stdin"])
+        .env("ENVIRONMENT", "production")
+        .env("AUTH_SERVER_TLS_CERT", "c.pem")
+        .env("AUTH_SERVER_TLS_KEY", "k.pem")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+
+    let out = run(
+        dir.path(),
+        &["client", "update", "billing", "--scopes", "write"],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "default scope read is no longer allowed"
+    );
+    let out = run(dir.path(), &["client", "show", "nobody"], None);
+    assert_eq!(out.status.code(), Some(65));
+    let out = run(dir.path(), &["client", "delete", "billing"], None);
+    assert!(out.status.success());
+    let list = text(&run(dir.path(), &["client", "list"], None).stdout);
+    assert!(!list.contains("billing"));
+}

@@ -1,0 +1,183 @@
+//! Shared helpers for integration tests: a real server on 127.0.0.1:0 over
+//! TLS with a generated certificate, and an HTTPS client that trusts it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use auth_server::admin::{self, NewClient};
+use auth_server::app::{self, RunningServer};
+use auth_server::config::{Config, Secret};
+use auth_server::keys::Algorithm;
+use auth_server::store::ClientStore;
+use auth_server::store::sqlite::SqliteStore;
+use tokio::sync::oneshot;
+
+/// A server running in this process, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub issuer: String,
+    pub base_url: String,
+    pub cert_pem: Vec<u8>,
+    pub dir: tempfile::TempDir,
+    pub store: SqliteStore,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    running: Option<RunningServer>,
+}
+
+/// A test configuration rooted in `dir`: loopback, port 0, no demo client.
+pub fn test_config(dir: &std::path::Path, alg: Algorithm) -> Config {
+    let mut config = Config::default();
+    config.server.bind = "127.0.0.1:0".parse().unwrap();
+    config.tls.dev_cert_dir = dir.join("certs");
+    config.token.key_dir = dir.join("certs");
+    config.token.algorithm = alg;
+    config.database.sqlite_path = dir.join("data/auth.db");
+    config.log.dir = String::new();
+    config.dev.demo_client = false;
+    config.server.shutdown_timeout_secs = 5;
+    if alg == Algorithm::HS256 {
+        config.jwt_secret = Some(Secret(HMAC_SECRET.into()));
+    }
+    config
+}
+
+/// The HS256 secret used by tests.
+pub const HMAC_SECRET: &str = "test-hmac-secret-that-is-at-least-32-bytes";
+
+impl TestServer {
+    /// Starts a server signing with EdDSA.
+    pub async fn start() -> Self {
+        Self::start_with(Algorithm::EdDSA, |_| {}).await
+    }
+
+    /// Starts a server with `alg`, after letting `tweak` adjust the config.
+    pub async fn start_with(alg: Algorithm, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path(), alg);
+        tweak(&mut config);
+        let store = SqliteStore::open(&config.database.sqlite_path).unwrap();
+        store.migrate().await.unwrap();
+        let (stop, stopped) = oneshot::channel();
+        let running = app::start(&config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+        let cert_pem = std::fs::read(&running.certificate.cert).unwrap();
+        let addr = running.local_addr;
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&cert_pem).unwrap()])
+            .build()
+            .unwrap();
+        Self {
+            http,
+            addr,
+            issuer: running.issuer.clone(),
+            base_url: format!("https://127.0.0.1:{}", addr.port()),
+            cert_pem,
+            dir,
+            store,
+            stop: Some(stop),
+            running: Some(running),
+        }
+    }
+
+    /// URL of a path on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// URL of the token endpoint.
+    pub fn token_url(&self) -> String {
+        self.url("/auth-server/v1/oauth/token")
+    }
+
+    /// An HTTPS client trusting only this server's certificate.
+    pub fn client(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
+    /// Registers a client; returns (id, secret).
+    pub async fn create_client(&self, new: NewClient) -> (String, String) {
+        let created = admin::create_client(&self.store, new, auth_server::clock::unix_now())
+            .await
+            .unwrap();
+        (created.client.id, created.secret)
+    }
+
+    /// Registers a client allowed `read write` (default `read`) and the
+    /// audiences `https://api.test` and `https://other.test`.
+    pub async fn standard_client(&self) -> (String, String) {
+        self.create_client(NewClient {
+            name: "Test client".into(),
+            allowed_scopes: "read write".into(),
+            default_scopes: Some("read".into()),
+            audiences: vec!["https://api.test".into(), "https://other.test".into()],
+            ..NewClient::default()
+        })
+        .await
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.wait().await;
+        }
+    }
+
+    /// Path inside the server's temp dir.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Decodes the JSON body of a response.
+pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The claims of a JWT, decoded without verification (for assertions only).
+pub fn unverified_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// Gets a token with Basic auth and the given extra form fields.
+pub async fn get_token(
+    server: &TestServer,
+    id: &str,
+    secret: &str,
+    extra: &[(&str, &str)],
+) -> serde_json::Value {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    let response = server
+        .client()
+        .post(server.token_url())
+        .basic_auth(id, Some(secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    json_body(response).await
+}
