@@ -19,7 +19,7 @@ use crate::http::{AppState, discovery, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::server::{self, ConnectionLimits};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{ClientStore, StoreError};
+use crate::store::{ClientStore, Store, StoreError};
 use crate::tls::{self, CertificatePaths, TlsError};
 
 /// Why the server could not start.
@@ -51,7 +51,7 @@ pub enum AppError {
 }
 
 /// Opens the configured store. Migrations are not applied here.
-pub fn open_store(config: &Config) -> Result<Arc<dyn ClientStore>, AppError> {
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
     if !config.database.url.is_empty() {
         return Err(AppError::Config(
             "database.url is set, but this build serves only the embedded store; \
@@ -171,26 +171,26 @@ pub async fn start(
 
 /// Runs the server until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> Result<(), AppError> {
-    let running = start(&config, shutdown_signal()).await?;
+    // Handlers go in before the port opens, so an early SIGTERM drains
+    // instead of killing the process.
+    let shutdown = shutdown_signal().map_err(|e| AppError::Config(format!("signals: {e}")))?;
+    let running = start(&config, shutdown).await?;
     running.wait().await;
     tracing::info!("auth-server stopped");
     Ok(())
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Installs SIGTERM and SIGINT handlers now; the future completes on either.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
 }
 
 fn certificate_paths(config: &Config) -> Result<CertificatePaths, AppError> {

@@ -1,5 +1,5 @@
-//! The shared store of clients (and, later, revocations): the traits every
-//! backend implements and the types they share. Backends live in `store/`.
+//! The shared store of clients and revocations: the traits every backend
+//! implements and the types they share. Backends live in `store/`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -63,3 +63,53 @@ pub trait ClientStore: Send + Sync {
     /// Deletes a client; `false` if there was none.
     fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
 }
+
+/// A revoked access token, kept until its `exp` passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The token's `jti`.
+    pub jti: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// The token's expiry (Unix seconds); the row is pruned after it.
+    pub exp: i64,
+    /// When it was revoked (Unix seconds).
+    pub revoked_at: i64,
+}
+
+/// Persistent record of revoked tokens.
+pub trait RevocationStore: Send + Sync {
+    /// Records a revocation and returns only after it is durably committed.
+    /// Revoking the same `jti` twice is not an error.
+    fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()>;
+    /// Every revocation still in force (`exp > now`), for loading at start.
+    fn active_revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>>;
+    /// Deletes revocations of tokens expired before `now` and change-log
+    /// entries older than the retention; returns how many revocations went.
+    fn prune(&self, now: i64) -> StoreFuture<'_, u64>;
+}
+
+/// What changed in the store after a cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeBatch {
+    /// Revocations recorded after the cursor.
+    pub revocations: Vec<Revocation>,
+    /// Ids of clients created, changed or deleted after the cursor.
+    pub clients: Vec<String>,
+    /// The cursor to pass next time.
+    pub cursor: i64,
+    /// The cursor was older than the retained change log: reload everything
+    /// (all active revocations, drop every cached client).
+    pub full_reload: bool,
+}
+
+/// A store with clients, revocations and a change feed, as the server uses it.
+pub trait Store: ClientStore + RevocationStore {
+    /// The newest cursor: start here to see only later changes.
+    fn change_cursor(&self) -> StoreFuture<'_, i64>;
+    /// Changes after `cursor`, oldest first.
+    fn changes_since(&self, cursor: i64) -> StoreFuture<'_, ChangeBatch>;
+}
+
+/// Seconds change-log entries are kept; a poller further behind reloads.
+pub const CHANGE_LOG_RETENTION_SECS: i64 = 3_600;

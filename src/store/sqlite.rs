@@ -7,12 +7,21 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{ClientStore, MigrationReport, StoreError, StoreFuture};
+use super::{
+    CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientStore, MigrationReport, Revocation,
+    RevocationStore, Store, StoreError, StoreFuture,
+};
 use crate::domain::client::{Client, SecretHash};
 use crate::domain::scope::ScopeSet;
 
 /// Embedded migrations: (version, SQL). Append only.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/sqlite/0001_clients.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("migrations/sqlite/0001_clients.sql")),
+    (
+        2,
+        include_str!("migrations/sqlite/0002_revocations_and_changes.sql"),
+    ),
+];
 
 /// Client registry in an SQLite file.
 #[derive(Clone)]
@@ -172,6 +181,134 @@ fn write_client(conn: &Connection, sql: &str, c: &Client) -> rusqlite::Result<us
     )
 }
 
+/// Appends to the change log that other instances poll.
+fn record_change(conn: &Connection, kind: &str, key: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO changes (kind, key, at) VALUES (?1, ?2, unixepoch())",
+        params![kind, key],
+    )
+    .map(|_| ())
+}
+
+fn revocation_from_row(row: &Row<'_>) -> rusqlite::Result<Revocation> {
+    Ok(Revocation {
+        jti: row.get(0)?,
+        client_id: row.get(1)?,
+        exp: row.get(2)?,
+        revoked_at: row.get(3)?,
+    })
+}
+
+impl RevocationStore for SqliteStore {
+    fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()> {
+        let r = revocation.clone();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO revocations (jti, client_id, exp, revoked_at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![r.jti, r.client_id, r.exp, r.revoked_at],
+                )
+                .map_err(unavailable)?;
+            if inserted == 1 {
+                record_change(&tx, "revocation", &r.jti).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+    }
+
+    fn active_revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT jti, client_id, exp, revoked_at FROM revocations WHERE exp > ?1",
+                )
+                .map_err(unavailable)?;
+            stmt.query_map(params![now], revocation_from_row)
+                .map_err(unavailable)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(unavailable)
+        })
+    }
+
+    fn prune(&self, now: i64) -> StoreFuture<'_, u64> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let pruned = tx
+                .execute("DELETE FROM revocations WHERE exp <= ?1", params![now])
+                .map_err(unavailable)?;
+            tx.execute(
+                "DELETE FROM changes WHERE at < ?1",
+                params![now - CHANGE_LOG_RETENTION_SECS],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(pruned as u64)
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn change_cursor(&self) -> StoreFuture<'_, i64> {
+        self.with_conn(|conn| {
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+                r.get(0)
+            })
+            .map_err(unavailable)
+        })
+    }
+
+    fn changes_since(&self, cursor: i64) -> StoreFuture<'_, ChangeBatch> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let oldest: Option<i64> = tx
+                .query_row("SELECT MIN(seq) FROM changes", [], |r| r.get(0))
+                .map_err(unavailable)?;
+            let mut batch = ChangeBatch {
+                cursor,
+                // Entries after the cursor were pruned: the caller missed some.
+                full_reload: oldest.is_some_and(|oldest| oldest > cursor + 1) && cursor > 0,
+                ..ChangeBatch::default()
+            };
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT c.seq, c.kind, c.key, r.client_id, r.exp, r.revoked_at \
+                         FROM changes c LEFT JOIN revocations r \
+                           ON c.kind = 'revocation' AND r.jti = c.key \
+                         WHERE c.seq > ?1 ORDER BY c.seq LIMIT 10000",
+                    )
+                    .map_err(unavailable)?;
+                let mut rows = stmt.query(params![cursor]).map_err(unavailable)?;
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    let seq: i64 = row.get(0).map_err(unavailable)?;
+                    let kind: String = row.get(1).map_err(unavailable)?;
+                    let key: String = row.get(2).map_err(unavailable)?;
+                    batch.cursor = seq;
+                    if kind == "client" {
+                        batch.clients.push(key);
+                    } else if let (Some(client_id), Some(exp), Some(revoked_at)) = (
+                        row.get(3).map_err(unavailable)?,
+                        row.get(4).map_err(unavailable)?,
+                        row.get(5).map_err(unavailable)?,
+                    ) {
+                        // A pruned revocation has no row left and needs none.
+                        batch.revocations.push(Revocation {
+                            jti: key,
+                            client_id,
+                            exp,
+                            revoked_at,
+                        });
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(batch)
+        })
+    }
+}
+
 impl ClientStore for SqliteStore {
     fn migrate(&self) -> StoreFuture<'_, MigrationReport> {
         self.with_conn(migrate)
@@ -216,8 +353,12 @@ impl ClientStore for SqliteStore {
                 "INSERT INTO clients ({CLIENT_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             );
-            match write_client(conn, &sql, &client) {
-                Ok(_) => Ok(()),
+            let tx = conn.transaction().map_err(unavailable)?;
+            let written = write_client(&tx, &sql, &client)
+                .and_then(|_| record_change(&tx, "client", &client.id))
+                .and_then(|()| tx.commit());
+            match written {
+                Ok(()) => Ok(()),
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
@@ -237,18 +378,29 @@ impl ClientStore for SqliteStore {
                  allowed_audiences = ?9, token_lifetime_secs = ?10, rate_limit_rps = ?11, \
                  enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15 \
                  WHERE id = ?1";
-            write_client(conn, sql, &client)
-                .map(|n| n == 1)
-                .map_err(unavailable)
+            let tx = conn.transaction().map_err(unavailable)?;
+            let updated = write_client(&tx, sql, &client).map_err(unavailable)? == 1;
+            if updated {
+                record_change(&tx, "client", &client.id).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(updated)
         })
     }
 
     fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
         let id = id.to_owned();
         self.with_conn(move |conn| {
-            conn.execute("DELETE FROM clients WHERE id = ?1", params![id])
-                .map(|n| n == 1)
-                .map_err(unavailable)
+            let tx = conn.transaction().map_err(unavailable)?;
+            let deleted = tx
+                .execute("DELETE FROM clients WHERE id = ?1", params![id])
+                .map_err(unavailable)?
+                == 1;
+            if deleted {
+                record_change(&tx, "client", &id).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(deleted)
         })
     }
 }
@@ -282,7 +434,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("sub/db.sqlite")).unwrap();
         let report = store.migrate().await.unwrap();
-        assert_eq!(report.applied, vec![1]);
+        assert_eq!(report.applied, vec![1, 2]);
         assert!(
             store.migrate().await.unwrap().applied.is_empty(),
             "idempotent"
@@ -317,6 +469,42 @@ mod tests {
         assert_eq!(store.count_clients().await.unwrap(), 2);
         assert!(store.delete_client("c1").await.unwrap());
         assert!(!store.delete_client("c1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn revocations_and_the_change_feed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        store.migrate().await.unwrap();
+        let start = store.change_cursor().await.unwrap();
+        let revocation = |jti: &str, exp| Revocation {
+            jti: jti.into(),
+            client_id: "c1".into(),
+            exp,
+            revoked_at: 1,
+        };
+        store.revoke(&revocation("j1", 100)).await.unwrap();
+        store.revoke(&revocation("j1", 100)).await.unwrap();
+        store.revoke(&revocation("j2", 200)).await.unwrap();
+        store.insert_client(&sample("c1")).await.unwrap();
+
+        let batch = store.changes_since(start).await.unwrap();
+        assert_eq!(
+            batch.revocations,
+            [revocation("j1", 100), revocation("j2", 200)]
+        );
+        assert_eq!(batch.clients, ["c1"]);
+        assert!(!batch.full_reload);
+        let later = store.changes_since(batch.cursor).await.unwrap();
+        assert!(later.revocations.is_empty() && later.clients.is_empty());
+        assert_eq!(later.cursor, batch.cursor);
+
+        assert_eq!(
+            store.active_revocations(150).await.unwrap(),
+            [revocation("j2", 200)]
+        );
+        assert_eq!(store.prune(150).await.unwrap(), 1);
+        assert_eq!(store.active_revocations(0).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
