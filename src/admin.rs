@@ -8,7 +8,7 @@ use crate::domain::client::{
     Client, RandomError, SecretHash, generate_client_id, generate_secret, is_valid_client_id,
 };
 use crate::domain::scope::ScopeSet;
-use crate::store::{ClientStore, StoreError};
+use crate::store::{ClientStore, Revocation, Store, StoreError};
 
 /// Longest token lifetime a client may be given, in seconds.
 pub const MAX_LIFETIME_SECS: u32 = 86_400;
@@ -250,6 +250,36 @@ pub async fn set_enabled(
     if !enabled {
         client.tokens_valid_after = now;
     }
+    client.updated_at = now;
+    save(store, &client).await?;
+    Ok(client)
+}
+
+/// Revokes one token by `jti`. The token's expiry is unknown here, so the
+/// revocation is kept for the longest lifetime a token can have.
+pub async fn revoke_jti(store: &dyn Store, jti: &str, now: i64) -> Result<(), AdminError> {
+    if jti.is_empty() || jti.len() > 128 || jti.chars().any(char::is_control) {
+        return Err(invalid("jti must be 1 to 128 printable characters"));
+    }
+    let revocation = Revocation {
+        jti: jti.to_owned(),
+        client_id: String::new(),
+        exp: now + i64::from(MAX_LIFETIME_SECS),
+        revoked_at: now,
+    };
+    store.revoke(&revocation).await?;
+    Ok(())
+}
+
+/// Ends every token issued to a client until now (it keeps its secret and
+/// can get new tokens).
+pub async fn revoke_client_tokens(
+    store: &dyn ClientStore,
+    id: &str,
+    now: i64,
+) -> Result<Client, AdminError> {
+    let mut client = load(store, id).await?;
+    client.tokens_valid_after = now;
     client.updated_at = now;
     save(store, &client).await?;
     Ok(client)

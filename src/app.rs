@@ -11,16 +11,19 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, NewClient};
-use crate::cache::ClientCache;
+use crate::cache::{ClientCache, RevocationSet, ValidationCache};
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
+use crate::domain::endpoint::{EndpointPattern, EndpointRule, ScopeRules};
 use crate::domain::token::TokenPolicy;
+use crate::feed;
 use crate::http::{AppState, discovery, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::server::{self, ConnectionLimits};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClientStore, Store, StoreError};
 use crate::tls::{self, CertificatePaths, TlsError};
+use crate::validation::TokenValidator;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +134,10 @@ pub async fn start(
         create_demo_client(store.as_ref(), &issuer, &certificate).await?;
     }
 
+    let revocations = Arc::new(RevocationSet::default());
+    let cursor = feed::load(store.as_ref(), &revocations).await?;
+    let scope_rules = compile_scope_rules(config)?;
+    let cache = &config.cache;
     let state = Arc::new(AppState {
         base_path: config.base_path().to_owned(),
         metadata_json: discovery::metadata_document(&issuer, &keys, &config.scope_names()).into(),
@@ -144,10 +151,20 @@ pub async fn start(
         },
         keys,
         clients: ClientCache::new(
-            store,
-            config.cache.client_capacity,
-            Duration::from_secs(config.cache.client_ttl_secs),
+            Arc::clone(&store) as Arc<dyn ClientStore>,
+            cache.client_capacity,
+            Duration::from_secs(cache.client_ttl_secs),
         ),
+        store,
+        validator: TokenValidator::new(
+            ValidationCache::new(
+                cache.validation_capacity,
+                cache.rejected_capacity,
+                Duration::from_secs(cache.rejected_ttl_secs),
+            ),
+            revocations,
+        ),
+        scope_rules,
         max_body_bytes: config.http.max_body_bytes,
     });
 
@@ -159,8 +176,16 @@ pub async fn start(
         algorithm = config.token.algorithm.name(),
         "auth-server listening"
     );
+    let feed_task = tokio::spawn(feed::run(
+        Arc::clone(&state),
+        cursor,
+        Duration::from_millis(cache.change_poll_interval_ms),
+    ));
     let limits = ConnectionLimits::from(&config.server);
-    let task = tokio::spawn(server::run(listener, tls_config, state, limits, shutdown));
+    let task = tokio::spawn(async move {
+        server::run(listener, tls_config, state, limits, shutdown).await;
+        feed_task.abort();
+    });
     Ok(RunningServer {
         local_addr,
         issuer,
@@ -211,6 +236,31 @@ fn certificate_paths(config: &Config) -> Result<CertificatePaths, AppError> {
         tracing::warn!(cert = %paths.cert.display(), "serving the self-signed development certificate");
     }
     Ok(paths)
+}
+
+fn compile_scope_rules(config: &Config) -> Result<ScopeRules, AppError> {
+    let mut rules = Vec::with_capacity(config.scopes.len());
+    for rule in &config.scopes {
+        let patterns = rule
+            .endpoints
+            .iter()
+            .map(|p| {
+                EndpointPattern::parse(p).map_err(|e| {
+                    AppError::Config(format!("[[scope]] {}: endpoint {p:?}: {e}", rule.name))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.push(EndpointRule {
+            scope: rule.name.clone(),
+            patterns,
+            methods: rule
+                .methods
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect(),
+        });
+    }
+    Ok(ScopeRules::new(rules))
 }
 
 fn load_keys(config: &Config) -> Result<KeySet, AppError> {

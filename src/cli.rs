@@ -43,6 +43,24 @@ pub enum Command {
     /// Manage clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage issued tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Revoke one token (`--jti`) or every token of a client issued until now
+    /// (`--client`). Running servers refuse them within about a second.
+    Revoke {
+        /// The token's `jti` claim.
+        #[arg(long, required_unless_present = "client", conflicts_with = "client")]
+        jti: Option<String>,
+        /// A client id.
+        #[arg(long)]
+        client: Option<String>,
+    },
 }
 
 /// `client` subcommands.
@@ -188,6 +206,28 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
             Ok(())
         }
         Command::Client(cmd) => run_client(cmd, &config).await,
+        Command::Token(TokenCommand::Revoke { jti, client }) => {
+            let store = app::open_store(&config)?;
+            app::migrate(store.as_ref()).await?;
+            match (jti, client) {
+                (Some(jti), _) => {
+                    admin::revoke_jti(store.as_ref(), &jti, unix_now()).await?;
+                    println!("revoked token {jti}");
+                }
+                (None, Some(id)) => {
+                    let client =
+                        admin::revoke_client_tokens(store.as_ref(), &id, unix_now()).await?;
+                    println!(
+                        "revoked every token of {} issued until {}",
+                        client.id, client.tokens_valid_after
+                    );
+                }
+                (None, None) => {
+                    return Err(CliError::Refused("give --jti or --client".into()));
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -188,10 +188,20 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// Seconds a client record is served from memory before re-reading it.
+    /// Seconds a client record is served from memory before re-reading it
+    /// (changes arrive sooner through the change feed).
     pub client_ttl_secs: u64,
     /// Most client records kept in memory.
     pub client_capacity: u64,
+    /// Most verified tokens kept in the validation cache.
+    pub validation_capacity: u64,
+    /// Most rejected tokens remembered (flood shield).
+    pub rejected_capacity: u64,
+    /// Seconds a rejected token is remembered.
+    pub rejected_ttl_secs: u64,
+    /// Milliseconds between polls of the store's change feed (revocations
+    /// and client changes from other instances).
+    pub change_poll_interval_ms: u64,
 }
 
 /// Log settings.
@@ -257,7 +267,7 @@ impl Default for ServerConfig {
             tls_handshake_timeout_secs: 10,
             header_read_timeout_secs: 10,
             shutdown_timeout_secs: 30,
-            max_header_bytes: 16 * 1024,
+            max_header_bytes: 80 * 1024,
         }
     }
 }
@@ -307,8 +317,12 @@ impl Default for DatabaseConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
-            client_ttl_secs: 5,
+            client_ttl_secs: 300,
             client_capacity: 100_000,
+            validation_capacity: 100_000,
+            rejected_capacity: 10_000,
+            rejected_ttl_secs: 10,
+            change_poll_interval_ms: 1_000,
         }
     }
 }
@@ -398,6 +412,9 @@ impl Config {
         }
         if !self.issuer.is_empty() && !self.issuer.starts_with("https://") {
             return invalid("issuer must be an https:// URL");
+        }
+        if !(10..=60_000).contains(&self.cache.change_poll_interval_ms) {
+            return invalid("cache.change_poll_interval_ms must be between 10 and 60000");
         }
         if self.server.max_connections == 0 {
             return invalid("server.max_connections must be at least 1");

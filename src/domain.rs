@@ -1,6 +1,7 @@
 //! Pure OAuth logic: no sockets, no files, no clock. Callers pass `now`.
 
 pub mod client;
+pub mod endpoint;
 pub mod error;
 pub mod scope;
 pub mod token;

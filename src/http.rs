@@ -13,16 +13,22 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 
 use crate::cache::ClientCache;
+use crate::domain::endpoint::ScopeRules;
 use crate::domain::token::TokenPolicy;
 use crate::keys::KeySet;
+use crate::store::Store;
+use crate::validation::TokenValidator;
 
 pub mod body;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
 pub mod health;
+pub mod introspect;
 pub mod response;
+pub mod revoke;
 pub mod token;
+pub mod validate;
 
 use error::ApiError;
 use response::Body;
@@ -37,6 +43,12 @@ pub struct AppState {
     pub keys: KeySet,
     /// Clients, cached in front of the store.
     pub clients: ClientCache,
+    /// The store, for writes (revocations).
+    pub store: Arc<dyn Store>,
+    /// Token validation: caches, revocation set, counters.
+    pub validator: TokenValidator,
+    /// Which scopes grant which endpoints.
+    pub scope_rules: ScopeRules,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Precomputed RFC 8414 metadata document.
@@ -50,6 +62,16 @@ impl AppState {
     pub fn now(&self) -> i64 {
         crate::clock::unix_now()
     }
+
+    /// Validates a bearer token now (cache, signature, revocation, client).
+    pub async fn validate_token(
+        &self,
+        token: &str,
+    ) -> Result<Arc<crate::domain::token::AccessTokenClaims>, crate::validation::Rejection> {
+        self.validator
+            .validate(token, &self.keys, &self.policy, &self.clients, self.now())
+            .await
+    }
 }
 
 /// The endpoints, as matched from the path alone.
@@ -57,6 +79,12 @@ impl AppState {
 pub enum Route {
     /// `POST {base}/oauth/token`.
     Token,
+    /// `POST {base}/oauth/validate`.
+    Validate,
+    /// `POST {base}/oauth/introspect`.
+    Introspect,
+    /// `POST {base}/oauth/revoke`.
+    Revoke,
     /// `GET {base}/oauth/jwks`, `/.well-known/jwks.json`.
     Jwks,
     /// RFC 8414 metadata at its three paths.
@@ -85,6 +113,9 @@ impl Route {
         }
         match path.strip_prefix(base)? {
             "/oauth/token" => Some(Self::Token),
+            "/oauth/validate" => Some(Self::Validate),
+            "/oauth/introspect" => Some(Self::Introspect),
+            "/oauth/revoke" => Some(Self::Revoke),
             "/oauth/jwks" => Some(Self::Jwks),
             "/oauth/" => Some(Self::Health),
             "/.well-known/openid-configuration" => Some(Self::Metadata),
@@ -95,7 +126,7 @@ impl Route {
     /// The methods the route answers, as sent in `Allow`.
     pub fn allow(self) -> &'static str {
         match self {
-            Self::Token => "POST",
+            Self::Token | Self::Validate | Self::Introspect | Self::Revoke => "POST",
             _ => "GET, HEAD",
         }
     }
@@ -104,6 +135,9 @@ impl Route {
     pub fn name(self) -> &'static str {
         match self {
             Self::Token => "token",
+            Self::Validate => "validate",
+            Self::Introspect => "introspect",
+            Self::Revoke => "revoke",
             Self::Jwks => "jwks",
             Self::Metadata => "metadata",
             Self::Health => "health",
@@ -126,11 +160,13 @@ where
 {
     let route = Route::from_path(&state.base_path, request.uri().path());
     let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
+    let is_post = request.method() == Method::POST;
     let result = match route {
         None => Err(ApiError::NotFound),
-        Some(Route::Token) if request.method() == Method::POST => {
-            token::handle(state, request).await
-        }
+        Some(Route::Token) if is_post => token::handle(state, request).await,
+        Some(Route::Validate) if is_post => validate::handle(state, request).await,
+        Some(Route::Introspect) if is_post => introspect::handle(state, request).await,
+        Some(Route::Revoke) if is_post => revoke::handle(state, request).await,
         Some(Route::Jwks) if is_get => Ok(discovery::jwks(state)),
         Some(Route::Metadata) if is_get => Ok(discovery::metadata(state)),
         Some(Route::Health) if is_get => Ok(health::health(state)),

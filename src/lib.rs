@@ -3,12 +3,15 @@
 //!
 //! # Layout
 //!
-//! - [`domain`]: pure OAuth logic (clients and secrets, scopes, tokens,
-//!   errors); no I/O, time passed in as `now`.
+//! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
+//!   rules and URL normalisation, tokens, errors); no I/O, `now` passed in.
 //! - [`keys`]: signing keys, loaded or generated once; sign, verify, JWKS.
 //! - [`config`]: `config.toml` plus environment overrides, validated.
 //! - [`store`]: the `ClientStore` trait; [`store::sqlite`] is the embedded store.
-//! - [`cache`]: the in-memory client cache in front of the store.
+//! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
+//! - [`validation`]: is this token good now (cache, signature, revocation,
+//!   client state)?
+//! - [`feed`]: applies the store's change feed to the caches (polling).
 //! - [`http`]: routing and the endpoint handlers; `http::error` is the only
 //!   place errors become status codes.
 //! - [`server`]: the accept loop, TLS handshake, connection limits, drain.
@@ -28,9 +31,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod feed;
 pub mod http;
 pub mod keys;
 pub mod logging;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod validation;

@@ -183,6 +183,18 @@ pub fn verify_access_token(
     policy: &TokenPolicy,
     now: i64,
 ) -> Result<AccessTokenClaims, TokenError> {
+    let claims = verify_signature(token, keys, policy)?;
+    check_time(&claims, policy, now)?;
+    Ok(claims)
+}
+
+/// Verifies structure, header, signature and issuer, but not the time
+/// window (revocation must work on expired tokens too).
+pub fn verify_signature(
+    token: &str,
+    keys: &KeySet,
+    policy: &TokenPolicy,
+) -> Result<AccessTokenClaims, TokenError> {
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
@@ -216,13 +228,22 @@ pub fn verify_access_token(
     if claims.iss != policy.issuer {
         return Err(TokenError::WrongIssuer);
     }
-    if now >= claims.exp + policy.exp_leeway_secs {
+    Ok(claims)
+}
+
+/// Checks `exp` (with `exp_leeway_secs`) and `nbf` (with `nbf_leeway_secs`).
+pub fn check_time(
+    claims: &AccessTokenClaims,
+    policy: &TokenPolicy,
+    now: i64,
+) -> Result<(), TokenError> {
+    if now >= claims.exp.saturating_add(policy.exp_leeway_secs) {
         return Err(TokenError::Expired);
     }
-    if now + policy.nbf_leeway_secs < claims.nbf {
+    if now.saturating_add(policy.nbf_leeway_secs) < claims.nbf {
         return Err(TokenError::NotYetValid);
     }
-    Ok(claims)
+    Ok(())
 }
 
 fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {

@@ -34,6 +34,22 @@ where
     }
 }
 
+/// Reads and parses the body of a form/JSON endpoint; returns the request
+/// head and the parameters.
+pub async fn read_params<B>(
+    request: http::Request<B>,
+    limit: usize,
+) -> Result<(http::request::Parts, Params), ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, body) = request.into_parts();
+    let bytes = read_limited(&parts.headers, body, limit).await?;
+    let params = parse(body_kind(&parts.headers, bytes.is_empty())?, &bytes)?;
+    Ok((parts, params))
+}
+
 /// The media types we accept on form endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use serde::Serialize;
 
-use super::body::{body_kind, parse, read_limited};
+use super::body::read_params;
 use super::client_auth::authenticate;
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
@@ -31,9 +31,7 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let (parts, body) = request.into_parts();
-    let bytes = read_limited(&parts.headers, body, state.max_body_bytes).await?;
-    let params = parse(body_kind(&parts.headers, bytes.is_empty())?, &bytes)?;
+    let (parts, params) = read_params(request, state.max_body_bytes).await?;
 
     match params.single("grant_type")? {
         None => return Err(OAuthError::invalid_request("grant_type is required").into()),

@@ -55,7 +55,27 @@ impl TestServer {
 
     /// Starts a server with `alg`, after letting `tweak` adjust the config.
     pub async fn start_with(alg: Algorithm, tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), alg, tweak).await
+    }
+
+    /// Stops this server and starts a new one on the same directory (same
+    /// keys, certificate and store).
+    pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> Self {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.wait().await;
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::start_in(dir, Algorithm::EdDSA, tweak).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        alg: Algorithm,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = test_config(dir.path(), alg);
         tweak(&mut config);
         let store = SqliteStore::open(&config.database.sqlite_path).unwrap();

@@ -1,0 +1,80 @@
+//! Keeps this instance's caches in step with the shared store: loads the
+//! active revocations at start, then polls the store's change feed, adding
+//! new revocations to the revocation set and dropping changed clients from
+//! the client cache. Also prunes expired revocations now and then.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cache::RevocationSet;
+use crate::clock::unix_now;
+use crate::http::AppState;
+use crate::store::{Store, StoreError};
+
+/// How often expired revocations and old change-log rows are pruned.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Loads every active revocation into `set`; returns the feed cursor to
+/// poll from. The cursor is read first, so nothing written meanwhile is missed
+/// (a change seen twice is harmless).
+pub async fn load(store: &dyn Store, set: &RevocationSet) -> Result<i64, StoreError> {
+    let cursor = store.change_cursor().await?;
+    for r in store.active_revocations(unix_now()).await? {
+        set.insert(r.jti, r.exp);
+    }
+    Ok(cursor)
+}
+
+/// Applies one batch of changes after `cursor`; returns the next cursor.
+pub async fn poll_once(state: &AppState, cursor: i64) -> Result<i64, StoreError> {
+    let batch = state.store.changes_since(cursor).await?;
+    let revocations = state.validator.revocations();
+    if batch.full_reload {
+        tracing::warn!("change feed fell behind the retained log; reloading");
+        state.clients.invalidate_all();
+        return load(state.store.as_ref(), revocations).await;
+    }
+    for r in batch.revocations {
+        revocations.insert(r.jti, r.exp);
+    }
+    for id in &batch.clients {
+        state.clients.invalidate(id);
+    }
+    Ok(batch.cursor)
+}
+
+/// Polls forever every `interval`. Store errors are logged once per outage
+/// and retried; the caches keep serving meanwhile.
+pub async fn run(state: Arc<AppState>, mut cursor: i64, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune = Instant::now();
+    let mut failing = false;
+    loop {
+        ticker.tick().await;
+        match poll_once(&state, cursor).await {
+            Ok(next) => {
+                if failing {
+                    tracing::info!("change feed recovered");
+                    failing = false;
+                }
+                cursor = next;
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "change feed unavailable; serving from memory");
+                    failing = true;
+                }
+                continue;
+            }
+        }
+        if last_prune.elapsed() >= PRUNE_INTERVAL {
+            last_prune = Instant::now();
+            let now = unix_now();
+            state.validator.revocations().prune(now);
+            if let Err(e) = state.store.prune(now).await {
+                tracing::warn!(error = %e, "pruning revocations failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! `POST {base}/oauth/introspect` (RFC 7662): an authenticated client asks
+//! whether a token is active. Anything unknown, malformed, forged, expired or
+//! revoked is `{"active":false}`.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use serde_json::json;
+
+use super::AppState;
+use super::body::read_params;
+use super::client_auth::authenticate;
+use super::error::ApiError;
+use super::response::{Body, CachePolicy, json};
+use crate::domain::error::OAuthError;
+
+/// Answers an introspection request.
+pub async fn handle<B>(state: &AppState, request: Request<B>) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, params) = read_params(request, state.max_body_bytes).await?;
+    let token = params.single("token")?;
+    params.single("token_type_hint")?;
+    authenticate(state, &parts.headers, &params).await?;
+    let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+
+    let body = match state
+        .validator
+        .validate(
+            token,
+            &state.keys,
+            &state.policy,
+            &state.clients,
+            state.now(),
+        )
+        .await
+    {
+        Ok(claims) => {
+            let mut body = json!({
+                "active": true,
+                "client_id": claims.client_id,
+                "token_type": "Bearer",
+                "exp": claims.exp,
+                "iat": claims.iat,
+                "nbf": claims.nbf,
+                "sub": claims.sub,
+                "aud": claims.aud,
+                "iss": claims.iss,
+                "jti": claims.jti,
+            });
+            if let (Some(scope), Some(obj)) = (&claims.scope, body.as_object_mut()) {
+                obj.insert("scope".into(), scope.as_str().into());
+            }
+            body
+        }
+        Err(_) => json!({ "active": false }),
+    };
+    Ok(json(StatusCode::OK, body.to_string(), CachePolicy::NoStore))
+}

@@ -1,0 +1,147 @@
+//! `POST {base}/oauth/validate`: is this bearer token good, and does it
+//! grant `method` on `endpoint_url`? (RFC 6750 errors.)
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use serde_json::json;
+
+use super::AppState;
+use super::body::{body_kind, parse, read_limited};
+use super::error::ApiError;
+use super::response::{Body, CachePolicy, json};
+use crate::domain::endpoint::normalize_url;
+use crate::domain::error::OAuthError;
+use crate::validation::Rejection;
+
+/// Method assumed when the request names none.
+pub const DEFAULT_METHOD: &str = "GET";
+
+/// Validates the bearer token, then the endpoint if one is given.
+pub async fn handle<B>(state: &AppState, request: Request<B>) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, body) = request.into_parts();
+    let bytes = read_limited(&parts.headers, body, state.max_body_bytes).await?;
+    let target = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let params = parse(body_kind(&parts.headers, false)?, &bytes)?;
+        let method = match params.single("method")? {
+            None => DEFAULT_METHOD.to_owned(),
+            Some(m)
+                if (1..=20).contains(&m.len()) && m.bytes().all(|b| b.is_ascii_alphabetic()) =>
+            {
+                m.to_ascii_uppercase()
+            }
+            Some(_) => {
+                return Err(OAuthError::invalid_request("method is not an HTTP method").into());
+            }
+        };
+        match params.single("endpoint_url")? {
+            None => None,
+            Some(url) => Some((
+                normalize_url(url).map_err(|e| OAuthError::InvalidRequest(e.to_string().into()))?,
+                method,
+            )),
+        }
+    };
+
+    let token = bearer_token(&parts.headers)?;
+    let claims = state
+        .validator
+        .validate(
+            token,
+            &state.keys,
+            &state.policy,
+            &state.clients,
+            state.now(),
+        )
+        .await
+        .map_err(rejection_error)?;
+    if let Some((url, method)) = target {
+        let scopes = crate::domain::scope::ScopeSet::parse(claims.scope.as_deref().unwrap_or(""))
+            .unwrap_or_default();
+        state
+            .scope_rules
+            .authorize(&scopes, &url, &method)
+            .map_err(|required| OAuthError::InsufficientScope { required })?;
+    }
+    let body = json!({
+        "active": true,
+        "client_id": claims.client_id,
+        "sub": claims.sub,
+        "scope": claims.scope.as_deref().unwrap_or(""),
+        "aud": claims.aud,
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "jti": claims.jti,
+    });
+    Ok(json(StatusCode::OK, body.to_string(), CachePolicy::NoStore))
+}
+
+/// The RFC 6750 `invalid_token` error for a rejection.
+pub fn rejection_error(rejection: Rejection) -> OAuthError {
+    OAuthError::InvalidToken(rejection.to_string().into())
+}
+
+/// Extracts the token from `Authorization: Bearer <token>` (RFC 6750 2.1).
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, OAuthError> {
+    let missing = || OAuthError::InvalidToken("a bearer token is required".into());
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let value = values.next().ok_or_else(missing)?;
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request(
+            "Authorization header is repeated",
+        ));
+    }
+    let value = value.to_str().map_err(|_| missing())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    let token = token.trim_matches(' ');
+    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.chars().all(b64token) {
+        return Err(missing());
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn auth(value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, HeaderValue::from_static(value));
+        h
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(
+            bearer_token(&auth("Bearer abc.def.ghi")).unwrap(),
+            "abc.def.ghi"
+        );
+        assert_eq!(bearer_token(&auth("bearer abc")).unwrap(), "abc");
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "Bearer a b",
+            "Bearer a\"b",
+            "abc",
+        ] {
+            assert_eq!(
+                bearer_token(&auth(bad)).unwrap_err().code(),
+                "invalid_token",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            bearer_token(&HeaderMap::new()).unwrap_err().code(),
+            "invalid_token"
+        );
+    }
+}
