@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy (warnings are errors) and the
-# whole test suite. Used as-is by CI (.ci/run).
+# Runs every check and test: formatting, clippy (warnings are errors), the
+# whole test suite, and unmodified third-party OAuth clients against the real
+# binary. Used as-is by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +13,8 @@ cargo clippy --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --all-targets --locked
+
+echo "==> third-party clients (authlib, requests-oauthlib, PyJWT, openid-client)"
+scripts/interop.sh target/debug/auth-server
 
 echo "==> all checks passed"

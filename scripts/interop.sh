@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs unmodified third-party OAuth clients against the real binary: Python
+# authlib, requests-oauthlib and PyJWT, and node openid-client. Installs them
+# (pinned, tests/interop/) into target/interop on first use, starts the server
+# on a loopback port in a temp dir, creates a client, runs both suites, stops
+# the server. Usage: scripts/interop.sh [path/to/auth-server]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bin=${1:-$root/target/debug/auth-server}
+[ -x "$bin" ] || cargo build --locked --bin auth-server
+deps="$root/target/interop"
+mkdir -p "$deps"
+
+echo "==> interop: installing pinned clients"
+if [ ! -x "$deps/venv/bin/python" ]; then
+  python3 -m venv "$deps/venv"
+fi
+"$deps/venv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+cp tests/interop/package.json "$deps/package.json"
+(cd "$deps" && npm install --silent --no-audit --no-fund >/dev/null)
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export AUTH_SERVER_SERVER_BIND=127.0.0.1:0
+export AUTH_SERVER_DEV_DEMO_CLIENT=false
+export AUTH_SERVER_LOG_DIR=""
+unset DATABASE_URL JWT_SECRET ENVIRONMENT AUTH_SERVER_CONFIG RUST_LOG
+cp config.toml "$work/config.toml"
+cd "$work"
+created=$("$bin" client create --name interop --id interop-client --scopes "api:read api:write" \
+  --default-scopes api:read)
+secret=$(printf '%s\n' "$created" | sed -n 's/^client_secret: //p')
+[ -n "$secret" ] || { echo "could not create the interop client" >&2; exit 1; }
+
+"$bin" > server.log 2>&1 &
+server_pid=$!
+issuer=""
+for _ in $(seq 1 100); do
+  issuer=$(sed -n 's/.*"issuer":"\([^"]*\)".*auth-server listening.*//p; s/.*auth-server listening.*"issuer":"\([^"]*\)".*/\1/p' server.log | head -n 1)
+  [ -n "$issuer" ] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat server.log >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$issuer" ] || { echo "server did not start" >&2; cat server.log >&2; exit 1; }
+
+export AS_ISSUER="$issuer" AS_CA="$work/certs/dev-cert.pem"
+# requests-based clients (authlib, requests-oauthlib) trust the dev certificate.
+export REQUESTS_CA_BUNDLE="$AS_CA"
+export AS_CLIENT_ID=interop-client AS_CLIENT_SECRET="$secret"
+
+echo "==> interop: Python authlib, requests-oauthlib, PyJWT"
+timeout 120 "$deps/venv/bin/python" "$root/tests/interop/python_clients.py"
+
+echo "==> interop: node openid-client"
+cp "$root/tests/interop/node_client.mjs" "$deps/node_client.mjs"
+NODE_EXTRA_CA_CERTS="$AS_CA" timeout 120 node "$deps/node_client.mjs"

@@ -1,0 +1,123 @@
+"""Third-party Python OAuth clients against a running auth-server.
+
+Unmodified authlib, requests-oauthlib and PyJWT get tokens with both client
+authentication methods, verify them against the served JWKS, introspect and
+revoke them. Reads AS_ISSUER, AS_CA, AS_CLIENT_ID, AS_CLIENT_SECRET.
+Exits non-zero on the first failure.
+"""
+
+import os
+import ssl
+import sys
+
+import jwt
+import requests
+from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
+from oauthlib.oauth2 import BackendApplicationClient
+from requests_oauthlib import OAuth2Session as OAuthlibSession
+
+ISSUER = os.environ["AS_ISSUER"]
+CA = os.environ["AS_CA"]
+CLIENT_ID = os.environ["AS_CLIENT_ID"]
+CLIENT_SECRET = os.environ["AS_CLIENT_SECRET"]
+
+
+def check(condition, what):
+    if not condition:
+        print(f"FAIL: {what}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok: {what}")
+
+
+def metadata():
+    response = requests.get(
+        f"{ISSUER}/.well-known/openid-configuration", verify=CA, timeout=10
+    )
+    check(response.status_code == 200, "metadata is served")
+    doc = response.json()
+    check(doc["issuer"] == ISSUER, "metadata issuer matches")
+    return doc
+
+
+def verify_with_pyjwt(token, doc):
+    context = ssl.create_default_context(cafile=CA)
+    jwks = jwt.PyJWKClient(doc["jwks_uri"], ssl_context=context)
+    key = jwks.get_signing_key_from_jwt(token)
+    header = jwt.get_unverified_header(token)
+    check(header.get("typ") == "at+jwt", "PyJWT sees typ at+jwt")
+    claims = jwt.decode(
+        token,
+        key.key,
+        algorithms=doc["access_token_signing_alg_values_supported"],
+        issuer=ISSUER,
+        audience="auth-server",
+        options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]},
+    )
+    check(claims["client_id"] == CLIENT_ID, "PyJWT verifies the token and its claims")
+    return claims
+
+
+def authlib_flows(doc):
+    for method in ("client_secret_basic", "client_secret_post"):
+        session = AuthlibSession(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            token_endpoint_auth_method=method,
+            scope="api:read",
+        )
+        session.verify = CA
+        token = session.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+        check(token["token_type"] == "Bearer", f"authlib {method} gets a Bearer token")
+        check(token["scope"] == "api:read", f"authlib {method} gets the scope")
+        check("refresh_token" not in token, "no refresh token")
+        verify_with_pyjwt(token["access_token"], doc)
+
+    session = AuthlibSession(CLIENT_ID, CLIENT_SECRET, scope="api:read")
+    session.verify = CA
+    token = session.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    access = token["access_token"]
+    info = session.introspect_token(doc["introspection_endpoint"], token=access).json()
+    check(info["active"] is True, "authlib introspects an active token")
+    check(info["client_id"] == CLIENT_ID, "introspection names the client")
+    revoked = session.revoke_token(doc["revocation_endpoint"], token=access)
+    check(revoked.status_code == 200, "authlib revokes the token")
+    info = session.introspect_token(doc["introspection_endpoint"], token=access).json()
+    check(info == {"active": False}, "revoked token introspects inactive")
+
+    bad = AuthlibSession(CLIENT_ID, "wrong-secret")
+    bad.verify = CA
+    try:
+        bad.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+        check(False, "authlib with a wrong secret fails")
+    except Exception as error:  # authlib raises OAuthError
+        check("invalid_client" in str(error), "authlib sees invalid_client")
+
+
+def requests_oauthlib_flow(doc):
+    session = OAuthlibSession(client=BackendApplicationClient(client_id=CLIENT_ID))
+    token = session.fetch_token(
+        token_url=doc["token_endpoint"],
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        verify=CA,
+    )
+    check(token["token_type"] == "Bearer", "requests-oauthlib gets a Bearer token")
+    claims = verify_with_pyjwt(token["access_token"], doc)
+    response = session.post(
+        f"{ISSUER}/oauth/validate",
+        json={"endpoint_url": "https://api.example.com/v1/users", "method": "GET"},
+        verify=CA,
+    )
+    check(response.status_code == 200, "the token validates for its endpoint")
+    check(response.json()["jti"] == claims["jti"], "validate returns the jti")
+
+
+def main():
+    doc = metadata()
+    authlib_flows(doc)
+    requests_oauthlib_flow(doc)
+    print("python clients: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
