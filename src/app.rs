@@ -19,6 +19,7 @@ use crate::domain::token::TokenPolicy;
 use crate::feed;
 use crate::http::{AppState, discovery, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
+use crate::limit::RateLimits;
 use crate::server::{self, ConnectionLimits};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClientStore, Store, StoreError};
@@ -165,6 +166,7 @@ pub async fn start(
             revocations,
         ),
         scope_rules,
+        limits: RateLimits::new(&config.limits),
         max_body_bytes: config.http.max_body_bytes,
     });
 

@@ -89,6 +89,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// In-memory cache settings.
     pub cache: CacheConfig,
+    /// Rate limits.
+    pub limits: LimitsConfig,
     /// Log settings.
     pub log: LogConfig,
     /// Development conveniences.
@@ -204,6 +206,38 @@ pub struct CacheConfig {
     pub change_poll_interval_ms: u64,
 }
 
+/// Rate limits (token buckets).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests per second for the whole instance (0 disables the bucket).
+    pub global_rps: u32,
+    /// Burst above `global_rps`.
+    pub global_burst: u32,
+    /// Default requests per second per client (token requests plus
+    /// validations of its tokens); a client record can override it.
+    pub client_rps: u32,
+    /// Burst above `client_rps`.
+    pub client_burst: u32,
+    /// Failed client authentications allowed per IP per minute.
+    pub failed_auth_per_ip_per_minute: u32,
+    /// Burst of failed authentications before the per-minute rate applies.
+    pub failed_auth_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            global_rps: 100_000,
+            global_burst: 20_000,
+            client_rps: 1_000,
+            client_burst: 2_000,
+            failed_auth_per_ip_per_minute: 60,
+            failed_auth_burst: 20,
+        }
+    }
+}
+
 /// Log settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -250,6 +284,7 @@ impl Default for Config {
             token: TokenConfig::default(),
             database: DatabaseConfig::default(),
             cache: CacheConfig::default(),
+            limits: LimitsConfig::default(),
             log: LogConfig::default(),
             dev: DevConfig::default(),
             scopes: Vec::new(),
@@ -344,7 +379,7 @@ impl Default for DevConfig {
 
 /// Sections that `AUTH_SERVER_<SECTION>_<KEY>` can address.
 const SECTIONS: &[&str] = &[
-    "server", "tls", "http", "token", "database", "cache", "log", "dev",
+    "server", "tls", "http", "token", "database", "cache", "limits", "log", "dev",
 ];
 
 impl Config {
@@ -415,6 +450,12 @@ impl Config {
         }
         if !(10..=60_000).contains(&self.cache.change_poll_interval_ms) {
             return invalid("cache.change_poll_interval_ms must be between 10 and 60000");
+        }
+        let l = &self.limits;
+        if l.client_rps == 0 || l.failed_auth_per_ip_per_minute == 0 {
+            return invalid(
+                "limits.client_rps and limits.failed_auth_per_ip_per_minute must be at least 1",
+            );
         }
         if self.server.max_connections == 0 {
             return invalid("server.max_connections must be at least 1");

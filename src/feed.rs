@@ -72,6 +72,7 @@ pub async fn run(state: Arc<AppState>, mut cursor: i64, interval: Duration) {
             last_prune = Instant::now();
             let now = unix_now();
             state.validator.revocations().prune(now);
+            state.limits.prune();
             if let Err(e) = state.store.prune(now).await {
                 tracing::warn!(error = %e, "pruning revocations failed");
             }

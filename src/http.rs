@@ -16,6 +16,7 @@ use crate::cache::ClientCache;
 use crate::domain::endpoint::ScopeRules;
 use crate::domain::token::TokenPolicy;
 use crate::keys::KeySet;
+use crate::limit::RateLimits;
 use crate::store::Store;
 use crate::validation::TokenValidator;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub validator: TokenValidator,
     /// Which scopes grant which endpoints.
     pub scope_rules: ScopeRules,
+    /// Global, per-client and failed-authentication rate limits.
+    pub limits: RateLimits,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Precomputed RFC 8414 metadata document.
@@ -147,6 +150,15 @@ impl Route {
     }
 }
 
+/// The connection's peer address, attached to each request by [`AuthService`].
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The peer IP of a request, if it came through a socket.
+pub fn peer_ip<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
+    request.extensions().get::<PeerAddr>().map(|p| p.0.ip())
+}
+
 /// Client id of a token request, attached to the response for the access log.
 #[derive(Debug, Clone)]
 pub struct LoggedClientId(pub String);
@@ -161,6 +173,12 @@ where
     let route = Route::from_path(&state.base_path, request.uri().path());
     let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
     let is_post = request.method() == Method::POST;
+    if is_post && route.is_some() {
+        // The global bucket comes before any parsing or cryptography.
+        if let Err(denied) = state.limits.check_global() {
+            return ApiError::from(denied).into_response();
+        }
+    }
     let result = match route {
         None => Err(ApiError::NotFound),
         Some(Route::Token) if is_post => token::handle(state, request).await,
@@ -196,9 +214,10 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<hyper::body::Incoming>) -> Self::Future {
         let state = Arc::clone(&self.state);
         let peer = self.peer;
+        request.extensions_mut().insert(PeerAddr(peer));
         Box::pin(async move {
             let started = Instant::now();
             let method = request.method().clone();

@@ -12,6 +12,7 @@
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state)?
 //! - [`feed`]: applies the store's change feed to the caches (polling).
+//! - [`limit`]: global, per-client and per-IP (failed auth) token buckets.
 //! - [`http`]: routing and the endpoint handlers; `http::error` is the only
 //!   place errors become status codes.
 //! - [`server`]: the accept loop, TLS handshake, connection limits, drain.
@@ -34,6 +35,7 @@ pub mod domain;
 pub mod feed;
 pub mod http;
 pub mod keys;
+pub mod limit;
 pub mod logging;
 pub mod server;
 pub mod store;

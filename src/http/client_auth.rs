@@ -2,6 +2,7 @@
 //! endpoints: `client_secret_basic` (RFC 6749 2.3.1, form-encoded id and
 //! secret inside HTTP Basic) or `client_secret_post` / JSON body fields.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -95,6 +96,22 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, OAuthEr
 /// checks the secret in constant time. Unknown, wrong and disabled all give
 /// the same `invalid_client`, after the same amount of hashing.
 pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    peer: Option<IpAddr>,
+) -> Result<Arc<Client>, OAuthError> {
+    if let Some(ip) = peer {
+        state.limits.check_ip(ip)?;
+    }
+    let result = authenticate_credentials(state, headers, params).await;
+    if let (Err(OAuthError::InvalidClient), Some(ip)) = (&result, peer) {
+        state.limits.record_failed_auth(ip);
+    }
+    result
+}
+
+async fn authenticate_credentials(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,

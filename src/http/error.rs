@@ -4,6 +4,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use super::response::{Body, CachePolicy, json};
 use crate::domain::error::OAuthError;
+use crate::limit::Denied;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,20 @@ pub enum ApiError {
     /// The route exists but not for this method; carries the `Allow` value.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
+}
+
+impl From<Denied> for OAuthError {
+    fn from(denied: Denied) -> Self {
+        Self::RateLimited {
+            retry_after_secs: denied.retry_after_secs,
+        }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        Self::OAuth(denied.into())
+    }
 }
 
 /// The `WWW-Authenticate` realm for client authentication.

@@ -6,11 +6,11 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use serde_json::json;
 
-use super::AppState;
 use super::body::read_params;
 use super::client_auth::authenticate;
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
+use super::{AppState, peer_ip};
 use crate::domain::error::OAuthError;
 
 /// Answers an introspection request.
@@ -19,10 +19,11 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let peer = peer_ip(&request);
     let (parts, params) = read_params(request, state.max_body_bytes).await?;
     let token = params.single("token")?;
     params.single("token_type_hint")?;
-    authenticate(state, &parts.headers, &params).await?;
+    authenticate(state, &parts.headers, &params, peer).await?;
     let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
 
     let body = match state

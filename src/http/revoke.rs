@@ -5,11 +5,11 @@
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 
-use super::AppState;
 use super::body::read_params;
 use super::client_auth::authenticate;
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
+use super::{AppState, peer_ip};
 use crate::domain::error::OAuthError;
 use crate::domain::token::verify_signature;
 use crate::store::Revocation;
@@ -20,10 +20,11 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let peer = peer_ip(&request);
     let (parts, params) = read_params(request, state.max_body_bytes).await?;
     let token = params.single("token")?;
     params.single("token_type_hint")?;
-    let client = authenticate(state, &parts.headers, &params).await?;
+    let client = authenticate(state, &parts.headers, &params, peer).await?;
     let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
 
     let now = state.now();

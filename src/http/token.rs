@@ -8,7 +8,7 @@ use super::body::read_params;
 use super::client_auth::authenticate;
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
-use super::{AppState, LoggedClientId};
+use super::{AppState, LoggedClientId, peer_ip};
 use crate::domain::error::OAuthError;
 use crate::domain::scope::grant_scopes;
 use crate::domain::token::{choose_audience, mint_access_token};
@@ -31,6 +31,7 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let peer = peer_ip(&request);
     let (parts, params) = read_params(request, state.max_body_bytes).await?;
 
     match params.single("grant_type")? {
@@ -40,7 +41,10 @@ where
     }
     let scope = params.single("scope")?;
     let resource = params.single("resource")?;
-    let client = authenticate(state, &parts.headers, &params).await?;
+    let client = authenticate(state, &parts.headers, &params, peer).await?;
+    state
+        .limits
+        .check_client(&client.id, client.rate_limit_rps)?;
 
     let scopes = grant_scopes(scope, &client.allowed_scopes, &client.default_scopes)?;
     let audience = choose_audience(&client, resource, &state.policy)?;

@@ -1,0 +1,240 @@
+//! Rate limits (governor token buckets): a global bucket, a per-client bucket
+//! (with per-client overrides) charged by token requests and by validations
+//! of that client's tokens, and a per-IP bucket of failed client
+//! authentications that, once empty, blocks the IP from trying again until it
+//! refills. Every decision is pure over a governor `Clock`, so tests drive it
+//! with a fake clock.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{NotUntil, Quota, RateLimiter};
+
+use crate::config::LimitsConfig;
+
+/// Which limiter refused a request (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limiter {
+    /// The server-wide bucket.
+    Global,
+    /// The per-client bucket.
+    Client,
+    /// The per-IP failed-authentication guard.
+    FailedAuth,
+}
+
+impl Limiter {
+    /// The metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Global => "global",
+            Self::Client => "client",
+            Self::FailedAuth => "failed_auth",
+        }
+    }
+}
+
+/// A refusal: which limiter, and when to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    /// The limiter that refused.
+    pub limiter: Limiter,
+    /// Whole seconds until a retry can succeed (at least 1).
+    pub retry_after_secs: u64,
+}
+
+type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Keyed<K, C> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// Per-client override buckets: client id -> (rate, bucket).
+type Overrides<C> = RwLock<HashMap<String, (u32, Arc<Direct<C>>)>>;
+
+/// Rejection counters by limiter, for metrics.
+#[derive(Debug, Default)]
+pub struct LimitStats {
+    /// Refused by the global bucket.
+    pub global: AtomicU64,
+    /// Refused by a per-client bucket.
+    pub client: AtomicU64,
+    /// Refused by the failed-authentication guard.
+    pub failed_auth: AtomicU64,
+}
+
+/// All the server's rate limiters.
+pub struct RateLimits<C: Clock + Clone = DefaultClock> {
+    clock: C,
+    global: Option<Direct<C>>,
+    client_default: Keyed<String, C>,
+    client_overrides: Overrides<C>,
+    client_burst_factor: u32,
+    failed_auth: Keyed<IpAddr, C>,
+    blocked_ips: RwLock<HashMap<IpAddr, C::Instant>>,
+    stats: LimitStats,
+}
+
+fn quota(per_second: u32, burst: u32) -> Quota {
+    let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(rate).allow_burst(burst)
+}
+
+fn retry_after<C: Clock>(not_until: &NotUntil<C::Instant>, clock: &C) -> u64 {
+    let wait = not_until.wait_time_from(clock.now());
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+impl RateLimits<DefaultClock> {
+    /// Limiters from `[limits]`, on the real clock.
+    pub fn new(config: &LimitsConfig) -> Self {
+        Self::with_clock(config, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RateLimits<C> {
+    /// Limiters from `[limits]` on the given clock.
+    pub fn with_clock(config: &LimitsConfig, clock: C) -> Self {
+        let global = (config.global_rps > 0).then(|| {
+            RateLimiter::direct_with_clock(
+                quota(config.global_rps, config.global_burst),
+                clock.clone(),
+            )
+        });
+        let failed_per_minute =
+            NonZeroU32::new(config.failed_auth_per_ip_per_minute).unwrap_or(NonZeroU32::MIN);
+        let failed_quota = Quota::per_minute(failed_per_minute).allow_burst(
+            NonZeroU32::new(config.failed_auth_burst.max(1)).unwrap_or(NonZeroU32::MIN),
+        );
+        Self {
+            global,
+            client_default: RateLimiter::dashmap_with_clock(
+                quota(config.client_rps, config.client_burst),
+                clock.clone(),
+            ),
+            client_overrides: RwLock::new(HashMap::new()),
+            client_burst_factor: (config.client_burst / config.client_rps.max(1)).max(1),
+            failed_auth: RateLimiter::dashmap_with_clock(failed_quota, clock.clone()),
+            blocked_ips: RwLock::new(HashMap::new()),
+            stats: LimitStats::default(),
+            clock,
+        }
+    }
+
+    /// The rejection counters.
+    pub fn stats(&self) -> &LimitStats {
+        &self.stats
+    }
+
+    fn deny(&self, limiter: Limiter, retry_after_secs: u64) -> Denied {
+        let counter = match limiter {
+            Limiter::Global => &self.stats.global,
+            Limiter::Client => &self.stats.client,
+            Limiter::FailedAuth => &self.stats.failed_auth,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Denied {
+            limiter,
+            retry_after_secs: retry_after_secs.max(1),
+        }
+    }
+
+    /// Charges the global bucket.
+    pub fn check_global(&self) -> Result<(), Denied> {
+        match &self.global {
+            Some(limiter) => limiter
+                .check()
+                .map_err(|n| self.deny(Limiter::Global, retry_after(&n, &self.clock))),
+            None => Ok(()),
+        }
+    }
+
+    /// Charges `client_id`'s bucket: its own rate if it has an override,
+    /// else the default.
+    pub fn check_client(&self, client_id: &str, override_rps: Option<u32>) -> Result<(), Denied> {
+        let Some(rps) = override_rps else {
+            return self
+                .client_default
+                .check_key(&client_id.to_owned())
+                .map_err(|n| self.deny(Limiter::Client, retry_after(&n, &self.clock)));
+        };
+        let existing = self.client_overrides.read().ok().and_then(|map| {
+            map.get(client_id)
+                .filter(|(r, _)| *r == rps)
+                .map(|(_, l)| Arc::clone(l))
+        });
+        let limiter = match existing {
+            Some(limiter) => limiter,
+            None => {
+                let limiter = Arc::new(RateLimiter::direct_with_clock(
+                    quota(rps, rps.saturating_mul(self.client_burst_factor)),
+                    self.clock.clone(),
+                ));
+                if let Ok(mut map) = self.client_overrides.write() {
+                    map.insert(client_id.to_owned(), (rps, Arc::clone(&limiter)));
+                }
+                limiter
+            }
+        };
+        limiter
+            .check()
+            .map_err(|n| self.deny(Limiter::Client, retry_after(&n, &self.clock)))
+    }
+
+    /// Refuses an IP that has failed client authentication too often.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Denied> {
+        let Ok(blocked) = self.blocked_ips.read() else {
+            return Ok(());
+        };
+        if blocked.is_empty() {
+            return Ok(());
+        }
+        match blocked.get(&ip) {
+            Some(until) if *until > self.clock.now() => {
+                let wait = until.duration_since(self.clock.now());
+                let secs = Duration::from(wait).as_secs_f64().ceil() as u64;
+                Err(self.deny(Limiter::FailedAuth, secs))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a failed client authentication from `ip`; once the IP's
+    /// bucket is empty it is blocked until the bucket has room again.
+    pub fn record_failed_auth(&self, ip: IpAddr) {
+        if let Err(not_until) = self.failed_auth.check_key(&ip) {
+            if let Ok(mut blocked) = self.blocked_ips.write() {
+                blocked.insert(ip, not_until.earliest_possible());
+            }
+        }
+    }
+
+    /// Drops idle keyed state and expired blocks, so a million distinct
+    /// clients or IPs do not grow memory without bound.
+    pub fn prune(&self) {
+        self.client_default.retain_recent();
+        self.client_default.shrink_to_fit();
+        self.failed_auth.retain_recent();
+        self.failed_auth.shrink_to_fit();
+        let now = self.clock.now();
+        if let Ok(mut blocked) = self.blocked_ips.write() {
+            blocked.retain(|_, until| *until > now);
+            blocked.shrink_to_fit();
+        }
+    }
+
+    /// Number of keys held by the keyed limiters (for tests and metrics).
+    pub fn keyed_len(&self) -> usize {
+        self.client_default.len() + self.failed_auth.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

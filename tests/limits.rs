@@ -1,0 +1,134 @@
+//! Rate limits over real TLS: per-client buckets, the failed-authentication
+//! guard and the global bucket answer 429 with Retry-After and an RFC
+//! 6749-shaped body.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use auth_server::admin::NewClient;
+use auth_server::keys::Algorithm;
+use common::{TestServer, json_body};
+use reqwest::StatusCode;
+
+async fn token_request(server: &TestServer, id: &str, secret: &str) -> reqwest::Response {
+    server
+        .client()
+        .post(server.token_url())
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn assert_429(response: reqwest::Response) {
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = json_body(response).await;
+    assert!(body["error"].is_string() && body["error_description"].is_string());
+}
+
+#[tokio::test]
+async fn each_client_has_its_own_bucket_and_override() {
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.limits.client_rps = 1;
+        c.limits.client_burst = 3;
+    })
+    .await;
+    let (a, a_secret) = server.standard_client().await;
+    let (b, b_secret) = server.standard_client().await;
+    for _ in 0..3 {
+        assert_eq!(
+            token_request(&server, &a, &a_secret).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_429(token_request(&server, &a, &a_secret).await).await;
+    assert_eq!(
+        token_request(&server, &b, &b_secret).await.status(),
+        StatusCode::OK
+    );
+
+    let (big, big_secret) = server
+        .create_client(NewClient {
+            name: "big".into(),
+            rate_limit_rps: Some(50),
+            ..NewClient::default()
+        })
+        .await;
+    for _ in 0..20 {
+        assert_eq!(
+            token_request(&server, &big, &big_secret).await.status(),
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test]
+async fn repeated_failed_authentication_blocks_the_ip_even_for_good_secrets() {
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.limits.failed_auth_per_ip_per_minute = 1;
+        c.limits.failed_auth_burst = 3;
+    })
+    .await;
+    let (id, secret) = server.standard_client().await;
+    for _ in 0..4 {
+        let response = token_request(&server, &id, "guess").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Blocked now: the right secret does not get through either, so guessing
+    // cannot continue at full speed.
+    assert_429(token_request(&server, &id, &secret).await).await;
+    assert_429(token_request(&server, &id, "guess").await).await;
+    let health = server
+        .client()
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_global_bucket_guards_every_oauth_endpoint() {
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.limits.global_rps = 1;
+        c.limits.global_burst = 2;
+    })
+    .await;
+    let (id, secret) = server.standard_client().await;
+    assert_eq!(
+        token_request(&server, &id, &secret).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        token_request(&server, &id, &secret).await.status(),
+        StatusCode::OK
+    );
+    assert_429(token_request(&server, &id, &secret).await).await;
+    let validate = server
+        .client()
+        .post(server.url("/auth-server/v1/oauth/validate"))
+        .send()
+        .await
+        .unwrap();
+    assert_429(validate).await;
+    let jwks = server
+        .client()
+        .get(server.url("/auth-server/v1/oauth/jwks"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks.status(),
+        StatusCode::OK,
+        "discovery is not rate limited"
+    );
+}
