@@ -20,6 +20,7 @@ use crate::feed;
 use crate::http::{AppState, discovery, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::limit::RateLimits;
+use crate::metrics::Metrics;
 use crate::server::{self, ConnectionLimits};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClientStore, Store, StoreError};
@@ -167,6 +168,7 @@ pub async fn start(
         ),
         scope_rules,
         limits: RateLimits::new(&config.limits),
+        metrics: Metrics::new().map_err(|e| AppError::Config(e.to_string()))?,
         max_body_bytes: config.http.max_body_bytes,
     });
 

@@ -34,9 +34,13 @@ pub async fn poll_once(state: &AppState, cursor: i64) -> Result<i64, StoreError>
         state.clients.invalidate_all();
         return load(state.store.as_ref(), revocations).await;
     }
+    let now = unix_now();
     for r in batch.revocations {
+        let lag = (now - r.revoked_at).max(0);
+        state.metrics.revocation_lag.observe(lag as f64);
         revocations.insert(r.jti, r.exp);
     }
+    state.metrics.revocations_held.set(revocations.len() as i64);
     for id in &batch.clients {
         state.clients.invalidate(id);
     }

@@ -17,6 +17,7 @@ use crate::domain::endpoint::ScopeRules;
 use crate::domain::token::TokenPolicy;
 use crate::keys::KeySet;
 use crate::limit::RateLimits;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::validation::TokenValidator;
 
@@ -52,6 +53,8 @@ pub struct AppState {
     pub scope_rules: ScopeRules,
     /// Global, per-client and failed-authentication rate limits.
     pub limits: RateLimits,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Precomputed RFC 8414 metadata document.
@@ -98,6 +101,8 @@ pub enum Route {
     Live,
     /// `GET /health/ready`.
     Ready,
+    /// `GET /metrics`.
+    Metrics,
 }
 
 impl Route {
@@ -107,6 +112,7 @@ impl Route {
             "/health" => return Some(Self::Health),
             "/health/live" => return Some(Self::Live),
             "/health/ready" => return Some(Self::Ready),
+            "/metrics" => return Some(Self::Metrics),
             "/.well-known/jwks.json" => return Some(Self::Jwks),
             "/.well-known/oauth-authorization-server" => return Some(Self::Metadata),
             _ => {}
@@ -146,6 +152,7 @@ impl Route {
             Self::Health => "health",
             Self::Live => "live",
             Self::Ready => "ready",
+            Self::Metrics => "metrics",
         }
     }
 }
@@ -190,9 +197,23 @@ where
         Some(Route::Health) if is_get => Ok(health::health(state)),
         Some(Route::Live) if is_get => Ok(health::live()),
         Some(Route::Ready) if is_get => Ok(health::ready()),
+        Some(Route::Metrics) if is_get => Ok(metrics_response(state)),
         Some(route) => Err(ApiError::MethodNotAllowed(route.allow())),
     };
     result.unwrap_or_else(ApiError::into_response)
+}
+
+fn metrics_response(state: &AppState) -> Response<Body> {
+    let text = state.metrics.render(&crate::metrics::ScrapeSources {
+        validation: state.validator.stats(),
+        limits: state.limits.stats(),
+    });
+    response::with_content_type(
+        http::StatusCode::OK,
+        text,
+        "text/plain; version=0.0.4; charset=utf-8",
+        response::CachePolicy::NoStore,
+    )
 }
 
 /// The hyper service for one connection.
@@ -224,6 +245,11 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
             let route = Route::from_path(&state.base_path, request.uri().path())
                 .map_or("unknown", Route::name);
             let response = handle(&state, request).await;
+            state.metrics.observe_request(
+                route,
+                response.status().as_u16(),
+                started.elapsed().as_secs_f64(),
+            );
             let client_id = response
                 .extensions()
                 .get::<LoggedClientId>()

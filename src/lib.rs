@@ -21,6 +21,7 @@
 //! - [`app`]: wires everything together; signals.
 //! - [`cli`]: command-line definitions and one-shot commands.
 //! - [`logging`]: JSON logs to stdout and file.
+//! - [`metrics`]: Prometheus registry, handles and `/metrics` text.
 //! - [`clock`]: the one place that reads the wall clock.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -37,6 +38,7 @@ pub mod http;
 pub mod keys;
 pub mod limit;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod tls;

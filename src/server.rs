@@ -102,26 +102,32 @@ pub async fn run(
         let service = AuthService::new(Arc::clone(&state), peer);
         let watcher = graceful.watcher();
         let handshake_timeout = limits.tls_handshake_timeout;
+        let conn_state = Arc::clone(&state);
         tokio::spawn(async move {
             let _permit = permit;
+            let metrics = &conn_state.metrics;
             let tls_stream =
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
+                        metrics.tls_handshake_failures.inc();
                         tracing::debug!(error = %e, peer = %peer, "TLS handshake failed");
                         return;
                     }
                     Err(_) => {
+                        metrics.tls_handshake_failures.inc();
                         tracing::debug!(peer = %peer, "TLS handshake timed out");
                         return;
                     }
                 };
+            metrics.open_connections.inc();
             let conn = builder
                 .serve_connection(TokioIo::new(tls_stream), service)
                 .into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, peer = %peer, "connection ended with an error");
             }
+            conn_state.metrics.open_connections.dec();
         });
     }
 

@@ -180,3 +180,40 @@ async fn health_unknown_paths_and_wrong_methods() {
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "GET, HEAD");
 }
+
+#[tokio::test]
+async fn metrics_are_exposed_with_route_labels_not_raw_paths() {
+    let server = TestServer::start().await;
+    let (id, secret) = server.standard_client().await;
+    get_token(&server, &id, &secret, &[]).await;
+    let client = server.client();
+    client
+        .get(server.url("/no/such/path/123"))
+        .send()
+        .await
+        .unwrap();
+    let response = client.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    for needle in [
+        "auth_http_requests_total{route=\"token\",status=\"200\"} 1",
+        "auth_http_requests_total{route=\"unknown\",status=\"404\"} 1",
+        "auth_tokens_issued_total 1",
+        "auth_build_info{git_sha=",
+        "auth_validations_total{result=\"accepted\"}",
+        "auth_rate_limited_total{limiter=\"global\"} 0",
+        "auth_open_connections",
+    ] {
+        assert!(text.contains(needle), "{needle} missing");
+    }
+    assert!(
+        !text.contains("/no/such/path"),
+        "raw paths never become labels"
+    );
+}

@@ -67,6 +67,7 @@ where
         scope: issued.claims.scope.as_deref(),
     })
     .map_err(|_| OAuthError::ServerError)?;
+    state.metrics.tokens_issued.inc();
     let mut response = json(StatusCode::OK, body, CachePolicy::NoStore);
     response
         .extensions_mut()
