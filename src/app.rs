@@ -168,6 +168,7 @@ pub async fn start(
         ),
         scope_rules,
         limits: RateLimits::new(&config.limits),
+        status: health::ServingStatus::default(),
         metrics: Metrics::new().map_err(|e| AppError::Config(e.to_string()))?,
         max_body_bytes: config.http.max_body_bytes,
     });

@@ -49,6 +49,12 @@ impl ClientCache {
         self.entries.invalidate(id);
     }
 
+    /// True when no client is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count() == 0
+    }
+
     /// Drops every cached entry.
     pub fn invalidate_all(&self) {
         self.entries.invalidate_all();

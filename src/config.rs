@@ -246,6 +246,10 @@ pub struct LogConfig {
     pub level: String,
     /// Directory of `auth-server.log`; empty disables the file.
     pub dir: String,
+    /// Size at which the log file is rotated, in bytes.
+    pub max_file_bytes: u64,
+    /// Rotated files kept (`auth-server.log.1` is the newest).
+    pub max_files: usize,
 }
 
 /// One `[[scope]]` table: a scope and the endpoints it grants.
@@ -367,6 +371,8 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             dir: "log".into(),
+            max_file_bytes: 50 * 1024 * 1024,
+            max_files: 10,
         }
     }
 }

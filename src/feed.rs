@@ -58,6 +58,7 @@ pub async fn run(state: Arc<AppState>, mut cursor: i64, interval: Duration) {
         ticker.tick().await;
         match poll_once(&state, cursor).await {
             Ok(next) => {
+                state.status.set_store_reachable(true);
                 if failing {
                     tracing::info!("change feed recovered");
                     failing = false;
@@ -65,6 +66,7 @@ pub async fn run(state: Arc<AppState>, mut cursor: i64, interval: Duration) {
                 cursor = next;
             }
             Err(e) => {
+                state.status.set_store_reachable(false);
                 if !failing {
                     tracing::warn!(error = %e, "change feed unavailable; serving from memory");
                     failing = true;

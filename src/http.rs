@@ -55,6 +55,8 @@ pub struct AppState {
     pub limits: RateLimits,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Serving status for readiness: draining, store reachability.
+    pub status: health::ServingStatus,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Precomputed RFC 8414 metadata document.
@@ -196,7 +198,7 @@ where
         Some(Route::Metadata) if is_get => Ok(discovery::metadata(state)),
         Some(Route::Health) if is_get => Ok(health::health(state)),
         Some(Route::Live) if is_get => Ok(health::live()),
-        Some(Route::Ready) if is_get => Ok(health::ready()),
+        Some(Route::Ready) if is_get => Ok(health::ready(state)),
         Some(Route::Metrics) if is_get => Ok(metrics_response(state)),
         Some(route) => Err(ApiError::MethodNotAllowed(route.allow())),
     };

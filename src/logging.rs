@@ -1,6 +1,6 @@
 //! Logging: JSON lines through tracing, to stdout and to
-//! `<log.dir>/auth-server.log`, written off the request path by background
-//! writers. Level from `log.level`, overridden by `RUST_LOG`.
+//! `<log.dir>/auth-server.log` (rotated by size), written off the request
+//! path by background writers. Level from `log.level`, overridden by `RUST_LOG`.
 
 use std::path::Path;
 
@@ -10,6 +10,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogConfig;
+
+mod rotating;
+
+pub use rotating::RotatingFile;
 
 /// Name of the log file inside `log.dir`.
 pub const LOG_FILE: &str = "auth-server.log";
@@ -26,8 +30,8 @@ pub enum LoggingError {
     /// The level filter does not parse.
     #[error("invalid log level {0:?}")]
     BadLevel(String),
-    /// The log directory cannot be created.
-    #[error("cannot create log directory {dir}: {source}")]
+    /// The log directory or file cannot be created.
+    #[error("cannot open the log file in {dir}: {source}")]
     Directory {
         /// The directory.
         dir: String,
@@ -47,13 +51,16 @@ pub fn init_server(config: &LogConfig) -> Result<LogGuard, LoggingError> {
     let file_layer = if config.dir.is_empty() {
         None
     } else {
-        std::fs::create_dir_all(Path::new(&config.dir)).map_err(|source| {
-            LoggingError::Directory {
-                dir: config.dir.clone(),
-                source,
-            }
+        let appender = RotatingFile::open(
+            Path::new(&config.dir),
+            LOG_FILE,
+            config.max_file_bytes,
+            config.max_files,
+        )
+        .map_err(|source| LoggingError::Directory {
+            dir: config.dir.clone(),
+            source,
         })?;
-        let appender = tracing_appender::rolling::never(&config.dir, LOG_FILE);
         let (file, guard) = tracing_appender::non_blocking(appender);
         guards.push(guard);
         Some(json_layer(file))

@@ -132,6 +132,7 @@ pub async fn run(
     }
 
     drop(listener);
+    state.status.set_draining();
     tracing::info!(
         connections = graceful.count(),
         "stopped accepting; draining connections"
