@@ -18,6 +18,7 @@ use crate::domain::token::TokenPolicy;
 use crate::http::{AppState, discovery, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::server::{self, ConnectionLimits};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClientStore, Store, StoreError};
 use crate::tls::{self, CertificatePaths, TlsError};
@@ -50,16 +51,17 @@ pub enum AppError {
     Admin(#[from] admin::AdminError),
 }
 
-/// Opens the configured store. Migrations are not applied here.
+/// Opens the configured store: PostgreSQL when `database.url` is set, the
+/// embedded file otherwise. Migrations are not applied here.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
-    if !config.database.url.is_empty() {
-        return Err(AppError::Config(
-            "database.url is set, but this build serves only the embedded store; \
-             unset it (and DATABASE_URL) to use database.sqlite_path"
-                .into(),
-        ));
+    if config.database.url.is_empty() {
+        return Ok(Arc::new(SqliteStore::open(&config.database.sqlite_path)?));
     }
-    Ok(Arc::new(SqliteStore::open(&config.database.sqlite_path)?))
+    match PostgresStore::open(&config.database, config.db_password.as_ref()) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(StoreError::Settings(msg)) => Err(AppError::Config(msg)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Applies migrations and reports a schema newer than this binary.

@@ -7,7 +7,8 @@
 //!   errors); no I/O, time passed in as `now`.
 //! - [`keys`]: signing keys, loaded or generated once; sign, verify, JWKS.
 //! - [`config`]: `config.toml` plus environment overrides, validated.
-//! - [`store`]: the `ClientStore` trait; [`store::sqlite`] is the embedded store.
+//! - [`store`]: the store traits; [`store::sqlite`] is the embedded store,
+//!   [`store::postgres`] the shared one (pool, migrations, LISTEN/NOTIFY).
 //! - [`cache`]: the in-memory client cache in front of the store.
 //! - [`http`]: routing and the endpoint handlers; `http::error` is the only
 //!   place errors become status codes.

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 cluster for the tests: a temp dir, a free port on
+# 127.0.0.1 only, trust authentication, no fsync. Nothing outside the temp
+# dir is touched, and `stop` removes it.
+#
+#   scripts/pg.sh start    create and start; prints the URL on stdout
+#   scripts/pg.sh stop     stop and remove everything (fine if none is running)
+#   scripts/pg.sh halt     stop the server but keep its data (outage tests)
+#   scripts/pg.sh resume   start a halted server again on the same port
+#
+# The cluster's location is kept in target/pg-cluster.env (override with
+# AUTH_SERVER_PG_STATE). PG_BIN overrides the binaries' directory.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+pg_bin="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+state="${AUTH_SERVER_PG_STATE:-$root/target/pg-cluster.env}"
+
+# initdb and postgres refuse to run as root: use the postgres account then.
+as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+log() { echo "pg.sh: $*" >&2; }
+
+port_is_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+load_state() {
+    if [ ! -f "$state" ]; then
+        log "no cluster recorded in $state"
+        return 1
+    fi
+    # shellcheck source=/dev/null
+    . "$state"
+}
+
+pg_ctl_run() {
+    # -t bounds every wait; -w waits for the server to accept or to be gone.
+    as_owner "$pg_bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 30 "$@" >&2
+}
+
+start() {
+    if [ -f "$state" ]; then
+        log "a cluster is already recorded in $state; run 'scripts/pg.sh stop' first"
+        exit 1
+    fi
+    [ -x "$pg_bin/initdb" ] || { log "PostgreSQL binaries not found in $pg_bin"; exit 1; }
+    PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/auth-server-pg.XXXXXX")"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$PG_DIR"
+    fi
+    chmod 700 "$PG_DIR"
+    as_owner "$pg_bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust \
+        --encoding=UTF8 --locale=C --no-sync >"$PG_DIR/initdb.log" 2>&1 || {
+        cat "$PG_DIR/initdb.log" >&2
+        rm -rf "$PG_DIR"
+        exit 1
+    }
+    for _ in $(seq 1 20); do
+        PG_PORT=$((20000 + RANDOM % 40000))
+        port_is_free "$PG_PORT" || continue
+        # In the config file, so `resume` starts it the same way.
+        cat >>"$PG_DIR/data/postgresql.conf" <<EOF
+port = $PG_PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_DIR'
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+        printf 'PG_DIR=%q\nPG_PORT=%q\n' "$PG_DIR" "$PG_PORT" >"$state.tmp"
+        mkdir -p "$(dirname "$state")"
+        mv "$state.tmp" "$state"
+        if pg_ctl_run start; then
+            echo "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+            return 0
+        fi
+        log "could not start on port $PG_PORT; trying another"
+        rm -f "$state"
+    done
+    log "no free port found; server log:"
+    cat "$PG_DIR/server.log" >&2 || true
+    rm -rf "$PG_DIR"
+    exit 1
+}
+
+stop() {
+    load_state || return 0
+    if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+        pg_ctl_run -m immediate stop || true
+    fi
+    rm -rf "$PG_DIR"
+    rm -f "$state"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    halt) load_state && pg_ctl_run -m fast stop ;;
+    resume) load_state && pg_ctl_run start ;;
+    *)
+        echo "usage: $0 start|stop|halt|resume" >&2
+        exit 64
+        ;;
+esac
