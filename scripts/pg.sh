@@ -50,6 +50,11 @@ start() {
         log "a cluster is already recorded in $state; run 'scripts/pg.sh stop' first"
         exit 1
     fi
+    if [ ! -x "$pg_bin/initdb" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        log "installing postgresql-15 (binaries not found in $pg_bin)"
+        timeout 600 apt-get update -qq >&2
+        timeout 600 apt-get install -y -qq postgresql-15 >&2
+    fi
     [ -x "$pg_bin/initdb" ] || { log "PostgreSQL binaries not found in $pg_bin"; exit 1; }
     PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/auth-server-pg.XXXXXX")"
     if [ "$(id -u)" -eq 0 ]; then

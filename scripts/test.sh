@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, clippy (warnings are errors) and the
-# whole test suite. Used as-is by CI (.ci/run).
+# Runs every check and test: formatting, clippy (warnings are errors), the
+# whole test suite, then the PostgreSQL tests against a throwaway cluster
+# (scripts/pg.sh) that is removed on any exit. Used as-is by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +13,16 @@ cargo clippy --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --all-targets --locked
+
+echo "==> PostgreSQL tests (throwaway cluster on 127.0.0.1)"
+scripts/pg.sh stop # a cluster left by an interrupted run
+trap 'scripts/pg.sh stop' EXIT
+TEST_PG_URL="$(scripts/pg.sh start)"
+export TEST_PG_URL
+started=$SECONDS
+cargo test --all-targets --locked -- --ignored
+echo "    PostgreSQL tests took $((SECONDS - started)) s"
+scripts/pg.sh stop
+trap - EXIT
 
 echo "==> all checks passed"
