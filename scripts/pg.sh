@@ -7,6 +7,12 @@
 #   scripts/pg.sh stop     stop and remove everything (fine if none is running)
 #   scripts/pg.sh halt     stop the server but keep its data (outage tests)
 #   scripts/pg.sh resume   start a halted server again on the same port
+#   scripts/pg.sh ca       print the path of the CA that signed the server's
+#                          TLS certificate (for sslmode=require tests)
+#
+# Besides the trusting `postgres` superuser, two roles exist for tests:
+# `tls_only` may log in only over TLS, and `pw_user` only with the password
+# `pg-test-password` (a throwaway cluster's fixture, not a secret).
 #
 # The cluster's location is kept in target/pg-cluster.env (override with
 # AUTH_SERVER_PG_STATE). PG_BIN overrides the binaries' directory.
@@ -67,6 +73,15 @@ start() {
         rm -rf "$PG_DIR"
         exit 1
     }
+    make_certificates
+    # pg_hba is first match: these go before initdb's trust-everyone lines.
+    {
+        echo "hostnossl all tls_only 127.0.0.1/32 reject"
+        echo "hostssl   all tls_only 127.0.0.1/32 trust"
+        echo "host      all pw_user  127.0.0.1/32 scram-sha-256"
+        cat "$PG_DIR/data/pg_hba.conf"
+    } >"$PG_DIR/pg_hba.conf.new"
+    as_owner cp "$PG_DIR/pg_hba.conf.new" "$PG_DIR/data/pg_hba.conf"
     for _ in $(seq 1 20); do
         PG_PORT=$((20000 + RANDOM % 40000))
         port_is_free "$PG_PORT" || continue
@@ -75,6 +90,9 @@ start() {
 port = $PG_PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$PG_DIR'
+ssl = on
+ssl_cert_file = '$PG_DIR/server.crt'
+ssl_key_file = '$PG_DIR/server.key'
 max_connections = 300
 fsync = off
 synchronous_commit = off
@@ -84,6 +102,9 @@ EOF
         mkdir -p "$(dirname "$state")"
         mv "$state.tmp" "$state"
         if pg_ctl_run start; then
+            "$pg_bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+                -c "CREATE ROLE tls_only LOGIN SUPERUSER" \
+                -c "CREATE ROLE pw_user LOGIN SUPERUSER PASSWORD 'pg-test-password'" >&2
             echo "postgres://postgres@127.0.0.1:$PG_PORT/postgres"
             return 0
         fi
@@ -94,6 +115,25 @@ EOF
     cat "$PG_DIR/server.log" >&2 || true
     rm -rf "$PG_DIR"
     exit 1
+}
+
+# A test CA and a server certificate for 127.0.0.1 signed by it.
+make_certificates() {
+    local d="$PG_DIR" ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+        "keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" >"$d/server.ext"
+    {
+        openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=auth-server test CA" \
+            -keyout "$d/ca.key" -out "$d/ca.crt"
+        openssl req -new "${ec[@]}" -subj "/CN=127.0.0.1" \
+            -keyout "$d/server.key" -out "$d/server.csr"
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+            -CAcreateserial -days 2 -extfile "$d/server.ext" -out "$d/server.crt"
+    } >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; return 1; }
+    chmod 600 "$d/server.key"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$d/server.key" "$d/server.crt"
+    fi
 }
 
 stop() {
@@ -110,8 +150,9 @@ case "${1:-}" in
     stop) stop ;;
     halt) load_state && pg_ctl_run -m fast stop ;;
     resume) load_state && pg_ctl_run start ;;
+    ca) load_state && echo "$PG_DIR/ca.crt" ;;
     *)
-        echo "usage: $0 start|stop|halt|resume" >&2
+        echo "usage: $0 start|stop|halt|resume|ca" >&2
         exit 64
         ;;
 esac

@@ -13,27 +13,17 @@ use auth_server::store::postgres::PostgresStore;
 use auth_server::store::{ClientStore, RevocationStore, Store, StoreError};
 use common::{contract, pg};
 
-const PG_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh");
-
-fn pg_sh(action: &str) {
-    let status = std::process::Command::new(PG_SH)
-        .arg(action)
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/pg.sh {action} failed");
-}
-
 /// Restarts the cluster if the test ends (or panics) while it is down.
 struct Halted(bool);
 
 impl Halted {
     fn halt() -> Self {
-        pg_sh("halt");
+        pg::pg_sh("halt");
         Self(true)
     }
 
     fn resume(&mut self) {
-        pg_sh("resume");
+        pg::pg_sh("resume");
         self.0 = false;
     }
 }
@@ -41,7 +31,7 @@ impl Halted {
 impl Drop for Halted {
     fn drop(&mut self) {
         if self.0 {
-            pg_sh("resume");
+            pg::pg_sh("resume");
         }
     }
 }

@@ -202,10 +202,21 @@ fn pool_error(e: PoolError) -> StoreError {
     }
 }
 
-/// Maps a driver error. Its text carries the server's message, never the
-/// connection settings.
+/// Maps a driver error to a retryable one.
 fn unavailable(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Unavailable(describe(&e))
+}
+
+/// The server's message or the underlying cause: the driver's own text is
+/// often just "db error". Neither carries the connection settings.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// Appends to the change log. The lock makes concurrent writers commit in

@@ -72,3 +72,19 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     tokio::spawn(connection);
     client
 }
+
+/// Runs `scripts/pg.sh ACTION` on the test cluster; returns its stdout.
+pub fn pg_sh(action: &str) -> String {
+    let output = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh"))
+        .arg(action)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "scripts/pg.sh {action} failed");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// `url` with another user name.
+pub fn as_user(url: &str, user: &str) -> String {
+    url.replacen("postgres://postgres@", &format!("postgres://{user}@"), 1)
+}

@@ -5,6 +5,7 @@
 
 use deadpool_postgres::Object;
 
+use super::describe;
 use crate::store::{MigrationReport, StoreError};
 
 /// Embedded migrations: (version, SQL). Append only; see
@@ -21,7 +22,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
 const MIGRATION_LOCK: i64 = 0x6175_7468_2d6d_6967;
 
 fn fail(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Migration(e.to_string())
+    StoreError::Migration(describe(&e))
 }
 
 /// Applies every migration newer than the database's version.
@@ -79,10 +80,4 @@ pub(super) async fn apply(
         applied,
         known,
     })
-}
-
-/// The server's own message when there is one: "db error" alone says nothing.
-fn describe(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map_or_else(|| e.to_string(), |db| db.message().to_owned())
 }
