@@ -7,6 +7,9 @@
 #   scripts/pg.sh stop     stop and remove everything (fine if none is running)
 #   scripts/pg.sh halt     stop the server but keep its data (outage tests)
 #   scripts/pg.sh resume   start a halted server again on the same port
+#   scripts/pg.sh freeze   SIGSTOP the server's processes: connections stay
+#                          open but nothing answers (a hung database)
+#   scripts/pg.sh thaw     SIGCONT them again
 #   scripts/pg.sh ca       print the path of the CA that signed the server's
 #                          TLS certificate (for sslmode=require tests)
 #
@@ -136,9 +139,17 @@ make_certificates() {
     fi
 }
 
+# The postmaster and its children (backends, background workers).
+server_pids() {
+    local postmaster
+    postmaster="$(head -n 1 "$PG_DIR/data/postmaster.pid")"
+    echo "$postmaster" $(pgrep -P "$postmaster" || true)
+}
+
 stop() {
     load_state || return 0
     if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+        kill -CONT $(server_pids) 2>/dev/null || true
         pg_ctl_run -m immediate stop || true
     fi
     rm -rf "$PG_DIR"
@@ -151,8 +162,10 @@ case "${1:-}" in
     halt) load_state && pg_ctl_run -m fast stop ;;
     resume) load_state && pg_ctl_run start ;;
     ca) load_state && echo "$PG_DIR/ca.crt" ;;
+    freeze) load_state && kill -STOP $(server_pids) ;;
+    thaw) load_state && kill -CONT $(server_pids) ;;
     *)
-        echo "usage: $0 start|stop|halt|resume|ca" >&2
+        echo "usage: $0 start|stop|halt|resume|freeze|thaw|ca" >&2
         exit 64
         ;;
 esac

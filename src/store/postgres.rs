@@ -8,22 +8,18 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use deadpool_postgres::{
-    Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, Transaction,
-};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{
-    CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientStore, MigrationReport, Revocation,
-    RevocationStore, Store, StoreError, StoreFuture,
-};
+use super::{ClientStore, MigrationReport, StoreError, StoreFuture};
 use crate::config::{DatabaseConfig, Secret};
 use crate::domain::client::Client;
 
+mod changes;
 mod listen;
 mod migrate;
 mod rows;
@@ -134,7 +130,7 @@ impl PostgresStore {
     /// A receiver that changes shortly after any instance commits a client
     /// change or revocation (PostgreSQL `LISTEN auth_server_changes`), and
     /// after the listening connection reconnects (notifications may have been
-    /// missed). Call [`Store::changes_since`] when it changes; keep polling on
+    /// missed). Call [`crate::store::Store::changes_since`] when it changes; keep polling on
     /// an interval too, as notifications are best effort. The listening
     /// connection lives outside the pool, starts on the first call and stops
     /// once the store and every receiver are gone. Must be called within a
@@ -219,23 +215,6 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Appends to the change log. The lock makes concurrent writers commit in
-/// `seq` order: otherwise a reader could see seq 8 before seq 7 commits and
-/// move its cursor past 7 for good.
-async fn record_change(tx: &Transaction<'_>, kind: &str, key: &str) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHANGE_LOG_LOCK])
-        .await
-        .map_err(unavailable)?;
-    tx.execute(
-        "INSERT INTO changes (kind, key, at) \
-         VALUES ($1, $2, EXTRACT(EPOCH FROM now())::BIGINT)",
-        &[&kind, &key],
-    )
-    .await
-    .map_err(unavailable)?;
-    Ok(())
-}
-
 impl ClientStore for PostgresStore {
     fn migrate(&self) -> StoreFuture<'_, MigrationReport> {
         self.with_client(|mut client| async move { migrate::run(&mut client).await })
@@ -289,7 +268,7 @@ impl ClientStore for PostgresStore {
                 Err(e) => return Err(unavailable(e)),
                 Ok(_) => {}
             }
-            record_change(&tx, "client", &client.id).await?;
+            changes::record_change(&tx, "client", &client.id).await?;
             tx.commit().await.map_err(unavailable)
         })
     }
@@ -302,7 +281,7 @@ impl ClientStore for PostgresStore {
                 .map_err(unavailable)?
                 == 1;
             if updated {
-                record_change(&tx, "client", &client.id).await?;
+                changes::record_change(&tx, "client", &client.id).await?;
             }
             tx.commit().await.map_err(unavailable)?;
             Ok(updated)
@@ -318,124 +297,11 @@ impl ClientStore for PostgresStore {
                 .map_err(unavailable)?;
             let deleted = tx.execute(&stmt, &[&id]).await.map_err(unavailable)? == 1;
             if deleted {
-                record_change(&tx, "client", id).await?;
+                changes::record_change(&tx, "client", id).await?;
             }
             tx.commit().await.map_err(unavailable)?;
             Ok(deleted)
         })
-    }
-}
-
-impl RevocationStore for PostgresStore {
-    fn revoke<'a>(&'a self, r: &'a Revocation) -> StoreFuture<'a, ()> {
-        self.with_client(move |mut conn| async move {
-            let tx = conn.transaction().await.map_err(unavailable)?;
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO revocations (jti, client_id, exp, revoked_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
-                )
-                .await
-                .map_err(unavailable)?;
-            let inserted = tx
-                .execute(&stmt, &[&r.jti, &r.client_id, &r.exp, &r.revoked_at])
-                .await
-                .map_err(unavailable)?;
-            if inserted == 1 {
-                record_change(&tx, "revocation", &r.jti).await?;
-            }
-            tx.commit().await.map_err(unavailable)
-        })
-    }
-
-    fn active_revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>> {
-        self.with_client(move |client| async move {
-            let stmt = client
-                .prepare_cached(
-                    "SELECT jti, client_id, exp, revoked_at FROM revocations WHERE exp > $1",
-                )
-                .await
-                .map_err(unavailable)?;
-            let rows = client.query(&stmt, &[&now]).await.map_err(unavailable)?;
-            rows.iter().map(rows::revocation_from_row).collect()
-        })
-    }
-
-    fn prune(&self, now: i64) -> StoreFuture<'_, u64> {
-        self.with_client(move |mut conn| async move {
-            let tx = conn.transaction().await.map_err(unavailable)?;
-            let pruned = tx
-                .execute("DELETE FROM revocations WHERE exp <= $1", &[&now])
-                .await
-                .map_err(unavailable)?;
-            tx.execute(
-                "DELETE FROM changes WHERE at < $1",
-                &[&(now - CHANGE_LOG_RETENTION_SECS)],
-            )
-            .await
-            .map_err(unavailable)?;
-            tx.commit().await.map_err(unavailable)?;
-            Ok(pruned)
-        })
-    }
-}
-
-impl Store for PostgresStore {
-    fn change_cursor(&self) -> StoreFuture<'_, i64> {
-        self.with_client(|client| async move {
-            let stmt = client
-                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM changes")
-                .await
-                .map_err(unavailable)?;
-            Ok(client
-                .query_one(&stmt, &[])
-                .await
-                .map_err(unavailable)?
-                .get(0))
-        })
-    }
-
-    fn changes_since(&self, cursor: i64) -> StoreFuture<'_, ChangeBatch> {
-        self.with_client(move |mut conn| async move {
-            // One snapshot for both reads, so the oldest seq matches the rows.
-            let tx = conn
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(unavailable)?;
-            let oldest: Option<i64> = tx
-                .query_one("SELECT MIN(seq) FROM changes", &[])
-                .await
-                .map_err(unavailable)?
-                .get(0);
-            let stmt = tx
-                .prepare_cached(
-                    "SELECT c.seq, c.kind, c.key, r.client_id, r.exp, r.revoked_at \
-                     FROM changes c LEFT JOIN revocations r \
-                       ON c.kind = 'revocation' AND r.jti = c.key \
-                     WHERE c.seq > $1 ORDER BY c.seq LIMIT 10000",
-                )
-                .await
-                .map_err(unavailable)?;
-            let rows = tx.query(&stmt, &[&cursor]).await.map_err(unavailable)?;
-            tx.commit().await.map_err(unavailable)?;
-            let mut batch = ChangeBatch {
-                cursor,
-                // Entries after the cursor were pruned: the caller missed some.
-                full_reload: oldest.is_some_and(|oldest| oldest > cursor + 1) && cursor > 0,
-                ..ChangeBatch::default()
-            };
-            for row in &rows {
-                rows::add_change(&mut batch, row)?;
-            }
-            Ok(batch)
-        })
-    }
-
-    fn change_notifications(&self) -> Option<watch::Receiver<u64>> {
-        self.listen_for_changes()
     }
 }
 
