@@ -86,16 +86,16 @@ impl PostgresStore {
         }
         let tls = match pg_config.get_ssl_mode() {
             SslMode::Require => Tls::Rustls(rustls_connector()?),
-            // `prefer` would try TLS without verifying the outcome; treat it
-            // (and `disable`) as plain, which production mode refuses.
+            // Anything else is plain text, like `disable`: `prefer` would
+            // fall back to plain text silently anyway. Production refuses it.
             _ => {
                 pg_config.ssl_mode(SslMode::Disable);
                 Tls::Plain
             }
         };
         let manager_config = ManagerConfig {
-            // Cheap check on checkout; a dead connection fails its query and
-            // is dropped, and the next checkout connects afresh.
+            // No round trip per checkout: a connection the server closed
+            // (restart, failover) is noticed as closed and replaced.
             recycling_method: RecyclingMethod::Fast,
         };
         let manager = match &tls {
@@ -129,12 +129,30 @@ impl PostgresStore {
 
     /// A receiver that changes shortly after any instance commits a client
     /// change or revocation (PostgreSQL `LISTEN auth_server_changes`), and
-    /// after the listening connection reconnects (notifications may have been
-    /// missed). Call [`crate::store::Store::changes_since`] when it changes; keep polling on
-    /// an interval too, as notifications are best effort. The listening
-    /// connection lives outside the pool, starts on the first call and stops
-    /// once the store and every receiver are gone. Must be called within a
-    /// tokio runtime; `None` otherwise.
+    /// after the listening connection reconnects (notifications may have
+    /// been missed). Call [`crate::store::Store::changes_since`] when it
+    /// changes; keep polling on an interval too, as notifications are best
+    /// effort. The listening connection lives outside the pool, starts on
+    /// the first call and stops once the store and every receiver are gone.
+    /// Must be called within a tokio runtime; `None` otherwise.
+    ///
+    /// ```no_run
+    /// # async fn follow(store: auth_server::store::postgres::PostgresStore) {
+    /// use auth_server::store::Store;
+    /// let mut changed = store.listen_for_changes().expect("inside tokio");
+    /// let mut cursor = store.change_cursor().await.unwrap_or(0);
+    /// let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    /// loop {
+    ///     tokio::select! {
+    ///         _ = changed.changed() => {}
+    ///         _ = every.tick() => {}
+    ///     }
+    ///     if let Ok(batch) = store.changes_since(cursor).await {
+    ///         cursor = batch.cursor; // apply batch.revocations, batch.clients
+    ///     }
+    /// }
+    /// # }
+    /// ```
     pub fn listen_for_changes(&self) -> Option<watch::Receiver<u64>> {
         if let Some(rx) = self.notifications.get() {
             return Some(rx.clone());

@@ -110,8 +110,12 @@ impl Store for PostgresStore {
                 .start()
                 .await
                 .map_err(unavailable)?;
+            let oldest_stmt = tx
+                .prepare_cached("SELECT MIN(seq) FROM changes")
+                .await
+                .map_err(unavailable)?;
             let oldest: Option<i64> = tx
-                .query_one("SELECT MIN(seq) FROM changes", &[])
+                .query_one(&oldest_stmt, &[])
                 .await
                 .map_err(unavailable)?
                 .get(0);

@@ -72,3 +72,23 @@ fn listening_needs_a_runtime() {
     let store = PostgresStore::open(&settings("postgres://u@127.0.0.1:1/db"), None).unwrap();
     assert!(store.listen_for_changes().is_none());
 }
+
+/// Every pooled connection carries the configured `statement_timeout`, so a
+/// runaway statement is cancelled by the server itself.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/test.sh"]
+async fn pooled_connections_carry_the_statement_timeout() {
+    let url = std::env::var("TEST_PG_URL").expect("TEST_PG_URL, set by scripts/test.sh");
+    let store = PostgresStore::open(&settings(&url), None).unwrap();
+    let client = store.pool.get().await.unwrap();
+    let shown: String = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, "1s");
+    let started = Instant::now();
+    let err = client.simple_query("SELECT pg_sleep(5)").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
