@@ -71,6 +71,9 @@ impl PostgresStore {
             pg_config.password(password.0.as_bytes());
         }
         let connect_timeout = Duration::from_secs(db.connect_timeout_secs);
+        let wait = Duration::from_secs(db.pool_wait_timeout_secs);
+        let statement = Duration::from_secs(db.statement_timeout_secs);
+        let call_timeout = wait + connect_timeout + statement;
         let statement_ms = db.statement_timeout_secs.saturating_mul(1_000);
         // Set at login, so every pooled connection has it without a round trip.
         let options = match pg_config.get_options() {
@@ -80,7 +83,11 @@ impl PostgresStore {
         pg_config
             .options(options)
             .connect_timeout(connect_timeout)
-            .keepalives_idle(Duration::from_secs(30));
+            .keepalives_idle(Duration::from_secs(30))
+            // A connection whose packets go unacknowledged this long (network
+            // gone, host down) is closed by the kernel and then replaced,
+            // instead of being handed out again to hang the next call.
+            .tcp_user_timeout(call_timeout);
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("auth-server");
         }
@@ -104,7 +111,6 @@ impl PostgresStore {
             }
             Tls::Plain => Manager::from_config(pg_config.clone(), NoTls, manager_config),
         };
-        let wait = Duration::from_secs(db.pool_wait_timeout_secs);
         let pool = Pool::builder(manager)
             .max_size(db.max_connections)
             .runtime(Runtime::Tokio1)
@@ -117,7 +123,7 @@ impl PostgresStore {
             pool,
             pg_config,
             tls,
-            call_timeout: wait + connect_timeout + Duration::from_secs(db.statement_timeout_secs),
+            call_timeout,
             notifications: Arc::new(OnceLock::new()),
         })
     }
