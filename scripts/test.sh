@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (warnings are errors), the
-# whole test suite, and unmodified third-party OAuth clients against the real
-# binary. Used as-is by CI (.ci/run).
+# whole test suite, the PostgreSQL tests against a throwaway cluster
+# (scripts/pg.sh, removed on any exit), and unmodified third-party OAuth
+# clients against the real binary. Used as-is by CI (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,17 @@ cargo clippy --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --all-targets --locked
+
+echo "==> PostgreSQL tests (throwaway cluster on 127.0.0.1)"
+scripts/pg.sh stop # a cluster left by an interrupted run
+trap 'scripts/pg.sh stop' EXIT
+TEST_PG_URL="$(scripts/pg.sh start)"
+export TEST_PG_URL
+started=$SECONDS
+cargo test --all-targets --locked -- --ignored
+echo "    PostgreSQL tests took $((SECONDS - started)) s"
+scripts/pg.sh stop
+trap - EXIT
 
 echo "==> third-party clients (authlib, requests-oauthlib, PyJWT, openid-client)"
 scripts/interop.sh target/debug/auth-server

@@ -22,6 +22,7 @@ use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::limit::RateLimits;
 use crate::metrics::Metrics;
 use crate::server::{self, ConnectionLimits};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClientStore, Store, StoreError};
 use crate::tls::{self, CertificatePaths, TlsError};
@@ -55,16 +56,17 @@ pub enum AppError {
     Admin(#[from] admin::AdminError),
 }
 
-/// Opens the configured store. Migrations are not applied here.
+/// Opens the configured store: PostgreSQL when `database.url` is set, the
+/// embedded file otherwise. Migrations are not applied here.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
-    if !config.database.url.is_empty() {
-        return Err(AppError::Config(
-            "database.url is set, but this build serves only the embedded store; \
-             unset it (and DATABASE_URL) to use database.sqlite_path"
-                .into(),
-        ));
+    if config.database.url.is_empty() {
+        return Ok(Arc::new(SqliteStore::open(&config.database.sqlite_path)?));
     }
-    Ok(Arc::new(SqliteStore::open(&config.database.sqlite_path)?))
+    match PostgresStore::open(&config.database, config.db_password.as_ref()) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(StoreError::Settings(msg)) => Err(AppError::Config(msg)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Applies migrations and reports a schema newer than this binary.

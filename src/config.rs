@@ -184,6 +184,14 @@ pub struct DatabaseConfig {
     pub sqlite_path: PathBuf,
     /// Apply pending migrations at start.
     pub migrate_on_start: bool,
+    /// Most PostgreSQL connections in the pool.
+    pub max_connections: usize,
+    /// Seconds to open one PostgreSQL connection (TCP, TLS and login).
+    pub connect_timeout_secs: u64,
+    /// Seconds a store call waits for a free pooled connection.
+    pub pool_wait_timeout_secs: u64,
+    /// Seconds PostgreSQL lets one statement run (`statement_timeout`).
+    pub statement_timeout_secs: u64,
 }
 
 /// In-memory cache settings.
@@ -349,6 +357,10 @@ impl Default for DatabaseConfig {
             url: String::new(),
             sqlite_path: PathBuf::from("data/auth-server.db"),
             migrate_on_start: true,
+            max_connections: 200,
+            connect_timeout_secs: 5,
+            pool_wait_timeout_secs: 5,
+            statement_timeout_secs: 5,
         }
     }
 }
@@ -466,6 +478,20 @@ impl Config {
         if self.server.max_connections == 0 {
             return invalid("server.max_connections must be at least 1");
         }
+        let db = &self.database;
+        if db.max_connections == 0 {
+            return invalid("database.max_connections must be at least 1");
+        }
+        if [
+            db.connect_timeout_secs,
+            db.pool_wait_timeout_secs,
+            db.statement_timeout_secs,
+        ]
+        .iter()
+        .any(|secs| !(1..=3_600).contains(secs))
+        {
+            return invalid("database timeouts must be between 1 and 3600 seconds");
+        }
         if self.server.max_header_bytes < 1024 {
             return invalid("server.max_header_bytes must be at least 1024");
         }
@@ -502,6 +528,9 @@ impl Config {
             return refuse(
                 "no TLS certificate configured (tls.cert); dev certificates are not allowed",
             );
+        }
+        if !self.database.url.is_empty() && !requires_tls(&self.database.url) {
+            return refuse("database.url must use TLS (sslmode=require)");
         }
         let level = self.log.level.to_ascii_lowercase();
         if level.contains("debug") || level.contains("trace") {
@@ -600,6 +629,20 @@ fn parse_env_value(raw: &str) -> toml::Value {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Does a PostgreSQL URL (or `key=value` connection string) demand TLS?
+/// Only `sslmode=require` does: `prefer` silently falls back to plain text.
+pub fn requires_tls(url: &str) -> bool {
+    let params = match url.split_once("://") {
+        Some((_, rest)) => rest.split_once('?').map_or("", |(_, q)| q),
+        None => url,
+    };
+    params
+        .split(['&', ' '])
+        .filter_map(|pair| pair.split_once('='))
+        .rfind(|(key, _)| key.trim() == "sslmode")
+        .is_some_and(|(_, value)| value.trim() == "require")
 }
 
 /// Replaces the password in a `postgres://user:pass@host/db` URL.

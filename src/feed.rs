@@ -47,15 +47,32 @@ pub async fn poll_once(state: &AppState, cursor: i64) -> Result<i64, StoreError>
     Ok(batch.cursor)
 }
 
-/// Polls forever every `interval`. Store errors are logged once per outage
-/// and retried; the caches keep serving meanwhile.
+/// Polls forever: every `interval`, and at once when the store signals a
+/// change (PostgreSQL LISTEN/NOTIFY). Store errors are logged once per
+/// outage and retried; the caches keep serving meanwhile.
 pub async fn run(state: Arc<AppState>, mut cursor: i64, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut notifications = state.store.change_notifications();
     let mut last_prune = Instant::now();
     let mut failing = false;
     loop {
-        ticker.tick().await;
+        match notifications.as_mut() {
+            Some(rx) => {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    changed = rx.changed() => {
+                        if changed.is_err() {
+                            // The listener is gone; fall back to polling.
+                            notifications = None;
+                        }
+                    }
+                }
+            }
+            None => {
+                ticker.tick().await;
+            }
+        }
         match poll_once(&state, cursor).await {
             Ok(next) => {
                 state.status.set_store_reachable(true);

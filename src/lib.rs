@@ -7,7 +7,8 @@
 //!   rules and URL normalisation, tokens, errors); no I/O, `now` passed in.
 //! - [`keys`]: signing keys, loaded or generated once; sign, verify, JWKS.
 //! - [`config`]: `config.toml` plus environment overrides, validated.
-//! - [`store`]: the `ClientStore` trait; [`store::sqlite`] is the embedded store.
+//! - [`store`]: the store traits; [`store::sqlite`] is the embedded store,
+//!   [`store::postgres`] the shared one (pool, migrations, LISTEN/NOTIFY).
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state)?

@@ -4,8 +4,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use tokio::sync::watch;
+
 use crate::domain::client::Client;
 
+pub mod postgres;
 pub mod sqlite;
 
 /// A boxed future returned by store methods, so stores can sit behind `dyn`.
@@ -26,6 +29,9 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The connection settings are unusable (never includes the password).
+    #[error("store settings: {0}")]
+    Settings(String),
 }
 
 /// What `migrate` did.
@@ -109,6 +115,14 @@ pub trait Store: ClientStore + RevocationStore {
     fn change_cursor(&self) -> StoreFuture<'_, i64>;
     /// Changes after `cursor`, oldest first.
     fn changes_since(&self, cursor: i64) -> StoreFuture<'_, ChangeBatch>;
+    /// A push signal for the change feed, where the backend has one: the
+    /// value changes soon after any instance commits a change, and a poller
+    /// then calls [`Store::changes_since`] at once. Best effort: keep polling
+    /// on an interval as well. `None` (the default, and the embedded store):
+    /// poll only.
+    fn change_notifications(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// Seconds change-log entries are kept; a poller further behind reloads.

@@ -228,6 +228,36 @@ fn bad_configuration_exits_78_with_one_line() {
 }
 
 #[test]
+fn database_settings_are_checked_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let production = command(dir.path())
+        .args(["check-config"])
+        .env("ENVIRONMENT", "production")
+        .env("AUTH_SERVER_TLS_CERT", "c.pem")
+        .env("AUTH_SERVER_TLS_KEY", "k.pem")
+        .env("DATABASE_URL", "postgres://auth:hunter2@127.0.0.1:1/auth")
+        .output()
+        .unwrap();
+    assert_eq!(production.status.code(), Some(78));
+    let stderr = text(&production.stderr);
+    assert!(stderr.contains("sslmode=require"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    let malformed = command(dir.path())
+        .args(["migrate"])
+        .env(
+            "DATABASE_URL",
+            "postgres://auth:hunter2@127.0.0.1:notaport/auth",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(malformed.status.code(), Some(78));
+    let stderr = text(&malformed.stderr);
+    assert!(stderr.contains("database.url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
 fn client_admin_commands() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(

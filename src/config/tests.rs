@@ -118,3 +118,41 @@ fn issuer_defaults_to_loopback_and_port() {
         "https://127.0.0.1:8443/auth-server/v1"
     );
 }
+
+#[test]
+fn production_refuses_a_database_without_tls() {
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"";
+    let prod = |url: &str| {
+        Config::from_toml(
+            tls,
+            &env(&[("ENVIRONMENT", "production"), ("DATABASE_URL", url)]),
+        )
+    };
+    for plain in [
+        "postgres://u@db/auth",
+        "postgres://u@db/auth?sslmode=prefer",
+        "postgres://u@db/auth?sslmode=disable",
+        "host=db user=u",
+    ] {
+        let err = prod(plain).unwrap_err();
+        assert!(matches!(err, ConfigError::Production(_)), "{plain}: {err}");
+        assert!(err.to_string().contains("sslmode=require"), "{err}");
+    }
+    for secure in [
+        "postgres://u@db/auth?sslmode=require",
+        "postgres://u@db/auth?application_name=a&sslmode=require",
+        "host=db user=u sslmode=require",
+    ] {
+        assert!(prod(secure).is_ok(), "{secure}");
+    }
+    assert!(Config::from_toml("", &env(&[("DATABASE_URL", "postgres://u@db/a")])).is_ok());
+}
+
+#[test]
+fn database_pool_settings_are_validated() {
+    assert!(Config::from_toml("[database]\nmax_connections = 0", &env(&[])).is_err());
+    assert!(Config::from_toml("[database]\nstatement_timeout_secs = 0", &env(&[])).is_err());
+    let config =
+        Config::from_toml("", &env(&[("AUTH_SERVER_DATABASE_MAX_CONNECTIONS", "20")])).unwrap();
+    assert_eq!(config.database.max_connections, 20);
+}

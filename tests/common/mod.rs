@@ -201,3 +201,6 @@ pub async fn get_token(
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     json_body(response).await
 }
+
+pub mod contract;
+pub mod pg;

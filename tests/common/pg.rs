@@ -1,0 +1,90 @@
+//! A fresh database per test on the cluster that `scripts/test.sh` starts
+//! (`scripts/pg.sh`), whose URL arrives in `TEST_PG_URL`.
+
+use std::time::Duration;
+
+use auth_server::config::DatabaseConfig;
+use auth_server::store::ClientStore;
+use auth_server::store::postgres::PostgresStore;
+
+/// The variable holding the cluster's URL.
+pub const URL_VAR: &str = "TEST_PG_URL";
+
+/// The cluster's URL (to its `postgres` database).
+pub fn cluster_url() -> String {
+    std::env::var(URL_VAR).unwrap_or_else(|_| {
+        panic!("{URL_VAR} is unset: run the PostgreSQL tests via scripts/test.sh")
+    })
+}
+
+/// Settings for `url` with short timeouts, so failures show quickly.
+pub fn settings(url: &str) -> DatabaseConfig {
+    DatabaseConfig {
+        url: url.into(),
+        max_connections: 8,
+        connect_timeout_secs: 2,
+        pool_wait_timeout_secs: 2,
+        statement_timeout_secs: 2,
+        ..DatabaseConfig::default()
+    }
+}
+
+/// Creates an empty database and returns its URL.
+pub async fn fresh_database() -> String {
+    let url = cluster_url();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let name = format!(
+        "t_{}",
+        auth_server::domain::client::random_bytes::<8>()
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    let base = url.split('?').next().unwrap();
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+/// A store on a fresh database, migrated.
+pub async fn fresh_store() -> (PostgresStore, String) {
+    let url = fresh_database().await;
+    let store = PostgresStore::open(&settings(&url), None).unwrap();
+    let report = store.migrate().await.unwrap();
+    assert_eq!(report.applied, [1, 2]);
+    (store, url)
+}
+
+/// A plain connection for inspecting or tampering with a database.
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Runs `scripts/pg.sh ACTION` on the test cluster; returns its stdout.
+pub fn pg_sh(action: &str) -> String {
+    let output = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh"))
+        .arg(action)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "scripts/pg.sh {action} failed");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// `url` with another user name.
+pub fn as_user(url: &str, user: &str) -> String {
+    url.replacen("postgres://postgres@", &format!("postgres://{user}@"), 1)
+}

@@ -1,0 +1,118 @@
+//! A database outage: stop the cluster under a live store, see every call
+//! fail fast with `Unavailable` (no hang), start it again and see the same
+//! store recover by itself. Alone in its own test binary because it stops
+//! the cluster every other PostgreSQL test uses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use auth_server::store::postgres::PostgresStore;
+use auth_server::store::{ClientStore, RevocationStore, Store, StoreError};
+use common::{contract, pg};
+
+/// Restarts the cluster if the test ends (or panics) while it is down.
+struct Halted(bool);
+
+impl Halted {
+    fn halt() -> Self {
+        pg::pg_sh("halt");
+        Self(true)
+    }
+
+    fn resume(&mut self) {
+        pg::pg_sh("resume");
+        self.0 = false;
+    }
+}
+
+impl Drop for Halted {
+    fn drop(&mut self) {
+        if self.0 {
+            pg::pg_sh("resume");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test.sh"]
+async fn an_outage_fails_fast_and_the_same_pool_recovers() {
+    let (_, url) = pg::fresh_store().await;
+    let mut settings = pg::settings(&url);
+    settings.connect_timeout_secs = 1;
+    settings.pool_wait_timeout_secs = 1;
+    settings.statement_timeout_secs = 1;
+    let store = PostgresStore::open(&settings, None).unwrap();
+    store.insert_client(&contract::sample("c1")).await.unwrap();
+    let mut notified = store.listen_for_changes().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), notified.wait_for(|n| *n >= 1))
+        .await
+        .unwrap()
+        .unwrap();
+    let before_outage = *notified.borrow_and_update();
+
+    let mut outage = tokio::task::spawn_blocking(Halted::halt).await.unwrap();
+    // Bound of one call: pool wait + connect + statement timeouts.
+    let bound = Duration::from_secs(3);
+    for round in 0..3 {
+        let started = Instant::now();
+        let results = [
+            store.get_client("c1").await.map(drop),
+            store
+                .revoke(&contract::revocation(&format!("j{round}"), i64::MAX))
+                .await,
+            store.changes_since(0).await.map(drop),
+            store.count_clients().await.map(drop),
+        ];
+        let took = started.elapsed();
+        for result in results {
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            );
+        }
+        eprintln!(
+            "round {round}: four failed calls in {} ms",
+            took.as_millis()
+        );
+        assert!(took < bound * 4, "calls hung for {took:?}");
+    }
+
+    tokio::task::spawn_blocking(move || outage.resume())
+        .await
+        .unwrap();
+    let resumed = Instant::now();
+    let deadline = resumed + Duration::from_secs(15);
+    loop {
+        match store.get_client("c1").await {
+            Ok(found) => {
+                assert_eq!(found.unwrap().id, "c1");
+                break;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no recovery: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    eprintln!(
+        "recovered {} ms after the restart",
+        resumed.elapsed().as_millis()
+    );
+    store
+        .revoke(&contract::revocation("after", i64::MAX))
+        .await
+        .unwrap();
+    assert_eq!(store.active_revocations(0).await.unwrap().len(), 1);
+    // The LISTEN connection comes back too and says so.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        notified.wait_for(|n| *n > before_outage),
+    )
+    .await
+    .expect("the change listener did not reconnect")
+    .unwrap();
+    eprintln!("pool after recovery: {:?}", store.pool_status());
+}

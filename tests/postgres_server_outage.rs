@@ -1,0 +1,147 @@
+//! The server through a PostgreSQL outage: cached clients keep getting
+//! tokens, uncached ones get 503 with Retry-After, validation keeps working,
+//! readiness reports it, and everything recovers without a restart. Alone in
+//! its own test binary because it stops the shared test cluster.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use auth_server::admin::{self, NewClient};
+use auth_server::keys::Algorithm;
+use auth_server::store::postgres::PostgresStore;
+use common::{TestServer, get_token, json_body, pg};
+use reqwest::StatusCode;
+
+/// Restarts the cluster if the test ends (or panics) while it is down.
+struct Halted(bool);
+
+impl Drop for Halted {
+    fn drop(&mut self) {
+        if self.0 {
+            pg::pg_sh("resume");
+        }
+    }
+}
+
+async fn create(store: &PostgresStore, name: &str) -> (String, String) {
+    let created = admin::create_client(
+        store,
+        NewClient {
+            name: name.into(),
+            allowed_scopes: "read".into(),
+            ..NewClient::default()
+        },
+        auth_server::clock::unix_now(),
+    )
+    .await
+    .unwrap();
+    (created.client.id, created.secret)
+}
+
+async fn token_status(server: &TestServer, id: &str, secret: &str) -> reqwest::Response {
+    server
+        .client()
+        .post(server.token_url())
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test.sh"]
+async fn cached_clients_survive_an_outage_and_the_server_recovers() {
+    let url = pg::fresh_database().await;
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.database = pg::settings(&url);
+        c.database.connect_timeout_secs = 1;
+        c.database.pool_wait_timeout_secs = 1;
+        c.database.statement_timeout_secs = 1;
+        c.cache.change_poll_interval_ms = 200;
+    })
+    .await;
+    let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
+    let (cached, cached_secret) = create(&admin_store, "cached").await;
+    let (uncached, uncached_secret) = create(&admin_store, "uncached").await;
+    let token = get_token(&server, &cached, &cached_secret, &[]).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut outage = Halted(true);
+    tokio::task::spawn_blocking(|| pg::pg_sh("halt"))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let response = token_status(&server, &cached, &cached_secret).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "cached client keeps getting tokens"
+    );
+    let response = token_status(&server, &uncached, &uncached_secret).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(
+        json_body(response).await["error"],
+        "temporarily_unavailable"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no request hangs"
+    );
+    let validated = server
+        .client()
+        .post(server.url("/auth-server/v1/oauth/validate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        validated.status(),
+        StatusCode::OK,
+        "validation needs no store"
+    );
+    // Readiness notices within a poll interval or two.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ready = server
+            .client()
+            .get(server.url("/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        let body = json_body(ready).await;
+        if body["status"] != "ready" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness never noticed the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    tokio::task::spawn_blocking(|| pg::pg_sh("resume"))
+        .await
+        .unwrap();
+    outage.0 = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = token_status(&server, &uncached, &uncached_secret).await;
+        if response.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never recovered: {}",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
