@@ -4,10 +4,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, NewClient};
@@ -21,6 +22,7 @@ use crate::http::{AppState, discovery, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::limit::RateLimits;
 use crate::metrics::Metrics;
+use crate::reload::Reloader;
 use crate::server::{self, ConnectionLimits};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
@@ -93,6 +95,8 @@ pub struct RunningServer {
     pub issuer: String,
     /// The TLS certificate in use.
     pub certificate: CertificatePaths,
+    /// Re-reads certificate and keys (what SIGHUP does).
+    pub reloader: Reloader,
     task: JoinHandle<()>,
 }
 
@@ -153,7 +157,7 @@ pub async fn start(
             nbf_leeway_secs: config.token.nbf_leeway_secs,
             exp_leeway_secs: config.token.exp_leeway_secs,
         },
-        keys,
+        keys: RwLock::new(Arc::new(keys)),
         clients: ClientCache::new(
             Arc::clone(&store) as Arc<dyn ClientStore>,
             cache.client_capacity,
@@ -189,14 +193,22 @@ pub async fn start(
         Duration::from_millis(cache.change_poll_interval_ms),
     ));
     let limits = ConnectionLimits::from(&config.server);
+    let (tls_tx, tls_rx) = watch::channel(tls_config);
+    let reloader = Reloader::new(
+        Arc::new(config.clone()),
+        certificate.clone(),
+        tls_tx,
+        Arc::clone(&state),
+    );
     let task = tokio::spawn(async move {
-        server::run(listener, tls_config, state, limits, shutdown).await;
+        server::run(listener, tls_rx, state, limits, shutdown).await;
         feed_task.abort();
     });
     Ok(RunningServer {
         local_addr,
         issuer,
         certificate,
+        reloader,
         task,
     })
 }
@@ -206,8 +218,12 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
     // Handlers go in before the port opens, so an early SIGTERM drains
     // instead of killing the process.
     let shutdown = shutdown_signal().map_err(|e| AppError::Config(format!("signals: {e}")))?;
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| AppError::Config(format!("signals: {e}")))?;
     let running = start(&config, shutdown).await?;
+    let reloads = tokio::spawn(running.reloader.clone().on_sighup(hangups));
     running.wait().await;
+    reloads.abort();
     tracing::info!("auth-server stopped");
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -41,8 +41,8 @@ pub struct AppState {
     pub base_path: String,
     /// Settings that shape every token (issuer, lifetime, leeways).
     pub policy: TokenPolicy,
-    /// Signing and verification keys.
-    pub keys: KeySet,
+    /// Signing and verification keys; replaced whole on reload (SIGHUP).
+    pub keys: RwLock<Arc<KeySet>>,
     /// Clients, cached in front of the store.
     pub clients: ClientCache,
     /// The store, for writes (revocations).
@@ -77,8 +77,25 @@ impl AppState {
         token: &str,
     ) -> Result<Arc<crate::domain::token::AccessTokenClaims>, crate::validation::Rejection> {
         self.validator
-            .validate(token, &self.keys, &self.policy, &self.clients, self.now())
+            .validate(token, &self.keys(), &self.policy, &self.clients, self.now())
             .await
+    }
+
+    /// The current keys (a cheap `Arc` clone; a reload swaps the whole set).
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.keys.read() {
+            Ok(keys) => Arc::clone(&keys),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the keys (SIGHUP reload).
+    pub fn replace_keys(&self, keys: KeySet) {
+        let mut guard = match self.keys.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(keys);
     }
 }
 

@@ -143,7 +143,16 @@ impl SigningKey {
             write_private_key(&path, &generate_pkcs8(alg)?)?;
             true
         };
-        Ok((Self::from_pem_file(alg, &path)?, generated))
+        Ok((Self::load(alg, dir, hmac_secret)?, generated))
+    }
+
+    /// Loads the key for `alg` from `dir` (or `hmac_secret` for HS256),
+    /// never generating one: a reload must not silently rotate the key.
+    pub fn load(alg: Algorithm, dir: &Path, hmac_secret: Option<&[u8]>) -> Result<Self, KeyError> {
+        if alg == Algorithm::HS256 {
+            return Self::from_hmac_secret(hmac_secret.unwrap_or_default());
+        }
+        Self::from_pem_file(alg, &dir.join(alg.key_file_name()))
     }
 
     /// Parses a PKCS#8 PEM private key for `alg`.

@@ -16,6 +16,7 @@
 //! - [`limit`]: global, per-client and per-IP (failed auth) token buckets.
 //! - [`http`]: routing and the endpoint handlers; `http::error` is the only
 //!   place errors become status codes.
+//! - [`reload`]: SIGHUP re-reads the TLS certificate and signing keys.
 //! - [`server`]: the accept loop, TLS handshake, connection limits, drain.
 //! - [`tls`]: rustls configuration and the development certificate.
 //! - [`admin`]: client administration behind the CLI.
@@ -40,6 +41,7 @@ pub mod keys;
 pub mod limit;
 pub mod logging;
 pub mod metrics;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -10,7 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerConfig;
@@ -58,17 +58,17 @@ fn http_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Serves HTTPS on `listener` until `shutdown` completes, then stops
+/// Serves HTTPS on `listener` with the TLS configuration currently in `tls`
+/// until `shutdown` completes, then stops
 /// accepting and waits up to `limits.shutdown_timeout` for open connections
 /// to finish their requests.
 pub async fn run(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: watch::Receiver<Arc<rustls::ServerConfig>>,
     state: Arc<AppState>,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
     let builder = http_builder(&limits);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
@@ -97,7 +97,8 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        // The certificate in force now; a reload affects new connections only.
+        let acceptor = TlsAcceptor::from(Arc::clone(&tls.borrow()));
         let builder = builder.clone();
         let service = AuthService::new(Arc::clone(&state), peer);
         let watcher = graceful.watcher();

@@ -157,6 +157,23 @@ async fn first_run_prints_a_demo_client_whose_credentials_get_a_token() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["scope"], "api:read");
 
+    // SIGHUP reloads certificate and keys and the server keeps serving.
+    let status = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    server.wait_for("TLS certificate reloaded");
+    server.wait_for("signing key reloaded");
+    let response = client
+        .post(&token_url)
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
     // The log file exists and holds neither the secret nor the token.
     let status = server.terminate();
     assert!(status.success(), "exit status {status:?}");

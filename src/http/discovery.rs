@@ -12,7 +12,7 @@ use crate::keys::KeySet;
 pub fn jwks(state: &AppState) -> Response<Body> {
     json(
         StatusCode::OK,
-        state.keys.jwks_json().to_vec(),
+        state.keys().jwks_json().to_vec(),
         CachePolicy::Public,
     )
 }

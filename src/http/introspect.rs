@@ -26,17 +26,7 @@ where
     authenticate(state, &parts.headers, &params, peer).await?;
     let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
 
-    let body = match state
-        .validator
-        .validate(
-            token,
-            &state.keys,
-            &state.policy,
-            &state.clients,
-            state.now(),
-        )
-        .await
-    {
+    let body = match state.validate_token(token).await {
         Ok(claims) => {
             let mut body = json!({
                 "active": true,

@@ -29,7 +29,7 @@ where
 
     let now = state.now();
     // Not ours, or not a token at all: nothing to revoke.
-    let Ok(claims) = verify_signature(token, &state.keys, &state.policy) else {
+    let Ok(claims) = verify_signature(token, &state.keys(), &state.policy) else {
         return Ok(done());
     };
     if claims.client_id != client.id {

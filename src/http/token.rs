@@ -48,12 +48,13 @@ where
 
     let scopes = grant_scopes(scope, &client.allowed_scopes, &client.default_scopes)?;
     let audience = choose_audience(&client, resource, &state.policy)?;
+    let keys = state.keys();
     let issued = mint_access_token(
         &client,
         &scopes,
         audience,
         &state.policy,
-        state.keys.active(),
+        keys.active(),
         state.now(),
     )
     .map_err(|e| {

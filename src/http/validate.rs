@@ -49,17 +49,7 @@ where
     };
 
     let token = bearer_token(&parts.headers)?;
-    let claims = state
-        .validator
-        .validate(
-            token,
-            &state.keys,
-            &state.policy,
-            &state.clients,
-            state.now(),
-        )
-        .await
-        .map_err(rejection_error)?;
+    let claims = state.validate_token(token).await.map_err(rejection_error)?;
     if let Some((url, method)) = target {
         let scopes = crate::domain::scope::ScopeSet::parse(claims.scope.as_deref().unwrap_or(""))
             .unwrap_or_default();

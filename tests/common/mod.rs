@@ -151,6 +151,11 @@ impl TestServer {
         }
     }
 
+    /// Re-reads certificate and keys, as SIGHUP does.
+    pub fn reload(&self) -> auth_server::reload::ReloadReport {
+        self.running.as_ref().expect("running").reloader.reload()
+    }
+
     /// Path inside the server's temp dir.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
