@@ -118,6 +118,9 @@ pub async fn start(
     if config.database.migrate_on_start {
         migrate(store.as_ref()).await?;
     }
+    if config.environment == Mode::Production {
+        refuse_imported_secrets(store.as_ref()).await?;
+    }
 
     let certificate = certificate_paths(config)?;
     let tls_config = tls::server_config(&certificate)?;
@@ -259,6 +262,28 @@ fn certificate_paths(config: &Config) -> Result<CertificatePaths, AppError> {
         tracing::warn!(cert = %paths.cert.display(), "serving the self-signed development certificate");
     }
     Ok(paths)
+}
+
+/// Production refuses to serve clients whose secret an operator chose (dev
+/// and test fixtures): only generated secrets have the entropy SHA-256
+/// hashing relies on.
+async fn refuse_imported_secrets(store: &dyn Store) -> Result<(), AppError> {
+    let imported: Vec<String> = store
+        .list_clients()
+        .await?
+        .into_iter()
+        .filter(|c| c.secret_imported)
+        .map(|c| c.id)
+        .collect();
+    if imported.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Config(format!(
+            "refusing to start in production: clients with imported secrets: {} \
+             (run `auth-server client rotate-secret <id>` for each)",
+            imported.join(", ")
+        )))
+    }
 }
 
 fn compile_scope_rules(config: &Config) -> Result<ScopeRules, AppError> {
