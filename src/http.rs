@@ -235,6 +235,28 @@ fn metrics_response(state: &AppState) -> Response<Body> {
     )
 }
 
+/// The caller's `X-Request-Id` if it is short and plain, else a new one:
+/// a per-process random prefix and a counter.
+fn request_id(headers: &http::HeaderMap) -> String {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let given = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if let Some(id) = given {
+        return id.to_owned();
+    }
+    let prefix = PREFIX
+        .get_or_init(|| crate::domain::client::random_bytes::<4>().map_or(0, u32::from_be_bytes));
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix:08x}-{n:012x}")
+}
+
 /// The hyper service for one connection.
 #[derive(Clone)]
 pub struct AuthService {
@@ -258,12 +280,13 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
         let state = Arc::clone(&self.state);
         let peer = self.peer;
         request.extensions_mut().insert(PeerAddr(peer));
+        let request_id = request_id(request.headers());
         Box::pin(async move {
             let started = Instant::now();
             let method = request.method().clone();
             let route = Route::from_path(&state.base_path, request.uri().path())
                 .map_or("unknown", Route::name);
-            let response = handle(&state, request).await;
+            let mut response = handle(&state, request).await;
             state.metrics.observe_request(
                 route,
                 response.status().as_u16(),
@@ -275,6 +298,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 .map_or("", |c| c.0.as_str());
             tracing::info!(
                 target: "access",
+                request_id = %request_id,
                 method = %method,
                 route,
                 status = response.status().as_u16(),
@@ -282,6 +306,9 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 client_id,
                 peer = %peer.ip(),
             );
+            if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert("x-request-id", value);
+            }
             Ok(response)
         })
     }

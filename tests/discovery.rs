@@ -153,6 +153,15 @@ async fn health_unknown_paths_and_wrong_methods() {
         let body = json_body(response).await;
         assert!(body["status"].is_string(), "{path}: {body}");
     }
+    let traced = client
+        .get(server.url("/health"))
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.headers()["x-request-id"], "trace-123");
+    let generated = client.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(generated.headers()["x-request-id"].len(), 21);
     let health = json_body(client.get(server.url("/health")).send().await.unwrap()).await;
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert!(health["git_sha"].is_string());
