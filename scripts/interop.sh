@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 bin=${1:-$root/target/debug/auth-server}
 [ -x "$bin" ] || cargo build --locked --bin auth-server
+bin=$(realpath "$bin")
 deps="$root/target/interop"
 mkdir -p "$deps"
 

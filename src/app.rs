@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -126,11 +125,12 @@ pub async fn start(
     let tls_config = tls::server_config(&certificate)?;
     let keys = load_keys(config)?;
 
-    let listener = TcpListener::bind(config.server.bind)
-        .await
-        .map_err(|source| AppError::Bind {
-            addr: config.server.bind,
-            source,
+    let listener =
+        server::bind(config.server.bind, config.server.reuse_port).map_err(|source| {
+            AppError::Bind {
+                addr: config.server.bind,
+                source,
+            }
         })?;
     let local_addr = listener.local_addr().map_err(|source| AppError::Bind {
         addr: config.server.bind,
@@ -224,11 +224,47 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| AppError::Config(format!("signals: {e}")))?;
     let running = start(&config, shutdown).await?;
+    let pid_file = PidFile::write(&config.server.pid_file)?;
     let reloads = tokio::spawn(running.reloader.clone().on_sighup(hangups));
     running.wait().await;
     reloads.abort();
+    drop(pid_file);
     tracing::info!("auth-server stopped");
     Ok(())
+}
+
+/// The pid file, removed on drop if it still names this process (a newer
+/// process may have taken it over during a binary swap).
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    fn write(path: &str) -> Result<Self, AppError> {
+        if path.is_empty() {
+            return Ok(Self(None));
+        }
+        let path = PathBuf::from(path);
+        let fail =
+            |e: std::io::Error| AppError::Config(format!("pid file {}: {e}", path.display()));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        // Write then rename, so a reader never sees a half-written pid.
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, format!("{}\n", std::process::id())).map_err(fail)?;
+        std::fs::rename(&tmp, &path).map_err(fail)?;
+        Ok(Self(Some(path)))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let Some(path) = &self.0 else { return };
+        let ours = std::fs::read_to_string(path)
+            .is_ok_and(|pid| pid.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Installs SIGTERM and SIGINT handlers now; the future completes on either.

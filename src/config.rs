@@ -130,8 +130,18 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Milliseconds between closing the listener and closing idle
+    /// connections on shutdown, so connections accepted at the last moment
+    /// still get their first request answered.
+    pub drain_grace_ms: u64,
     /// Largest request head (request line plus headers) in bytes.
     pub max_header_bytes: usize,
+    /// Bind with `SO_REUSEPORT`, so a new binary can start on the same port
+    /// before the old one drains (zero-downtime swaps).
+    pub reuse_port: bool,
+    /// File the server writes its process id to (deploy scripts signal it);
+    /// empty: none.
+    pub pid_file: String,
 }
 
 /// TLS certificate settings.
@@ -314,7 +324,10 @@ impl Default for ServerConfig {
             tls_handshake_timeout_secs: 10,
             header_read_timeout_secs: 10,
             shutdown_timeout_secs: 30,
+            drain_grace_ms: 1_000,
             max_header_bytes: 80 * 1024,
+            reuse_port: true,
+            pid_file: "run/auth-server.pid".into(),
         }
     }
 }

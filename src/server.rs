@@ -29,6 +29,8 @@ pub struct ConnectionLimits {
     pub max_header_bytes: usize,
     /// Time in-flight requests get on shutdown.
     pub shutdown_timeout: Duration,
+    /// Pause between closing the listener and closing idle connections.
+    pub drain_grace: Duration,
 }
 
 impl From<&ServerConfig> for ConnectionLimits {
@@ -39,8 +41,25 @@ impl From<&ServerConfig> for ConnectionLimits {
             header_read_timeout: Duration::from_secs(c.header_read_timeout_secs),
             max_header_bytes: c.max_header_bytes,
             shutdown_timeout: Duration::from_secs(c.shutdown_timeout_secs),
+            drain_grace: Duration::from_millis(c.drain_grace_ms),
         }
     }
+}
+
+/// Binds the listening socket. With `reuse_port` (Linux `SO_REUSEPORT`) a
+/// new process can bind the same address while the old one still serves,
+/// so a binary swap loses no connection.
+pub fn bind(addr: std::net::SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    TcpListener::from_std(socket.into())
 }
 
 fn http_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
@@ -138,10 +157,19 @@ pub async fn run(
         connections = graceful.count(),
         "stopped accepting; draining connections"
     );
-    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(limits.shutdown_timeout, async {
+        // Connections accepted just before the stop may still be in their
+        // TLS handshake, their first request not yet read; a graceful
+        // shutdown now would close them unanswered. Let them get that far.
+        tokio::time::sleep(limits.drain_grace).await;
+        graceful.shutdown().await;
+        // Every connection task holds a permit until it ends, handshake
+        // included: having them all back means nothing is left in flight.
+        let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+        let _ = permits.acquire_many(all).await;
+    })
+    .await;
+    if drained.is_err() {
         tracing::warn!("shutdown timeout reached with connections still open");
     }
 }

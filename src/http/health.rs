@@ -16,9 +16,14 @@ pub const GIT_SHA: &str = env!("BUILD_GIT_SHA");
 
 /// The `/health` document, built once.
 pub fn health_document() -> Bytes {
-    serde_json::json!({"status": "ok", "version": VERSION, "git_sha": GIT_SHA})
-        .to_string()
-        .into()
+    serde_json::json!({
+        "status": "ok",
+        "version": VERSION,
+        "git_sha": GIT_SHA,
+        "pid": std::process::id(),
+    })
+    .to_string()
+    .into()
 }
 
 /// `GET /health` and `GET {base}/oauth/`.

@@ -38,6 +38,8 @@ pub fn test_config(dir: &std::path::Path, alg: Algorithm) -> Config {
     config.log.dir = String::new();
     config.dev.demo_client = false;
     config.server.shutdown_timeout_secs = 5;
+    config.server.drain_grace_ms = 50;
+    config.server.pid_file = dir.join("run/auth-server.pid").display().to_string();
     if alg == Algorithm::HS256 {
         config.jwt_secret = Some(Secret(HMAC_SECRET.into()));
     }
