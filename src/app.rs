@@ -203,6 +203,7 @@ pub async fn start(
         tls_tx,
         Arc::clone(&state),
     );
+    reloader.record_certificate_expiry();
     let task = tokio::spawn(async move {
         server::run(listener, tls_rx, state, limits, shutdown).await;
         feed_task.abort();

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub db_pool: IntGaugeVec,
     /// Revoked tokens held in memory.
     pub revocations_held: IntGauge,
+    /// `notAfter` of the served TLS certificate (Unix seconds).
+    pub certificate_not_after: IntGauge,
 }
 
 /// Counters kept elsewhere as atomics, rendered at scrape time.
@@ -90,6 +92,10 @@ impl Metrics {
         )?;
         let revocations_held =
             IntGauge::new("auth_revocations_held", "Revoked tokens held in memory")?;
+        let certificate_not_after = IntGauge::new(
+            "auth_tls_certificate_not_after_seconds",
+            "Expiry of the served TLS certificate (Unix time); alert on it minus time()",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("auth_build_info", "Build version and git commit"),
             &["version", "git_sha"],
@@ -104,6 +110,7 @@ impl Metrics {
             Box::new(revocation_lag.clone()),
             Box::new(db_pool.clone()),
             Box::new(revocations_held.clone()),
+            Box::new(certificate_not_after.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector)?;
@@ -118,6 +125,7 @@ impl Metrics {
             revocation_lag,
             db_pool,
             revocations_held,
+            certificate_not_after,
         })
     }
 

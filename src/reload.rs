@@ -50,6 +50,7 @@ impl Reloader {
         let certificate_reloaded = match tls::server_config(&self.certificate) {
             Ok(config) => {
                 self.tls.send_replace(config);
+                self.record_certificate_expiry();
                 tracing::info!(cert = %self.certificate.cert.display(), "TLS certificate reloaded");
                 true
             }
@@ -74,6 +75,14 @@ impl Reloader {
         ReloadReport {
             certificate_reloaded,
             keys_reloaded,
+        }
+    }
+
+    /// Publishes the served certificate's expiry as a metric.
+    pub fn record_certificate_expiry(&self) {
+        match tls::certificate_expiry(&self.certificate.cert) {
+            Ok(not_after) => self.state.metrics.certificate_not_after.set(not_after),
+            Err(e) => tracing::warn!(error = %e, "cannot read the certificate's expiry"),
         }
     }
 

@@ -12,6 +12,10 @@ use rustls::server::ServerSessionMemoryCache;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+mod expiry;
+
+pub use expiry::{MalformedCertificate, not_after};
+
 /// File names of the development certificate and key.
 pub const DEV_CERT_FILE: &str = "dev-cert.pem";
 /// File name of the development private key.
@@ -110,6 +114,15 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
         return Err(TlsError::BadPem(path.to_owned()));
     }
     Ok(certs)
+}
+
+/// `notAfter` (Unix seconds) of the leaf certificate in a PEM chain file.
+pub fn certificate_expiry(path: &Path) -> Result<i64, TlsError> {
+    let certs = read_certificates(path)?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| TlsError::BadPem(path.to_owned()))?;
+    not_after(leaf).map_err(|_| TlsError::BadPem(path.to_owned()))
 }
 
 /// Builds the rustls server configuration from PEM files.

@@ -218,6 +218,7 @@ async fn metrics_are_exposed_with_route_labels_not_raw_paths() {
         "auth_validations_total{result=\"accepted\"}",
         "auth_rate_limited_total{limiter=\"global\"} 0",
         "auth_open_connections",
+        "auth_tls_certificate_not_after_seconds 67090118400",
     ] {
         assert!(text.contains(needle), "{needle} missing");
     }
