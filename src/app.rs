@@ -5,17 +5,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, NewClient};
-use crate::cache::ClientCache;
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
-use crate::domain::token::TokenPolicy;
-use crate::http::{AppState, discovery, health};
+use crate::http::{AppState, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::server::{self, ConnectionLimits};
 use crate::store::sqlite::SqliteStore;
@@ -131,25 +128,7 @@ pub async fn start(
         create_demo_client(store.as_ref(), &issuer, &certificate).await?;
     }
 
-    let state = Arc::new(AppState {
-        base_path: config.base_path().to_owned(),
-        metadata_json: discovery::metadata_document(&issuer, &keys, &config.scope_names()).into(),
-        health_json: health::health_document(),
-        policy: TokenPolicy {
-            issuer: issuer.clone(),
-            default_lifetime_secs: config.token.lifetime_secs,
-            default_audience: config.token.default_audience.clone(),
-            nbf_leeway_secs: config.token.nbf_leeway_secs,
-            exp_leeway_secs: config.token.exp_leeway_secs,
-        },
-        keys,
-        clients: ClientCache::new(
-            store,
-            config.cache.client_capacity,
-            Duration::from_secs(config.cache.client_ttl_secs),
-        ),
-        max_body_bytes: config.http.max_body_bytes,
-    });
+    let state = Arc::new(AppState::new(config, &issuer, keys, store));
 
     tracing::info!(
         addr = %local_addr,

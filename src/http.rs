@@ -7,14 +7,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
 
 use crate::cache::ClientCache;
+use crate::config::Config;
 use crate::domain::token::TokenPolicy;
 use crate::keys::KeySet;
+use crate::store::ClientStore;
 
 pub mod body;
 pub mod client_auth;
@@ -46,6 +48,32 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Builds the state from the validated `config`, the `issuer` in use (it
+    /// depends on the bound port), the parsed `keys` and the client `store`.
+    /// The server and the benches both build their state here.
+    pub fn new(config: &Config, issuer: &str, keys: KeySet, store: Arc<dyn ClientStore>) -> Self {
+        Self {
+            base_path: config.base_path().to_owned(),
+            metadata_json: discovery::metadata_document(issuer, &keys, &config.scope_names())
+                .into(),
+            health_json: health::health_document(),
+            policy: TokenPolicy {
+                issuer: issuer.to_owned(),
+                default_lifetime_secs: config.token.lifetime_secs,
+                default_audience: config.token.default_audience.clone(),
+                nbf_leeway_secs: config.token.nbf_leeway_secs,
+                exp_leeway_secs: config.token.exp_leeway_secs,
+            },
+            keys,
+            clients: ClientCache::new(
+                store,
+                config.cache.client_capacity,
+                Duration::from_secs(config.cache.client_ttl_secs),
+            ),
+            max_body_bytes: config.http.max_body_bytes,
+        }
+    }
+
     /// Current Unix time in seconds; the only clock the handlers read.
     pub fn now(&self) -> i64 {
         crate::clock::unix_now()
