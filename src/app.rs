@@ -4,30 +4,25 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, NewClient};
-use crate::cache::{ClientCache, RevocationSet, ValidationCache};
+use crate::cache::RevocationSet;
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
-use crate::domain::endpoint::{EndpointPattern, EndpointRule, ScopeRules};
-use crate::domain::token::TokenPolicy;
 use crate::feed;
-use crate::http::{AppState, discovery, health};
+use crate::http::{AppState, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
-use crate::limit::RateLimits;
-use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::server::{self, ConnectionLimits};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClientStore, Store, StoreError};
 use crate::tls::{self, CertificatePaths, TlsError};
-use crate::validation::TokenValidator;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -147,40 +142,11 @@ pub async fn start(
 
     let revocations = Arc::new(RevocationSet::default());
     let cursor = feed::load(store.as_ref(), &revocations).await?;
-    let scope_rules = compile_scope_rules(config)?;
+    let state = Arc::new(
+        AppState::new(config, &issuer, keys, store, revocations)
+            .map_err(|e| AppError::Config(e.to_string()))?,
+    );
     let cache = &config.cache;
-    let state = Arc::new(AppState {
-        base_path: config.base_path().to_owned(),
-        metadata_json: discovery::metadata_document(&issuer, &keys, &config.scope_names()).into(),
-        health_json: health::health_document(),
-        policy: TokenPolicy {
-            issuer: issuer.clone(),
-            default_lifetime_secs: config.token.lifetime_secs,
-            default_audience: config.token.default_audience.clone(),
-            nbf_leeway_secs: config.token.nbf_leeway_secs,
-            exp_leeway_secs: config.token.exp_leeway_secs,
-        },
-        keys: RwLock::new(Arc::new(keys)),
-        clients: ClientCache::new(
-            Arc::clone(&store) as Arc<dyn ClientStore>,
-            cache.client_capacity,
-            Duration::from_secs(cache.client_ttl_secs),
-        ),
-        store,
-        validator: TokenValidator::new(
-            ValidationCache::new(
-                cache.validation_capacity,
-                cache.rejected_capacity,
-                Duration::from_secs(cache.rejected_ttl_secs),
-            ),
-            revocations,
-        ),
-        scope_rules,
-        limits: RateLimits::new(&config.limits),
-        status: health::ServingStatus::default(),
-        metrics: Metrics::new().map_err(|e| AppError::Config(e.to_string()))?,
-        max_body_bytes: config.http.max_body_bytes,
-    });
 
     tracing::info!(
         addr = %local_addr,
@@ -321,31 +287,6 @@ async fn refuse_imported_secrets(store: &dyn Store) -> Result<(), AppError> {
             imported.join(", ")
         )))
     }
-}
-
-fn compile_scope_rules(config: &Config) -> Result<ScopeRules, AppError> {
-    let mut rules = Vec::with_capacity(config.scopes.len());
-    for rule in &config.scopes {
-        let patterns = rule
-            .endpoints
-            .iter()
-            .map(|p| {
-                EndpointPattern::parse(p).map_err(|e| {
-                    AppError::Config(format!("[[scope]] {}: endpoint {p:?}: {e}", rule.name))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        rules.push(EndpointRule {
-            scope: rule.name.clone(),
-            patterns,
-            methods: rule
-                .methods
-                .iter()
-                .map(|m| m.to_ascii_uppercase())
-                .collect(),
-        });
-    }
-    Ok(ScopeRules::new(rules))
 }
 
 fn load_keys(config: &Config) -> Result<KeySet, AppError> {

@@ -6,20 +6,11 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
-
-use crate::cache::ClientCache;
-use crate::domain::endpoint::ScopeRules;
-use crate::domain::token::TokenPolicy;
-use crate::keys::KeySet;
-use crate::limit::RateLimits;
-use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::validation::TokenValidator;
 
 pub mod body;
 pub mod client_auth;
@@ -29,75 +20,13 @@ pub mod health;
 pub mod introspect;
 pub mod response;
 pub mod revoke;
+mod state;
 pub mod token;
 pub mod validate;
 
 use error::ApiError;
 use response::Body;
-
-/// Everything the handlers share, immutable after start.
-pub struct AppState {
-    /// Prefix of the OAuth endpoints, e.g. `/auth-server/v1`.
-    pub base_path: String,
-    /// Settings that shape every token (issuer, lifetime, leeways).
-    pub policy: TokenPolicy,
-    /// Signing and verification keys; replaced whole on reload (SIGHUP).
-    pub keys: RwLock<Arc<KeySet>>,
-    /// Clients, cached in front of the store.
-    pub clients: ClientCache,
-    /// The store, for writes (revocations).
-    pub store: Arc<dyn Store>,
-    /// Token validation: caches, revocation set, counters.
-    pub validator: TokenValidator,
-    /// Which scopes grant which endpoints.
-    pub scope_rules: ScopeRules,
-    /// Global, per-client and failed-authentication rate limits.
-    pub limits: RateLimits,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
-    /// Serving status for readiness: draining, store reachability.
-    pub status: health::ServingStatus,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
-    /// Precomputed RFC 8414 metadata document.
-    pub metadata_json: Bytes,
-    /// Precomputed `/health` document.
-    pub health_json: Bytes,
-}
-
-impl AppState {
-    /// Current Unix time in seconds; the only clock the handlers read.
-    pub fn now(&self) -> i64 {
-        crate::clock::unix_now()
-    }
-
-    /// Validates a bearer token now (cache, signature, revocation, client).
-    pub async fn validate_token(
-        &self,
-        token: &str,
-    ) -> Result<Arc<crate::domain::token::AccessTokenClaims>, crate::validation::Rejection> {
-        self.validator
-            .validate(token, &self.keys(), &self.policy, &self.clients, self.now())
-            .await
-    }
-
-    /// The current keys (a cheap `Arc` clone; a reload swaps the whole set).
-    pub fn keys(&self) -> Arc<KeySet> {
-        match self.keys.read() {
-            Ok(keys) => Arc::clone(&keys),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    /// Replaces the keys (SIGHUP reload).
-    pub fn replace_keys(&self, keys: KeySet) {
-        let mut guard = match self.keys.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Arc::new(keys);
-    }
-}
+pub use state::{AppState, StateError};
 
 /// The endpoints, as matched from the path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

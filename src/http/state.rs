@@ -1,0 +1,171 @@
+//! The state every handler shares, built once at start (and by the benches
+//! the same way).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{discovery, health};
+use crate::cache::{ClientCache, RevocationSet, ValidationCache};
+use crate::config::Config;
+use crate::domain::endpoint::{EndpointPattern, EndpointRule, ScopeRules};
+use crate::domain::token::{AccessTokenClaims, TokenPolicy};
+use crate::keys::KeySet;
+use crate::limit::RateLimits;
+use crate::metrics::{Metrics, MetricsError};
+use crate::store::{ClientStore, Store};
+use crate::validation::{Rejection, TokenValidator};
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A `[[scope]]` endpoint pattern does not parse.
+    #[error("[[scope]] {scope}: endpoint {pattern:?}: {reason}")]
+    ScopeRule {
+        /// The scope.
+        scope: String,
+        /// The pattern.
+        pattern: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The metric set could not be registered.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+}
+
+/// Everything the handlers share, immutable after start (keys aside, which a
+/// reload replaces whole).
+pub struct AppState {
+    /// Prefix of the OAuth endpoints, e.g. `/auth-server/v1`.
+    pub base_path: String,
+    /// Settings that shape every token (issuer, lifetime, leeways).
+    pub policy: TokenPolicy,
+    /// Signing and verification keys; replaced whole on reload (SIGHUP).
+    pub keys: RwLock<Arc<KeySet>>,
+    /// Clients, cached in front of the store.
+    pub clients: ClientCache,
+    /// The store, for writes (revocations).
+    pub store: Arc<dyn Store>,
+    /// Token validation: caches, revocation set, counters.
+    pub validator: TokenValidator,
+    /// Which scopes grant which endpoints.
+    pub scope_rules: ScopeRules,
+    /// Global, per-client and failed-authentication rate limits.
+    pub limits: RateLimits,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Serving status for readiness: draining, store reachability.
+    pub status: health::ServingStatus,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Precomputed RFC 8414 metadata document.
+    pub metadata_json: Bytes,
+    /// Precomputed `/health` document.
+    pub health_json: Bytes,
+}
+
+impl AppState {
+    /// Builds the state from the validated `config`, the `issuer` in use (it
+    /// depends on the bound port), the parsed `keys`, the `store` and the
+    /// revocation set loaded from it.
+    pub fn new(
+        config: &Config,
+        issuer: &str,
+        keys: KeySet,
+        store: Arc<dyn Store>,
+        revocations: Arc<RevocationSet>,
+    ) -> Result<Self, StateError> {
+        let cache = &config.cache;
+        Ok(Self {
+            base_path: config.base_path().to_owned(),
+            metadata_json: discovery::metadata_document(issuer, &keys, &config.scope_names())
+                .into(),
+            health_json: health::health_document(),
+            policy: TokenPolicy {
+                issuer: issuer.to_owned(),
+                default_lifetime_secs: config.token.lifetime_secs,
+                default_audience: config.token.default_audience.clone(),
+                nbf_leeway_secs: config.token.nbf_leeway_secs,
+                exp_leeway_secs: config.token.exp_leeway_secs,
+            },
+            keys: RwLock::new(Arc::new(keys)),
+            clients: ClientCache::new(
+                Arc::clone(&store) as Arc<dyn ClientStore>,
+                cache.client_capacity,
+                Duration::from_secs(cache.client_ttl_secs),
+            ),
+            store,
+            validator: TokenValidator::new(
+                ValidationCache::new(
+                    cache.validation_capacity,
+                    cache.rejected_capacity,
+                    Duration::from_secs(cache.rejected_ttl_secs),
+                ),
+                revocations,
+            ),
+            scope_rules: compile_scope_rules(config)?,
+            limits: RateLimits::new(&config.limits),
+            status: health::ServingStatus::default(),
+            metrics: Metrics::new()?,
+            max_body_bytes: config.http.max_body_bytes,
+        })
+    }
+
+    /// Current Unix time in seconds; the only clock the handlers read.
+    pub fn now(&self) -> i64 {
+        crate::clock::unix_now()
+    }
+
+    /// Validates a bearer token now (cache, signature, revocation, client).
+    pub async fn validate_token(&self, token: &str) -> Result<Arc<AccessTokenClaims>, Rejection> {
+        self.validator
+            .validate(token, &self.keys(), &self.policy, &self.clients, self.now())
+            .await
+    }
+
+    /// The current keys (a cheap `Arc` clone; a reload swaps the whole set).
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.keys.read() {
+            Ok(keys) => Arc::clone(&keys),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the keys (SIGHUP reload).
+    pub fn replace_keys(&self, keys: KeySet) {
+        let mut guard = match self.keys.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(keys);
+    }
+}
+
+fn compile_scope_rules(config: &Config) -> Result<ScopeRules, StateError> {
+    let mut rules = Vec::with_capacity(config.scopes.len());
+    for rule in &config.scopes {
+        let patterns = rule
+            .endpoints
+            .iter()
+            .map(|p| {
+                EndpointPattern::parse(p).map_err(|e| StateError::ScopeRule {
+                    scope: rule.name.clone(),
+                    pattern: p.clone(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.push(EndpointRule {
+            scope: rule.name.clone(),
+            patterns,
+            methods: rule
+                .methods
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect(),
+        });
+    }
+    Ok(ScopeRules::new(rules))
+}
