@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (warnings are errors), the
+# supply-chain policy (scripts/deny.toml, when cargo-deny is installed), the
 # whole test suite, the PostgreSQL tests against a throwaway cluster
 # (scripts/pg.sh, removed on any exit), and unmodified third-party OAuth
 # clients against the real binary. Used as-is by CI (.ci/run).
@@ -11,6 +12,13 @@ cargo fmt --all -- --check
 
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+
+echo "==> cargo deny (scripts/deny.toml)"
+if command -v cargo-deny >/dev/null; then
+    cargo deny --locked check --config scripts/deny.toml
+else
+    echo "    skipped: cargo-deny is not installed (cargo install --locked cargo-deny)"
+fi
 
 echo "==> cargo test"
 cargo test --all-targets --locked

@@ -1,6 +1,7 @@
 //! The accept loop: TLS handshake with a timeout, HTTP/1.1 or HTTP/2 on the
 //! same port, a cap on concurrent connections, and a graceful drain when the
-//! shutdown future completes. The only module that touches sockets.
+//! shutdown future completes. The only module that touches sockets;
+//! [`preface`] bounds the wait for a connection's first bytes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
+
+mod preface;
 
 use crate::config::ServerConfig;
 use crate::http::{AppState, AuthService};
@@ -122,6 +125,7 @@ pub async fn run(
         let service = AuthService::new(Arc::clone(&state), peer);
         let watcher = graceful.watcher();
         let handshake_timeout = limits.tls_handshake_timeout;
+        let header_read_timeout = limits.header_read_timeout;
         let conn_state = Arc::clone(&state);
         tokio::spawn(async move {
             let _permit = permit;
@@ -140,9 +144,13 @@ pub async fn run(
                         return;
                     }
                 };
+            let Some(io) = preface::read_preface(tls_stream, header_read_timeout).await else {
+                tracing::debug!(peer = %peer, "no request within the header read timeout");
+                return;
+            };
             metrics.open_connections.inc();
             let conn = builder
-                .serve_connection(TokioIo::new(tls_stream), service)
+                .serve_connection(TokioIo::new(io), service)
                 .into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, peer = %peer, "connection ended with an error");

@@ -5,6 +5,7 @@
 //! backslashes and NULs are refused so that no spelling of a path can reach
 //! past a rule.
 
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use url::Url;
 
 use super::scope::ScopeSet;
@@ -20,6 +21,24 @@ pub enum EndpointError {
     Ambiguous,
 }
 
+/// Characters escaped in canonical path segments: those a URL parser would
+/// read as structure (`/ \\ ? # %`) or refuse, space and quotes.
+const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 /// A URL reduced to what access decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NormalizedUrl {
@@ -34,15 +53,18 @@ pub struct NormalizedUrl {
 }
 
 impl NormalizedUrl {
-    /// The canonical text form, for tests and logs.
+    /// The canonical text form, for tests and logs. Segments are
+    /// re-escaped, so normalising this form again gives the same URL.
     pub fn to_canonical(&self) -> String {
-        format!(
-            "{}://{}:{}/{}",
-            self.scheme,
-            self.host,
-            self.port,
-            self.segments.join("/")
-        )
+        let mut out = format!("{}://{}:{}", self.scheme, self.host, self.port);
+        if self.segments.is_empty() {
+            out.push('/');
+        }
+        for segment in &self.segments {
+            out.push('/');
+            out.extend(utf8_percent_encode(segment, SEGMENT_ESCAPES));
+        }
+        out
     }
 }
 
@@ -56,6 +78,9 @@ pub fn normalize_url(raw: &str) -> Result<NormalizedUrl, EndpointError> {
     let (scheme, rest) = raw.split_once("://").ok_or(EndpointError::NotHttpUrl)?;
     if !scheme.bytes().all(|b| b.is_ascii_alphabetic()) || rest.starts_with(['/', '\\']) {
         return Err(EndpointError::NotHttpUrl);
+    }
+    if hides_its_path(raw_path(rest)) {
+        return Err(EndpointError::Ambiguous);
     }
     let url = Url::parse(raw).map_err(|_| EndpointError::NotHttpUrl)?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -88,6 +113,34 @@ pub fn normalize_url(raw: &str) -> Result<NormalizedUrl, EndpointError> {
         port,
         segments,
     })
+}
+
+/// The path as written: after the authority, before any query or fragment
+/// (backslashes end the authority too, as WHATWG reads `http(s)` URLs).
+fn raw_path(after_scheme: &str) -> &str {
+    let start = after_scheme
+        .find(['/', '\\', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let path = &after_scheme[start..];
+    &path[..path.find(['?', '#']).unwrap_or(path.len())]
+}
+
+/// Spellings that hide the real path from us, checked before the parser
+/// resolves dot segments: escaped separators or NULs, empty segments, and
+/// empty or dot segments behind a `;` path parameter. In `/a/%2f/../b`,
+/// `/a//../b` or `/a/..;/../b` the last `..` removes the evidence, yet a
+/// server that decodes `%2f`, merges slashes or drops path parameters (`..;`
+/// is `..` to some servlet containers) routes the request one level higher
+/// than we judged it.
+fn hides_its_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    let dot_with_parameter = |segment: &str| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded.contains(';') && matches!(decoded.split(';').next(), Some("" | "." | ".."))
+    };
+    ["%2f", "%5c", "%00"].iter().any(|e| lower.contains(e))
+        || lower.replace('\\', "/").contains("//")
+        || lower.split(['/', '\\']).any(dot_with_parameter)
 }
 
 /// Decodes percent-escapes in one path segment. Escapes of `/`, `\` and NUL

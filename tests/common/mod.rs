@@ -218,3 +218,4 @@ pub async fn get_token(
 
 pub mod contract;
 pub mod pg;
+pub mod raw;

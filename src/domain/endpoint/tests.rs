@@ -55,6 +55,8 @@ fn normalising_twice_is_normalising_once() {
         "https://API.example.com:443/v1/a/../b/%7euser/",
         "http://h/x/./y",
         "https://h/%41%42",
+        "https://h/a%25b/%3f/%23/%20x/%2541",
+        "https://h/%e2%82%ac/%22%3c%3e",
     ] {
         let once = normalize_url(raw).unwrap();
         let again = normalize_url(&once.to_canonical()).unwrap();
@@ -80,6 +82,15 @@ fn ambiguous_and_foreign_urls_are_refused() {
         "https:\\\\api.example.com\\v1",
         "",
         "https://api.example.com/v1/\nx",
+        // The `..` resolves away the evidence; a backend that decodes `%2f`,
+        // merges slashes or drops `;` parameters routes above `/v1/users`.
+        "https://api.example.com/v1/users/%2f/../../admin",
+        "https://api.example.com/v1/users/x%2f..%2f..%2f/../y",
+        "https://api.example.com/v1/users//../admin",
+        "https://api.example.com/v1/users\\\\..\\admin",
+        "https://api.example.com/v1/users/..;/../admin",
+        "https://api.example.com/v1/users/..%3b/../admin",
+        "https://api.example.com/v1/users/;x/../admin",
     ] {
         assert!(normalize_url(bad).is_err(), "{bad}");
     }
