@@ -58,6 +58,8 @@ struct ServerProcess {
 impl ServerProcess {
     fn spawn(dir: &Path) -> Self {
         let mut child = command(dir)
+            .env("AUTH_SERVER_LOG_MAX_FILE_BYTES", "2048")
+            .env("AUTH_SERVER_LOG_MAX_FILES", "3")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -174,13 +176,70 @@ async fn first_run_prints_a_demo_client_whose_credentials_get_a_token() {
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    // The log file exists and holds neither the secret nor the token.
+    // Validate and a failed authentication put a bearer token and a Basic
+    // header on the wire too.
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let validated = client
+        .post(token_url.replace("/oauth/token", "/oauth/validate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(validated.status(), 200);
+    let refused = client
+        .post(&token_url)
+        .basic_auth(&id, Some("wrong-secret-value"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    // The log (rotated: the test runs with a tiny size) holds neither
+    // secrets, nor Authorization values, nor whole tokens.
     let status = server.terminate();
     assert!(status.success(), "exit status {status:?}");
-    let log = std::fs::read_to_string(dir.path().join("log/auth-server.log")).unwrap();
+    let mut log = String::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir.path().join("log")).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("auth-server.log")
+        {
+            files += 1;
+            log.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+    assert!(
+        files >= 2,
+        "the tiny size makes the log rotate ({files} files)"
+    );
     assert!(log.contains("auth-server listening"));
-    assert!(!log.contains(&secret));
-    assert!(!log.contains(body["access_token"].as_str().unwrap()));
+    assert!(
+        log.contains("\"route\":\"validate\""),
+        "access lines are logged"
+    );
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{id}:{secret}"),
+    );
+    for forbidden in [
+        secret.as_str(),
+        token.as_str(),
+        token.split('.').nth(2).unwrap(),
+        basic.as_str(),
+        "wrong-secret-value",
+        "Bearer ",
+        "Basic ",
+    ] {
+        assert!(
+            !log.contains(forbidden),
+            "the log contains {forbidden:.12}…"
+        );
+    }
 
     // Second run: the store is not empty, so no new demo client is printed.
     let mut again = ServerProcess::spawn(dir.path());
