@@ -8,19 +8,8 @@ mod common;
 
 use auth_server::admin::NewClient;
 use auth_server::keys::Algorithm;
-use common::{TestServer, json_body};
+use common::{TestServer, json_body, token_request};
 use reqwest::StatusCode;
-
-async fn token_request(server: &TestServer, id: &str, secret: &str) -> reqwest::Response {
-    server
-        .client()
-        .post(server.token_url())
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-}
 
 async fn assert_429(response: reqwest::Response) {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);

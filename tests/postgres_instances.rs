@@ -111,13 +111,6 @@ async fn revocations_and_client_changes_reach_the_other_instance_within_a_second
         took.as_millis()
     );
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    let refused = b
-        .client()
-        .post(b.token_url())
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let refused = common::token_request(&b, &id, &secret).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }

@@ -41,17 +41,6 @@ async fn create(store: &PostgresStore, name: &str) -> (String, String) {
     (created.client.id, created.secret)
 }
 
-async fn token_status(server: &TestServer, id: &str, secret: &str) -> reqwest::Response {
-    server
-        .client()
-        .post(server.token_url())
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn cached_clients_survive_an_outage_and_the_server_recovers() {
@@ -78,13 +67,13 @@ async fn cached_clients_survive_an_outage_and_the_server_recovers() {
         .unwrap();
 
     let started = Instant::now();
-    let response = token_status(&server, &cached, &cached_secret).await;
+    let response = common::token_request(&server, &cached, &cached_secret).await;
     assert_eq!(
         response.status(),
         StatusCode::OK,
         "cached client keeps getting tokens"
     );
-    let response = token_status(&server, &uncached, &uncached_secret).await;
+    let response = common::token_request(&server, &uncached, &uncached_secret).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(
@@ -133,7 +122,7 @@ async fn cached_clients_survive_an_outage_and_the_server_recovers() {
     outage.0 = false;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let response = token_status(&server, &uncached, &uncached_secret).await;
+        let response = common::token_request(&server, &uncached, &uncached_secret).await;
         if response.status() == StatusCode::OK {
             break;
         }

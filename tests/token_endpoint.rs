@@ -39,14 +39,7 @@ async fn expect_error(response: reqwest::Response, status: StatusCode, code: &st
 async fn client_secret_basic_gets_a_bearer_token() {
     let server = TestServer::start().await;
     let (id, secret) = server.standard_client().await;
-    let response = server
-        .client()
-        .post(server.token_url())
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let response = common::token_request(&server, &id, &secret).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.version(), reqwest::Version::HTTP_2, "h2 by ALPN");
     assert_no_store(&response);

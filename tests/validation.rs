@@ -425,14 +425,7 @@ async fn store_changes_from_elsewhere_arrive_within_a_second() {
         Duration::from_secs(3),
     )
     .await;
-    let refused = server
-        .client()
-        .post(server.token_url())
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let refused = common::token_request(&server, &id, &secret).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 
     // `token revoke --client` ends every token issued so far, but not the

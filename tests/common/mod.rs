@@ -195,6 +195,18 @@ pub fn unverified_claims(token: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
+/// Sends a client-credentials token request with Basic auth.
+pub async fn token_request(server: &TestServer, id: &str, secret: &str) -> reqwest::Response {
+    server
+        .client()
+        .post(server.token_url())
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Gets a token with Basic auth and the given extra form fields.
 pub async fn get_token(
     server: &TestServer,
