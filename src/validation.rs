@@ -27,6 +27,16 @@ pub enum Rejection {
     ClientInvalid,
 }
 
+/// An accepted token: its claims, and its client's rate-limit override (so
+/// the caller charges the right bucket without another lookup).
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The verified claims.
+    pub claims: Arc<AccessTokenClaims>,
+    /// The client's per-client rate limit override, if any.
+    pub rate_limit_rps: Option<u32>,
+}
+
 /// Counters for metrics: validations by result, cache hits and misses.
 #[derive(Debug, Default)]
 pub struct ValidationStats {
@@ -82,7 +92,7 @@ impl TokenValidator {
         policy: &TokenPolicy,
         clients: &ClientCache,
         now: i64,
-    ) -> Result<Arc<AccessTokenClaims>, Rejection> {
+    ) -> Result<Validated, Rejection> {
         let result = self.check(token, keys, policy, clients, now).await;
         let counter = if result.is_ok() {
             &self.stats.accepted
@@ -100,7 +110,7 @@ impl TokenValidator {
         policy: &TokenPolicy,
         clients: &ClientCache,
         now: i64,
-    ) -> Result<Arc<AccessTokenClaims>, Rejection> {
+    ) -> Result<Validated, Rejection> {
         let hash = token_hash(token);
         let claims = match self.cache.get(&hash) {
             Some(cached) => {
@@ -137,8 +147,10 @@ impl TokenValidator {
         if self.revocations.contains(&claims.jti) {
             return Err(Rejection::Revoked);
         }
-        match clients.get(&claims.client_id).await {
-            Ok(Some(client)) if client.enabled && claims.iat > client.tokens_valid_after => {}
+        let rate_limit_rps = match clients.get(&claims.client_id).await {
+            Ok(Some(client)) if client.enabled && claims.iat > client.tokens_valid_after => {
+                client.rate_limit_rps
+            }
             Ok(_) => return Err(Rejection::ClientInvalid),
             // The store is down: revocations are in memory, so the token can
             // still be judged; only a client change during the outage is missed.
@@ -146,8 +158,12 @@ impl TokenValidator {
                 self.stats
                     .client_check_skipped
                     .fetch_add(1, Ordering::Relaxed);
+                None
             }
-        }
-        Ok(claims)
+        };
+        Ok(Validated {
+            claims,
+            rate_limit_rps,
+        })
     }
 }

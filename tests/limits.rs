@@ -121,3 +121,27 @@ async fn the_global_bucket_guards_every_oauth_endpoint() {
         "discovery is not rate limited"
     );
 }
+
+#[tokio::test]
+async fn validations_of_a_clients_tokens_charge_its_bucket() {
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.limits.client_rps = 1;
+        c.limits.client_burst = 3;
+    })
+    .await;
+    let (id, secret) = server.standard_client().await;
+    let token = common::get_token(&server, &id, &secret, &[]).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let validate = || {
+        server
+            .client()
+            .post(server.url("/auth-server/v1/oauth/validate"))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(validate().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(validate().await.unwrap().status(), StatusCode::OK);
+    assert_429(validate().await.unwrap()).await;
+}

@@ -27,7 +27,8 @@ where
     let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
 
     let body = match state.validate_token(token).await {
-        Ok(claims) => {
+        Ok(validated) => {
+            let claims = validated.claims;
             let mut body = json!({
                 "active": true,
                 "client_id": claims.client_id,

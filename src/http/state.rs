@@ -10,12 +10,12 @@ use super::{discovery, health};
 use crate::cache::{ClientCache, RevocationSet, ValidationCache};
 use crate::config::Config;
 use crate::domain::endpoint::{EndpointPattern, EndpointRule, ScopeRules};
-use crate::domain::token::{AccessTokenClaims, TokenPolicy};
+use crate::domain::token::TokenPolicy;
 use crate::keys::KeySet;
 use crate::limit::RateLimits;
 use crate::metrics::{Metrics, MetricsError};
 use crate::store::{ClientStore, Store};
-use crate::validation::{Rejection, TokenValidator};
+use crate::validation::{Rejection, TokenValidator, Validated};
 
 /// Why the state could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +119,7 @@ impl AppState {
     }
 
     /// Validates a bearer token now (cache, signature, revocation, client).
-    pub async fn validate_token(&self, token: &str) -> Result<Arc<AccessTokenClaims>, Rejection> {
+    pub async fn validate_token(&self, token: &str) -> Result<Validated, Rejection> {
         self.validator
             .validate(token, &self.keys(), &self.policy, &self.clients, self.now())
             .await

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use serde_json::json;
+use serde::Serialize;
 
 use super::AppState;
 use super::body::{body_kind, parse, read_limited};
@@ -15,6 +15,19 @@ use crate::validation::Rejection;
 
 /// Method assumed when the request names none.
 pub const DEFAULT_METHOD: &str = "GET";
+
+/// The 200 body: the token's identity for the resource server.
+#[derive(Serialize)]
+struct ValidResponse<'a> {
+    active: bool,
+    client_id: &'a str,
+    sub: &'a str,
+    scope: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+}
 
 /// Validates the bearer token, then the endpoint if one is given.
 pub async fn handle<B>(state: &AppState, request: Request<B>) -> Result<Response<Body>, ApiError>
@@ -49,7 +62,11 @@ where
     };
 
     let token = bearer_token(&parts.headers)?;
-    let claims = state.validate_token(token).await.map_err(rejection_error)?;
+    let validated = state.validate_token(token).await.map_err(rejection_error)?;
+    let claims = &validated.claims;
+    state
+        .limits
+        .check_client(&claims.client_id, validated.rate_limit_rps)?;
     if let Some((url, method)) = target {
         let scopes = crate::domain::scope::ScopeSet::parse(claims.scope.as_deref().unwrap_or(""))
             .unwrap_or_default();
@@ -58,17 +75,18 @@ where
             .authorize(&scopes, &url, &method)
             .map_err(|required| OAuthError::InsufficientScope { required })?;
     }
-    let body = json!({
-        "active": true,
-        "client_id": claims.client_id,
-        "sub": claims.sub,
-        "scope": claims.scope.as_deref().unwrap_or(""),
-        "aud": claims.aud,
-        "exp": claims.exp,
-        "iat": claims.iat,
-        "jti": claims.jti,
-    });
-    Ok(json(StatusCode::OK, body.to_string(), CachePolicy::NoStore))
+    let body = serde_json::to_vec(&ValidResponse {
+        active: true,
+        client_id: &claims.client_id,
+        sub: &claims.sub,
+        scope: claims.scope.as_deref().unwrap_or(""),
+        aud: &claims.aud,
+        exp: claims.exp,
+        iat: claims.iat,
+        jti: &claims.jti,
+    })
+    .map_err(|_| OAuthError::ServerError)?;
+    Ok(json(StatusCode::OK, body, CachePolicy::NoStore))
 }
 
 /// The RFC 6750 `invalid_token` error for a rejection.
