@@ -159,6 +159,12 @@ fn requests(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
+    group.bench_function("validator_only_cache_hit", |b| {
+        b.iter(|| {
+            rt.block_on(state.validate_token(black_box(&token)))
+                .unwrap()
+        });
+    });
     group.bench_function("validate_cache_miss", |b| {
         b.iter_batched(
             || validate_request(&mint(&rt, &state, &basic)),
