@@ -120,6 +120,11 @@ fn client_secret(c: &mut Criterion) {
     group.bench_function("mismatch", |b| {
         b.iter(|| client.verify_secret(black_box(&wrong), NOW));
     });
+    // An unknown client id must cost the same as a known one with a wrong
+    // secret, so response times do not reveal which ids exist.
+    group.bench_function("unknown_client", |b| {
+        b.iter(|| auth_server::domain::client::verify_secret_of_unknown_client(black_box(&wrong)));
+    });
     group.finish();
 }
 

@@ -1,0 +1,280 @@
+//! The typed `[section]` tables of the configuration and their defaults
+//! (the defaults `config.toml` lists).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::Algorithm;
+
+/// Listener settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Connections served at once; further ones wait in the accept queue.
+    pub max_connections: usize,
+    /// Seconds a client has to finish the TLS handshake.
+    pub tls_handshake_timeout_secs: u64,
+    /// Seconds a client has to send the request headers.
+    pub header_read_timeout_secs: u64,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// Milliseconds between closing the listener and closing idle
+    /// connections on shutdown, so connections accepted at the last moment
+    /// still get their first request answered.
+    pub drain_grace_ms: u64,
+    /// Largest request head (request line plus headers) in bytes.
+    pub max_header_bytes: usize,
+    /// Bind with `SO_REUSEPORT`, so a new binary can start on the same port
+    /// before the old one drains (zero-downtime swaps).
+    pub reuse_port: bool,
+    /// File the server writes its process id to (deploy scripts signal it);
+    /// empty: none.
+    pub pid_file: String,
+}
+
+/// TLS certificate settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; empty means a generated dev certificate.
+    pub cert: String,
+    /// PEM private key for `cert`.
+    pub key: String,
+    /// Where the dev certificate is generated.
+    pub dev_cert_dir: PathBuf,
+}
+
+/// HTTP routing and limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Prefix of the OAuth endpoints.
+    pub base_path: String,
+    /// Largest request body in bytes; larger gets 413.
+    pub max_body_bytes: usize,
+}
+
+/// Access-token settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Signing algorithm: EdDSA, ES256, RS256 or HS256.
+    pub algorithm: Algorithm,
+    /// Default token lifetime in seconds.
+    pub lifetime_secs: u32,
+    /// Directory of the signing keys (generated on first run).
+    pub key_dir: PathBuf,
+    /// Audience for clients that have none configured.
+    pub default_audience: String,
+    /// Seconds of clock skew tolerated on `nbf`.
+    pub nbf_leeway_secs: i64,
+    /// Seconds of grace after `exp`.
+    pub exp_leeway_secs: i64,
+}
+
+/// Store settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL; empty means the embedded store.
+    pub url: String,
+    /// File of the embedded store.
+    pub sqlite_path: PathBuf,
+    /// Apply pending migrations at start.
+    pub migrate_on_start: bool,
+    /// Most PostgreSQL connections in the pool.
+    pub max_connections: usize,
+    /// Seconds to open one PostgreSQL connection (TCP, TLS and login).
+    pub connect_timeout_secs: u64,
+    /// Seconds a store call waits for a free pooled connection.
+    pub pool_wait_timeout_secs: u64,
+    /// Seconds PostgreSQL lets one statement run (`statement_timeout`).
+    pub statement_timeout_secs: u64,
+}
+
+/// In-memory cache settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Seconds a client record is served from memory before re-reading it
+    /// (changes arrive sooner through the change feed).
+    pub client_ttl_secs: u64,
+    /// Most client records kept in memory.
+    pub client_capacity: u64,
+    /// Most verified tokens kept in the validation cache.
+    pub validation_capacity: u64,
+    /// Most rejected tokens remembered (flood shield).
+    pub rejected_capacity: u64,
+    /// Seconds a rejected token is remembered.
+    pub rejected_ttl_secs: u64,
+    /// Milliseconds between polls of the store's change feed (revocations
+    /// and client changes from other instances).
+    pub change_poll_interval_ms: u64,
+}
+
+/// Rate limits (token buckets).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests per second for the whole instance (0 disables the bucket).
+    pub global_rps: u32,
+    /// Burst above `global_rps`.
+    pub global_burst: u32,
+    /// Default requests per second per client (token requests plus
+    /// validations of its tokens); a client record can override it.
+    pub client_rps: u32,
+    /// Burst above `client_rps`.
+    pub client_burst: u32,
+    /// Failed client authentications allowed per IP per minute.
+    pub failed_auth_per_ip_per_minute: u32,
+    /// Burst of failed authentications before the per-minute rate applies.
+    pub failed_auth_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            global_rps: 100_000,
+            global_burst: 20_000,
+            client_rps: 1_000,
+            client_burst: 2_000,
+            failed_auth_per_ip_per_minute: 60,
+            failed_auth_burst: 20,
+        }
+    }
+}
+
+/// Log settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Level filter (`RUST_LOG` syntax); `RUST_LOG` overrides.
+    pub level: String,
+    /// Directory of `auth-server.log`; empty disables the file.
+    pub dir: String,
+    /// Size at which the log file is rotated, in bytes.
+    pub max_file_bytes: u64,
+    /// Rotated files kept (`auth-server.log.1` is the newest).
+    pub max_files: usize,
+}
+
+/// One `[[scope]]` table: a scope and the endpoints it grants.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeRule {
+    /// The scope token.
+    pub name: String,
+    /// What the scope is for, for operators.
+    #[serde(default)]
+    pub description: String,
+    /// Endpoint URL patterns (`*` one segment, trailing `**` any rest).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// HTTP methods the scope grants; empty means all.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// Development conveniences; ignored in production.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevConfig {
+    /// Create a demo client on first run when the store is empty.
+    pub demo_client: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            max_connections: 10_000,
+            tls_handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            shutdown_timeout_secs: 30,
+            drain_grace_ms: 1_000,
+            max_header_bytes: 80 * 1024,
+            reuse_port: true,
+            pid_file: "run/auth-server.pid".into(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: String::new(),
+            key: String::new(),
+            dev_cert_dir: PathBuf::from("certs"),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            base_path: "/auth-server/v1".into(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::EdDSA,
+            lifetime_secs: 900,
+            key_dir: PathBuf::from("certs"),
+            default_audience: "auth-server".into(),
+            nbf_leeway_secs: 5,
+            exp_leeway_secs: 0,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            sqlite_path: PathBuf::from("data/auth-server.db"),
+            migrate_on_start: true,
+            max_connections: 200,
+            connect_timeout_secs: 5,
+            pool_wait_timeout_secs: 5,
+            statement_timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            client_ttl_secs: 300,
+            client_capacity: 100_000,
+            validation_capacity: 100_000,
+            rejected_capacity: 10_000,
+            rejected_ttl_secs: 10,
+            change_poll_interval_ms: 1_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            dir: "log".into(),
+            max_file_bytes: 50 * 1024 * 1024,
+            max_files: 10,
+        }
+    }
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        Self { demo_client: true }
+    }
+}

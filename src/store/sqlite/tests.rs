@@ -1,0 +1,114 @@
+use super::*;
+
+fn sample(id: &str) -> Client {
+    Client {
+        id: id.into(),
+        name: "Sample".into(),
+        secret_hash: SecretHash::of("s1"),
+        previous_secret_hash: Some(SecretHash::of("s0")),
+        previous_secret_expires_at: Some(99),
+        secret_imported: true,
+        allowed_scopes: ScopeSet::parse("a b").unwrap(),
+        default_scopes: ScopeSet::parse("a").unwrap(),
+        allowed_audiences: vec!["https://x".into(), "https://y".into()],
+        token_lifetime_secs: Some(60),
+        rate_limit_rps: Some(10),
+        enabled: true,
+        tokens_valid_after: 5,
+        created_at: 1,
+        updated_at: 2,
+    }
+}
+
+#[tokio::test]
+async fn round_trip_update_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("sub/db.sqlite")).unwrap();
+    let report = store.migrate().await.unwrap();
+    assert_eq!(report.applied, vec![1, 2]);
+    assert!(
+        store.migrate().await.unwrap().applied.is_empty(),
+        "idempotent"
+    );
+
+    let c = sample("c1");
+    store.insert_client(&c).await.unwrap();
+    assert!(matches!(
+        store.insert_client(&c).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(store.get_client("c1").await.unwrap(), Some(c.clone()));
+    assert_eq!(store.get_client("nope").await.unwrap(), None);
+
+    let mut changed = c.clone();
+    changed.enabled = false;
+    changed.previous_secret_hash = None;
+    changed.allowed_audiences.clear();
+    assert!(store.update_client(&changed).await.unwrap());
+    assert_eq!(store.get_client("c1").await.unwrap(), Some(changed));
+    assert!(!store.update_client(&sample("ghost")).await.unwrap());
+
+    store.insert_client(&sample("c0")).await.unwrap();
+    let ids: Vec<_> = store
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, ["c0", "c1"]);
+    assert_eq!(store.count_clients().await.unwrap(), 2);
+    assert!(store.delete_client("c1").await.unwrap());
+    assert!(!store.delete_client("c1").await.unwrap());
+}
+
+#[tokio::test]
+async fn revocations_and_the_change_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+    store.migrate().await.unwrap();
+    let start = store.change_cursor().await.unwrap();
+    let revocation = |jti: &str, exp| Revocation {
+        jti: jti.into(),
+        client_id: "c1".into(),
+        exp,
+        revoked_at: 1,
+    };
+    store.revoke(&revocation("j1", 100)).await.unwrap();
+    store.revoke(&revocation("j1", 100)).await.unwrap();
+    store.revoke(&revocation("j2", 200)).await.unwrap();
+    store.insert_client(&sample("c1")).await.unwrap();
+
+    let batch = store.changes_since(start).await.unwrap();
+    assert_eq!(
+        batch.revocations,
+        [revocation("j1", 100), revocation("j2", 200)]
+    );
+    assert_eq!(batch.clients, ["c1"]);
+    assert!(!batch.full_reload);
+    let later = store.changes_since(batch.cursor).await.unwrap();
+    assert!(later.revocations.is_empty() && later.clients.is_empty());
+    assert_eq!(later.cursor, batch.cursor);
+
+    assert_eq!(
+        store.active_revocations(150).await.unwrap(),
+        [revocation("j2", 200)]
+    );
+    assert_eq!(store.prune(150).await.unwrap(), 1);
+    assert_eq!(store.active_revocations(0).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn newer_schema_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+    store.migrate().await.unwrap();
+    store
+        .with_conn(|c| {
+            c.execute("INSERT INTO schema_migrations VALUES (999, 0)", [])
+                .map_err(unavailable)
+        })
+        .await
+        .unwrap();
+    assert!(store.migrate().await.unwrap().schema_is_newer());
+}
