@@ -137,6 +137,26 @@ async fn authenticate_credentials(
     }
 }
 
+/// Reads an introspection or revocation request (RFC 7662 2.1, RFC 7009
+/// 2.1): authenticates the client and returns it with the required `token`.
+/// `token_type_hint` is optional and only checked for repetition.
+pub async fn read_token_request<B>(
+    state: &AppState,
+    request: http::Request<B>,
+) -> Result<(Arc<Client>, String), super::error::ApiError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let peer = super::peer_ip(&request);
+    let (parts, params) = super::body::read_params(request, state.max_body_bytes).await?;
+    let token = params.single("token")?.map(str::to_owned);
+    params.single("token_type_hint")?;
+    let client = authenticate(state, &parts.headers, &params, peer).await?;
+    let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    Ok((client, token))
+}
+
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;

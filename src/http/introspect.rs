@@ -6,12 +6,10 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use serde_json::json;
 
-use super::body::read_params;
-use super::client_auth::authenticate;
+use super::AppState;
+use super::client_auth::read_token_request;
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
-use super::{AppState, peer_ip};
-use crate::domain::error::OAuthError;
 
 /// Answers an introspection request.
 pub async fn handle<B>(state: &AppState, request: Request<B>) -> Result<Response<Body>, ApiError>
@@ -19,12 +17,8 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let peer = peer_ip(&request);
-    let (parts, params) = read_params(request, state.max_body_bytes).await?;
-    let token = params.single("token")?;
-    params.single("token_type_hint")?;
-    authenticate(state, &parts.headers, &params, peer).await?;
-    let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let (_client, token) = read_token_request(state, request).await?;
+    let token = token.as_str();
 
     let body = match state.validate_token(token).await {
         Ok(validated) => {

@@ -5,11 +5,10 @@
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 
-use super::body::read_params;
-use super::client_auth::authenticate;
+use super::AppState;
+use super::client_auth::read_token_request;
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
-use super::{AppState, peer_ip};
 use crate::domain::error::OAuthError;
 use crate::domain::token::verify_signature;
 use crate::store::Revocation;
@@ -20,12 +19,8 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let peer = peer_ip(&request);
-    let (parts, params) = read_params(request, state.max_body_bytes).await?;
-    let token = params.single("token")?;
-    params.single("token_type_hint")?;
-    let client = authenticate(state, &parts.headers, &params, peer).await?;
-    let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let (client, token) = read_token_request(state, request).await?;
+    let token = token.as_str();
 
     let now = state.now();
     // Not ours, or not a token at all: nothing to revoke.
