@@ -15,29 +15,6 @@ use auth_server::store::postgres::PostgresStore;
 use auth_server::store::{ClientStore, StoreError};
 use common::{contract, pg};
 
-/// Thaws the cluster if the test ends (or panics) while it is frozen.
-struct Frozen(bool);
-
-impl Frozen {
-    fn freeze() -> Self {
-        pg::pg_sh("freeze");
-        Self(true)
-    }
-
-    fn thaw(&mut self) {
-        pg::pg_sh("thaw");
-        self.0 = false;
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        if self.0 {
-            pg::pg_sh("thaw");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn a_hung_database_fails_calls_within_the_timeouts() {
@@ -50,7 +27,9 @@ async fn a_hung_database_fails_calls_within_the_timeouts() {
     let store = Arc::new(PostgresStore::open(&settings, None).unwrap());
     store.insert_client(&contract::sample("c1")).await.unwrap();
 
-    let mut frozen = tokio::task::spawn_blocking(Frozen::freeze).await.unwrap();
+    let frozen = tokio::task::spawn_blocking(|| pg::Paused::start("freeze", "thaw"))
+        .await
+        .unwrap();
     // Pool wait + connect + statement: the most one call may take.
     let bound = Duration::from_secs(3) + Duration::from_millis(500);
     let started = Instant::now();
@@ -78,7 +57,7 @@ async fn a_hung_database_fails_calls_within_the_timeouts() {
         started.elapsed().as_millis()
     );
 
-    tokio::task::spawn_blocking(move || frozen.thaw())
+    tokio::task::spawn_blocking(move || frozen.end())
         .await
         .unwrap();
     let thawed = Instant::now();

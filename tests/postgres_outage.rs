@@ -13,29 +13,6 @@ use auth_server::store::postgres::PostgresStore;
 use auth_server::store::{ClientStore, RevocationStore, Store, StoreError};
 use common::{contract, pg};
 
-/// Restarts the cluster if the test ends (or panics) while it is down.
-struct Halted(bool);
-
-impl Halted {
-    fn halt() -> Self {
-        pg::pg_sh("halt");
-        Self(true)
-    }
-
-    fn resume(&mut self) {
-        pg::pg_sh("resume");
-        self.0 = false;
-    }
-}
-
-impl Drop for Halted {
-    fn drop(&mut self) {
-        if self.0 {
-            pg::pg_sh("resume");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn an_outage_fails_fast_and_the_same_pool_recovers() {
@@ -53,7 +30,9 @@ async fn an_outage_fails_fast_and_the_same_pool_recovers() {
         .unwrap();
     let before_outage = *notified.borrow_and_update();
 
-    let mut outage = tokio::task::spawn_blocking(Halted::halt).await.unwrap();
+    let outage = tokio::task::spawn_blocking(|| pg::Paused::start("halt", "resume"))
+        .await
+        .unwrap();
     // Bound of one call: pool wait + connect + statement timeouts.
     let bound = Duration::from_secs(3);
     for round in 0..3 {
@@ -80,7 +59,7 @@ async fn an_outage_fails_fast_and_the_same_pool_recovers() {
         assert!(took < bound * 4, "calls hung for {took:?}");
     }
 
-    tokio::task::spawn_blocking(move || outage.resume())
+    tokio::task::spawn_blocking(move || outage.end())
         .await
         .unwrap();
     let resumed = Instant::now();

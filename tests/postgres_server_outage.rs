@@ -15,17 +15,6 @@ use auth_server::store::postgres::PostgresStore;
 use common::{TestServer, get_token, json_body, pg};
 use reqwest::StatusCode;
 
-/// Restarts the cluster if the test ends (or panics) while it is down.
-struct Halted(bool);
-
-impl Drop for Halted {
-    fn drop(&mut self) {
-        if self.0 {
-            pg::pg_sh("resume");
-        }
-    }
-}
-
 async fn create(store: &PostgresStore, name: &str) -> (String, String) {
     let created = admin::create_client(
         store,
@@ -61,8 +50,7 @@ async fn cached_clients_survive_an_outage_and_the_server_recovers() {
         .unwrap()
         .to_owned();
 
-    let mut outage = Halted(true);
-    tokio::task::spawn_blocking(|| pg::pg_sh("halt"))
+    let outage = tokio::task::spawn_blocking(|| pg::Paused::start("halt", "resume"))
         .await
         .unwrap();
 
@@ -116,10 +104,9 @@ async fn cached_clients_survive_an_outage_and_the_server_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    tokio::task::spawn_blocking(|| pg::pg_sh("resume"))
+    tokio::task::spawn_blocking(move || outage.end())
         .await
         .unwrap();
-    outage.0 = false;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let response = common::token_request(&server, &uncached, &uncached_secret).await;

@@ -88,3 +88,33 @@ pub fn pg_sh(action: &str) -> String {
 pub fn as_user(url: &str, user: &str) -> String {
     url.replacen("postgres://postgres@", &format!("postgres://{user}@"), 1)
 }
+
+/// The test cluster paused (`halt` or `freeze` through `scripts/pg.sh`); the
+/// pause is undone when this is dropped, so a failing test never leaves the
+/// cluster every other PostgreSQL test uses down.
+pub struct Paused {
+    undo: &'static str,
+    active: bool,
+}
+
+impl Paused {
+    /// Runs `pg.sh action` now; `pg.sh undo` runs on [`Paused::end`] or drop.
+    pub fn start(action: &str, undo: &'static str) -> Self {
+        pg_sh(action);
+        Self { undo, active: true }
+    }
+
+    /// Undoes the pause now.
+    pub fn end(mut self) {
+        pg_sh(self.undo);
+        self.active = false;
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if self.active {
+            pg_sh(self.undo);
+        }
+    }
+}
