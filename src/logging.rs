@@ -1,27 +1,36 @@
-//! Logging: JSON lines through tracing, to stdout and to
-//! `<log.dir>/auth-server.log` (rotated by size), written off the request
-//! path by background writers. Level from `log.level`, overridden by `RUST_LOG`.
+//! Logging: JSON lines through tracing, formatted once and written to stdout
+//! and to `<log.dir>/auth-server.log` (rotated by size) in batches by one
+//! background thread ([`batch`]). Level from `log.level`, overridden by
+//! `RUST_LOG`.
 
 use std::path::Path;
 
-use tracing_appender::non_blocking::WorkerGuard;
+use std::time::Duration;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogConfig;
 
+mod batch;
 mod rotating;
 
 pub use rotating::RotatingFile;
 
+/// How often buffered log lines are written out.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Log bytes held between two flushes before lines are dropped.
+const MAX_PENDING_BYTES: usize = 16 << 20;
+
 /// Name of the log file inside `log.dir`.
 pub const LOG_FILE: &str = "auth-server.log";
 
-/// Keeps the background writers alive; dropping it flushes them.
+/// Keeps the background writer alive; dropping it flushes what is left.
 #[must_use = "dropping the guard stops logging"]
 pub struct LogGuard {
-    _guards: Vec<WorkerGuard>,
+    _flusher: batch::Flusher,
 }
 
 /// Why logging could not start.
@@ -38,6 +47,9 @@ pub enum LoggingError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The background writer thread could not be started.
+    #[error("cannot start the log writer: {0}")]
+    Writer(std::io::Error),
     /// A global subscriber was already installed.
     #[error("logging already initialised")]
     AlreadySet,
@@ -46,12 +58,9 @@ pub enum LoggingError {
 /// Installs the global subscriber for the server.
 pub fn init_server(config: &LogConfig) -> Result<LogGuard, LoggingError> {
     let filter = filter(&config.level)?;
-    let (stdout, stdout_guard) = tracing_appender::non_blocking(std::io::stdout());
-    let mut guards = vec![stdout_guard];
-    let file_layer = if config.dir.is_empty() {
-        None
-    } else {
-        let appender = RotatingFile::open(
+    let mut sinks: Vec<batch::Sink> = vec![Box::new(std::io::stdout())];
+    if !config.dir.is_empty() {
+        let file = RotatingFile::open(
             Path::new(&config.dir),
             LOG_FILE,
             config.max_file_bytes,
@@ -61,17 +70,16 @@ pub fn init_server(config: &LogConfig) -> Result<LogGuard, LoggingError> {
             dir: config.dir.clone(),
             source,
         })?;
-        let (file, guard) = tracing_appender::non_blocking(appender);
-        guards.push(guard);
-        Some(json_layer(file))
-    };
+        sinks.push(Box::new(file));
+    }
+    let (writer, flusher) =
+        batch::start(sinks, FLUSH_INTERVAL, MAX_PENDING_BYTES).map_err(LoggingError::Writer)?;
     tracing_subscriber::registry()
         .with(filter)
-        .with(json_layer(stdout))
-        .with(file_layer)
+        .with(json_layer(writer))
         .try_init()
         .map_err(|_| LoggingError::AlreadySet)?;
-    Ok(LogGuard { _guards: guards })
+    Ok(LogGuard { _flusher: flusher })
 }
 
 /// Installs a plain stderr subscriber for one-shot CLI commands, whose

@@ -1,8 +1,8 @@
 //! A size-rotated log file: `auth-server.log` is renamed to
 //! `auth-server.log.1` (and older files shift up) once it would pass
-//! `max_bytes`; at most `keep` rotated files are kept. tracing-appender
-//! rotates by time only, hence this small writer. It runs on the background
-//! writer thread, so it needs no locking of its own.
+//! `max_bytes`; at most `keep` rotated files are kept. It is written only by
+//! the log writer thread, so it needs no locking of its own, and it receives
+//! whole batches of lines, so it rotates between batches.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
