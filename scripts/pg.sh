@@ -6,6 +6,8 @@
 #   scripts/pg.sh start    create and start; prints the URL on stdout
 #   scripts/pg.sh stop     stop and remove everything (fine if none is running)
 #   scripts/pg.sh halt     stop the server but keep its data (outage tests)
+#   scripts/pg.sh crash    kill the server as a crash would (immediate stop:
+#                          no checkpoint, recovery from WAL on resume)
 #   scripts/pg.sh resume   start a halted server again on the same port
 #   scripts/pg.sh freeze   SIGSTOP the server's processes: connections stay
 #                          open but nothing answers (a hung database)
@@ -160,12 +162,13 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     halt) load_state && pg_ctl_run -m fast stop ;;
+    crash) load_state && pg_ctl_run -m immediate stop ;;
     resume) load_state && pg_ctl_run start ;;
     ca) load_state && echo "$PG_DIR/ca.crt" ;;
     freeze) load_state && kill -STOP $(server_pids) ;;
     thaw) load_state && kill -CONT $(server_pids) ;;
     *)
-        echo "usage: $0 start|stop|halt|resume|freeze|thaw|ca" >&2
+        echo "usage: $0 start|stop|halt|crash|resume|freeze|thaw|ca" >&2
         exit 64
         ;;
 esac

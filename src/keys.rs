@@ -6,6 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -325,16 +326,43 @@ impl SigningKey {
 /// verification-only keys kept published during a rotation.
 #[derive(Debug)]
 pub struct KeySet {
-    active: SigningKey,
+    active: Arc<SigningKey>,
+    /// The key in use before the last change of key: it signs nothing new,
+    /// but tokens it signed still verify, here and (through the JWKS) at
+    /// resource servers, until they expire.
+    previous: Option<Arc<SigningKey>>,
     jwks: Vec<u8>,
 }
 
 impl KeySet {
     /// Wraps the active key and precomputes the JWKS document.
     pub fn new(active: SigningKey) -> Self {
-        let keys: Vec<Value> = active.public_jwk().into_iter().collect();
+        Self::build(Arc::new(active), None)
+    }
+
+    /// The set after `next` replaces the active key (a reload). The key it
+    /// replaces stays published and accepted for verification, so tokens
+    /// already issued keep working; reloading the same key changes nothing.
+    pub fn succeeded_by(&self, next: SigningKey) -> Self {
+        let previous = if next.kid == self.active.kid {
+            self.previous.clone()
+        } else {
+            Some(Arc::clone(&self.active))
+        };
+        Self::build(Arc::new(next), previous)
+    }
+
+    fn build(active: Arc<SigningKey>, previous: Option<Arc<SigningKey>>) -> Self {
+        let keys: Vec<Value> = std::iter::once(&active)
+            .chain(&previous)
+            .filter_map(|key| key.public_jwk())
+            .collect();
         let jwks = json!({ "keys": keys }).to_string().into_bytes();
-        Self { active, jwks }
+        Self {
+            active,
+            previous,
+            jwks,
+        }
     }
 
     /// The key new tokens are signed with.
@@ -344,8 +372,10 @@ impl KeySet {
 
     /// Finds the key for a token header's `kid` and `alg`.
     pub fn find(&self, kid: &str, alg: &str) -> Option<&SigningKey> {
-        let key = &self.active;
-        (key.kid == kid && key.alg.name() == alg).then_some(key)
+        std::iter::once(&self.active)
+            .chain(&self.previous)
+            .map(|key| key.as_ref())
+            .find(|key| key.kid == kid && key.alg.name() == alg)
     }
 
     /// The serialized JWKS (`{"keys":[...]}`).

@@ -1,6 +1,8 @@
 //! SIGHUP: re-read the TLS certificate and the signing keys without dropping
 //! connections. New TLS connections get the new certificate; open ones keep
-//! theirs. Anything that fails to load is logged and the old one kept.
+//! theirs. A new signing key signs new tokens while the one it replaces
+//! still verifies (and is published for) the tokens already issued. Anything
+//! that fails to load is logged and the old one kept.
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::http::AppState;
-use crate::keys::{KeySet, SigningKey};
+use crate::keys::SigningKey;
 use crate::tls::{self, CertificatePaths};
 
 /// What a reload did.
@@ -63,8 +65,10 @@ impl Reloader {
         let secret = self.config.jwt_secret.as_ref().map(|s| s.0.as_bytes());
         let keys_reloaded = match SigningKey::load(token.algorithm, &token.key_dir, secret) {
             Ok(key) => {
-                tracing::info!(kid = key.kid(), "signing key reloaded");
-                self.state.replace_keys(KeySet::new(key));
+                // The replaced key keeps verifying the tokens it signed.
+                let keys = self.state.keys().succeeded_by(key);
+                tracing::info!(kid = keys.active().kid(), "signing key reloaded");
+                self.state.replace_keys(keys);
                 true
             }
             Err(e) => {

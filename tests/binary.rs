@@ -4,117 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
+use common::process::{ServerProcess, command, run, text};
 
-fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("DATABASE_URL")
-        .env_remove("JWT_SECRET")
-        .env_remove("ENVIRONMENT")
-        .env_remove("AUTH_SERVER_CONFIG")
-        .env("AUTH_SERVER_SERVER_BIND", "127.0.0.1:0");
-    cmd
-}
-
-fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = command(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A server process whose stdout lines arrive on a channel.
-struct ServerProcess {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl ServerProcess {
-    fn spawn(dir: &Path) -> Self {
-        let mut child = command(dir)
-            .env("AUTH_SERVER_LOG_MAX_FILE_BYTES", "2048")
-            .env("AUTH_SERVER_LOG_MAX_FILES", "3")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// A server that rotates its log at a tiny size.
+fn spawn(dir: &std::path::Path) -> ServerProcess {
+    ServerProcess::spawn(
+        dir,
+        &[
+            ("AUTH_SERVER_LOG_MAX_FILE_BYTES", "2048"),
+            ("AUTH_SERVER_LOG_MAX_FILES", "3"),
+        ],
+    )
 }
 
 fn value_after<'a>(text: &'a str, label: &str) -> &'a str {
@@ -129,7 +31,7 @@ fn value_after<'a>(text: &'a str, label: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_prints_a_demo_client_whose_credentials_get_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = ServerProcess::spawn(dir.path());
+    let mut server = spawn(dir.path());
     let id_line = server.wait_for("client_id:");
     let secret_line = server.wait_for("client_secret:");
     let curl_line = server.wait_for("/oauth/token");
@@ -160,11 +62,7 @@ async fn first_run_prints_a_demo_client_whose_credentials_get_a_token() {
     assert_eq!(body["scope"], "api:read");
 
     // SIGHUP reloads certificate and keys and the server keeps serving.
-    let status = Command::new("kill")
-        .args(["-HUP", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.signal("HUP");
     server.wait_for("TLS certificate reloaded");
     server.wait_for("signing key reloaded");
     let response = client
@@ -242,7 +140,7 @@ async fn first_run_prints_a_demo_client_whose_credentials_get_a_token() {
     }
 
     // Second run: the store is not empty, so no new demo client is printed.
-    let mut again = ServerProcess::spawn(dir.path());
+    let mut again = spawn(dir.path());
     again.wait_for("auth-server listening");
     assert!(!again.seen.iter().any(|l| l.contains("client_secret:")));
     assert!(again.terminate().success());

@@ -35,11 +35,8 @@ async fn sslmode_require_verifies_the_server_certificate() {
 
     // Trusting the CA (through the platform root store's variable), it works.
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
+    let out = common::process::command(dir.path())
         .arg("migrate")
-        .current_dir(dir.path())
-        .env_remove("AUTH_SERVER_CONFIG")
-        .env_remove("ENVIRONMENT")
         .env_remove("SSL_CERT_DIR")
         .env("SSL_CERT_FILE", pg::pg_sh("ca"))
         .env("DATABASE_URL", &tls_url)

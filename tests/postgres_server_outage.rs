@@ -9,42 +9,23 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use auth_server::admin::{self, NewClient};
 use auth_server::keys::Algorithm;
 use auth_server::store::postgres::PostgresStore;
 use common::{TestServer, get_token, json_body, pg};
 use reqwest::StatusCode;
-
-async fn create(store: &PostgresStore, name: &str) -> (String, String) {
-    let created = admin::create_client(
-        store,
-        NewClient {
-            name: name.into(),
-            allowed_scopes: "read".into(),
-            ..NewClient::default()
-        },
-        auth_server::clock::unix_now(),
-    )
-    .await
-    .unwrap();
-    (created.client.id, created.secret)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn cached_clients_survive_an_outage_and_the_server_recovers() {
     let url = pg::fresh_database().await;
     let server = TestServer::start_with(Algorithm::EdDSA, |c| {
-        c.database = pg::settings(&url);
-        c.database.connect_timeout_secs = 1;
-        c.database.pool_wait_timeout_secs = 1;
-        c.database.statement_timeout_secs = 1;
+        c.database = pg::fast_settings(&url);
         c.cache.change_poll_interval_ms = 200;
     })
     .await;
     let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
-    let (cached, cached_secret) = create(&admin_store, "cached").await;
-    let (uncached, uncached_secret) = create(&admin_store, "uncached").await;
+    let (cached, cached_secret) = pg::create_client(&admin_store, "cached").await;
+    let (uncached, uncached_secret) = pg::create_client(&admin_store, "uncached").await;
     let token = get_token(&server, &cached, &cached_secret, &[]).await["access_token"]
         .as_str()
         .unwrap()

@@ -1,6 +1,7 @@
 //! Reloading (what SIGHUP does): a new certificate is served to new
 //! connections while open ones keep working; a broken certificate or key is
-//! refused and the old one kept; a replaced signing key is picked up.
+//! refused and the old one kept; a replaced signing key is picked up while
+//! the key it replaced stays published.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +9,7 @@ mod common;
 
 use auth_server::keys::{Algorithm, generate_pkcs8, pkcs8_pem};
 use auth_server::tls;
-use common::{TestServer, get_token, unverified_claims};
+use common::{TestServer, api, get_token, unverified_claims};
 use reqwest::StatusCode;
 
 fn client_trusting(pem: &[u8]) -> reqwest::Client {
@@ -72,17 +73,7 @@ async fn a_new_certificate_reaches_new_connections_and_a_broken_one_is_refused()
 async fn signing_keys_reload_and_an_unreadable_key_is_kept_out() {
     let server = TestServer::start().await;
     let (id, secret) = server.standard_client().await;
-    let kid = |token: &serde_json::Value| {
-        let token = token["access_token"].as_str().unwrap();
-        let header = token.split('.').next().unwrap();
-        let header =
-            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
-                .unwrap();
-        serde_json::from_slice::<serde_json::Value>(&header).unwrap()["kid"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let kid = |token: &serde_json::Value| api::kid(token["access_token"].as_str().unwrap());
     let first = get_token(&server, &id, &secret, &[]).await;
     let key_file = server.path("certs/signing-eddsa.pem");
 
@@ -99,16 +90,12 @@ async fn signing_keys_reload_and_an_unreadable_key_is_kept_out() {
     assert!(server.reload().keys_reloaded);
     let rotated = get_token(&server, &id, &secret, &[]).await;
     assert_ne!(kid(&rotated), kid(&first));
-    let jwks: serde_json::Value = server
-        .client()
-        .get(server.url("/auth-server/v1/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(jwks["keys"][0]["kid"], kid(&rotated).as_str());
+    let published = api::jwks_kids(&server.client(), &server.base_url).await;
+    assert_eq!(
+        published,
+        [kid(&rotated), kid(&first)],
+        "the replaced key stays published"
+    );
     assert_eq!(
         unverified_claims(rotated["access_token"].as_str().unwrap())["sub"],
         id.as_str()

@@ -53,11 +53,8 @@ async fn two_processes_migrating_at_once_both_succeed() {
     let url = pg::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_auth-server"))
+        common::process::command(dir.path())
             .arg("migrate")
-            .current_dir(dir.path())
-            .env_remove("AUTH_SERVER_CONFIG")
-            .env_remove("ENVIRONMENT")
             .env("DATABASE_URL", &url)
             .env("AUTH_SERVER_LOG_DIR", "")
             .output()

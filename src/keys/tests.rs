@@ -62,3 +62,42 @@ fn thumbprint_matches_rfc7638_example() {
         "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
     );
 }
+
+#[test]
+fn a_replaced_key_keeps_verifying_until_the_next_change() {
+    let pkcs8: Vec<Vec<u8>> = (0..3)
+        .map(|_| generate_pkcs8(Algorithm::EdDSA).unwrap())
+        .collect();
+    let key = |i: usize| SigningKey::from_pkcs8(Algorithm::EdDSA, &pkcs8[i]).unwrap();
+    let kid = |i: usize| key(i).kid().to_owned();
+    let kids = |set: &KeySet| -> Vec<String> {
+        let jwks: Value = serde_json::from_slice(set.jwks_json()).unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        keys.iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let set = KeySet::new(key(0)).succeeded_by(key(1));
+    assert_eq!(set.active().kid(), kid(1));
+    assert_eq!(kids(&set), [kid(1), kid(0)]);
+    assert!(
+        set.find(&kid(0), "EdDSA").is_some(),
+        "the replaced key verifies"
+    );
+    let set = set.succeeded_by(key(1));
+    assert_eq!(
+        kids(&set),
+        [kid(1), kid(0)],
+        "the same key again changes nothing"
+    );
+    let set = set.succeeded_by(key(2));
+    assert_eq!(kids(&set), [kid(2), kid(1)]);
+    assert!(
+        set.find(&kid(0), "EdDSA").is_none(),
+        "one previous key is kept"
+    );
+    assert!(
+        set.find(&kid(1), "ES256").is_none(),
+        "the algorithm must match"
+    );
+}

@@ -41,7 +41,16 @@ impl RotatingFile {
 
     fn rotate(&mut self) -> io::Result<()> {
         self.file.flush()?;
-        if self.keep == 0 {
+        // The live file may be gone: deleted by an operator freeing a full
+        // disk, or renamed by an earlier rotation whose reopen failed. Then
+        // there is nothing to shift, only a new file to open; insisting on
+        // the rename would fail every write from here on.
+        if !self.path.exists() {
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+        } else if self.keep == 0 {
             self.file = OpenOptions::new()
                 .create(true)
                 .write(true)
@@ -107,6 +116,26 @@ mod tests {
             newest.contains(&(b'a' + 19)),
             "the last line is in the live file"
         );
+    }
+
+    #[test]
+    fn a_deleted_live_file_is_created_again_at_the_next_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RotatingFile::open(dir.path(), "a.log", 1024, 2).unwrap();
+        let line = [b'x'; 300];
+        log.write_all(&line).unwrap();
+        fs::remove_file(dir.path().join("a.log")).unwrap();
+        for i in 0..3u8 {
+            let mut l = line;
+            l[0] = b'a' + i;
+            log.write_all(&l).unwrap();
+        }
+        let live = fs::read(dir.path().join("a.log")).unwrap();
+        assert!(
+            live.contains(&(b'a' + 2)),
+            "the last line is in a new live file"
+        );
+        assert!(!dir.path().join("a.log.1").exists(), "nothing was rotated");
     }
 
     #[test]

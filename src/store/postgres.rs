@@ -75,10 +75,14 @@ impl PostgresStore {
         let statement = Duration::from_secs(db.statement_timeout_secs);
         let call_timeout = wait + connect_timeout + statement;
         let statement_ms = db.statement_timeout_secs.saturating_mul(1_000);
-        // Set at login, so every pooled connection has it without a round trip.
+        // Set at login, so every pooled connection has them without a round
+        // trip. A write is answered only once it is on disk, whatever the
+        // server's default: with `synchronous_commit = off` a crash loses the
+        // last commits, and a revocation answered 200 must not be lost.
+        let ours = format!("-c statement_timeout={statement_ms} -c synchronous_commit=on");
         let options = match pg_config.get_options() {
-            Some(existing) => format!("{existing} -c statement_timeout={statement_ms}"),
-            None => format!("-c statement_timeout={statement_ms}"),
+            Some(existing) => format!("{existing} {ours}"),
+            None => ours,
         };
         pg_config
             .options(options)

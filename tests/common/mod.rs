@@ -46,6 +46,13 @@ pub fn test_config(dir: &std::path::Path, alg: Algorithm) -> Config {
     config
 }
 
+/// Per-client limits far above any test's load: the fault tests count every
+/// answer and must not meet a 429.
+pub fn unlimited_clients(config: &mut Config) {
+    config.limits.client_rps = 100_000;
+    config.limits.client_burst = 1_000_000;
+}
+
 /// The HS256 secret used by tests.
 pub const HMAC_SECRET: &str = "test-hmac-secret-that-is-at-least-32-bytes";
 
@@ -228,6 +235,9 @@ pub async fn get_token(
     json_body(response).await
 }
 
+pub mod api;
 pub mod contract;
+pub mod load;
 pub mod pg;
+pub mod process;
 pub mod raw;

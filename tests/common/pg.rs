@@ -29,6 +29,17 @@ pub fn settings(url: &str) -> DatabaseConfig {
     }
 }
 
+/// Settings for a server under fault tests: one-second pool wait, connect
+/// and statement timeouts, so every store call gives up within three.
+pub fn fast_settings(url: &str) -> DatabaseConfig {
+    DatabaseConfig {
+        connect_timeout_secs: 1,
+        pool_wait_timeout_secs: 1,
+        statement_timeout_secs: 1,
+        ..settings(url)
+    }
+}
+
 /// Creates an empty database and returns its URL.
 pub async fn fresh_database() -> String {
     let url = cluster_url();
@@ -64,6 +75,19 @@ pub async fn fresh_store() -> (PostgresStore, String) {
     (store, url)
 }
 
+/// Registers a client allowed the scope `read`; returns (id, secret).
+pub async fn create_client(store: &PostgresStore, name: &str) -> (String, String) {
+    let new = auth_server::admin::NewClient {
+        name: name.into(),
+        allowed_scopes: "read".into(),
+        ..Default::default()
+    };
+    let created = auth_server::admin::create_client(store, new, auth_server::clock::unix_now())
+        .await
+        .unwrap();
+    (created.client.id, created.secret)
+}
+
 /// A plain connection for inspecting or tampering with a database.
 pub async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -89,7 +113,8 @@ pub fn as_user(url: &str, user: &str) -> String {
     url.replacen("postgres://postgres@", &format!("postgres://{user}@"), 1)
 }
 
-/// The test cluster paused (`halt` or `freeze` through `scripts/pg.sh`); the
+/// The test cluster paused (`halt`, `crash` or `freeze` through
+/// `scripts/pg.sh`); the
 /// pause is undone when this is dropped, so a failing test never leaves the
 /// cluster every other PostgreSQL test uses down.
 pub struct Paused {

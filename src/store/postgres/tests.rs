@@ -74,7 +74,8 @@ fn listening_needs_a_runtime() {
 }
 
 /// Every pooled connection carries the configured `statement_timeout`, so a
-/// runaway statement is cancelled by the server itself.
+/// runaway statement is cancelled by the server itself, and commits
+/// synchronously, so nothing it answered for is lost in a crash.
 #[tokio::test]
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn pooled_connections_carry_the_statement_timeout() {
@@ -87,6 +88,13 @@ async fn pooled_connections_carry_the_statement_timeout() {
         .unwrap()
         .get(0);
     assert_eq!(shown, "1s");
+    // The test cluster runs with synchronous_commit = off; our sessions not.
+    let shown: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, "on");
     let started = Instant::now();
     let err = client.simple_query("SELECT pg_sleep(5)").await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err}");
