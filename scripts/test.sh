@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (warnings are errors), the
-# supply-chain policy (scripts/deny.toml, when cargo-deny is installed), the
+# supply-chain policy (scripts/deny.toml; cargo-deny is installed on first use), the
 # whole test suite, the PostgreSQL tests against a throwaway cluster
 # (scripts/pg.sh, removed on any exit), and unmodified third-party OAuth
 # clients against the real binary. Used as-is by CI (.ci/run).
@@ -14,10 +14,21 @@ echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 echo "==> cargo deny (scripts/deny.toml)"
-if command -v cargo-deny >/dev/null; then
-    cargo deny --locked check --config scripts/deny.toml
+# Installed once into target/tools when it is not on PATH.
+if ! command -v cargo-deny >/dev/null; then
+    if [[ ! -x target/tools/bin/cargo-deny ]]; then
+        echo "    installing cargo-deny into target/tools (once)"
+        cargo install --locked --quiet cargo-deny --version "^0.20" --root target/tools
+    fi
+    PATH=$PWD/target/tools/bin:$PATH
+fi
+cargo deny --locked --config scripts/deny.toml check licenses bans sources
+# The advisory database is a git repository on GitHub; where it cannot be
+# reached the check says so instead of failing on the network.
+if timeout 20 git ls-remote --exit-code https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then
+    cargo deny --locked --config scripts/deny.toml check advisories
 else
-    echo "    skipped: cargo-deny is not installed (cargo install --locked cargo-deny)"
+    echo "    advisories: NOT CHECKED, the RustSec database (github.com) is unreachable from here"
 fi
 
 echo "==> cargo test"
