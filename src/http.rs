@@ -126,6 +126,19 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let route = Route::from_path(&state.base_path, request.uri().path());
+    handle_route(state, route, request).await
+}
+
+/// Handles one request whose path has already been matched to `route`.
+async fn handle_route<B>(
+    state: &AppState,
+    route: Option<Route>,
+    request: Request<B>,
+) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
     let is_post = request.method() == Method::POST;
     if is_post && route.is_some() {
@@ -213,9 +226,9 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
         Box::pin(async move {
             let started = Instant::now();
             let method = request.method().clone();
-            let route = Route::from_path(&state.base_path, request.uri().path())
-                .map_or("unknown", Route::name);
-            let mut response = handle(&state, request).await;
+            let route = Route::from_path(&state.base_path, request.uri().path());
+            let mut response = handle_route(&state, route, request).await;
+            let route = route.map_or("unknown", Route::name);
             state.metrics.observe_request(
                 route,
                 response.status().as_u16(),
