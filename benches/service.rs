@@ -2,8 +2,9 @@
 //! in-process and without sockets or TLS: a token request (form body, Basic
 //! auth, cached client, EdDSA), validate (cache hit, and cache miss with a
 //! fresh token each time), introspect, and the rate-limiter check, against
-//! `GET /health/live`, the cheapest route, as the baseline. The fixture is a
-//! temporary embedded store with one client.
+//! `GET /health/live`, the cheapest route, as the baseline; and what the
+//! connection's service adds to every request to track idleness. The fixture
+//! is a temporary embedded store with one client.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -15,6 +16,7 @@ use auth_server::cache::RevocationSet;
 use auth_server::config::Config;
 use auth_server::http::{AppState, handle};
 use auth_server::keys::{Algorithm, KeySet, SigningKey};
+use auth_server::server::idle::ConnectionActivity;
 use auth_server::store::ClientStore;
 use auth_server::store::sqlite::SqliteStore;
 use base64::Engine;
@@ -184,6 +186,13 @@ fn requests(c: &mut Criterion) {
     let mut group = c.benchmark_group("limiter");
     group.bench_function("client_bucket_check", |b| {
         b.iter(|| state.limits.check_client(black_box("bench-client"), None));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("connection");
+    let activity = Arc::new(ConnectionActivity::default());
+    group.bench_function("request_in_flight_start_finish", |b| {
+        b.iter(|| drop(black_box(activity.start())));
     });
     group.finish();
 }

@@ -42,27 +42,24 @@ done
 
 log() { echo "load.sh: $*" >&2; }
 
-for tool in jq curl; do
-    command -v "$tool" >/dev/null || { log "needs $tool"; exit 69; }
-done
+# shellcheck source=scripts/loopback-lib.sh
+. "$ROOT/scripts/loopback-lib.sh"
+need_tools jq curl
 
-find_oha() {
-    if [[ -n ${OHA:-} && -x $OHA ]]; then
-        echo "$OHA"
-    elif command -v oha >/dev/null; then
-        command -v oha
-    elif [[ -x $ROOT/target/oha/bin/oha ]]; then
-        echo "$ROOT/target/oha/bin/oha"
-    else
-        log "installing oha into target/oha (once)"
-        cargo install oha --locked --root "$ROOT/target/oha" >&2
-        echo "$ROOT/target/oha/bin/oha"
-    fi
-}
 OHA_BIN=$(find_oha)
+build_release
 
-# shellcheck source=scripts/lib/release-server.sh
-source "$ROOT/scripts/lib/release-server.sh"
+WORK=$(mktemp -d)
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+write_config
+start_server
+create_client "Load test"
 FORM="grant_type=client_credentials&scope=api%3Aread"
 TOKEN_URL=$URL$BASE/oauth/token
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Memory under many distinct tokens. Starts the release server on loopback
-# (scripts/lib/release-server.sh), then runs examples/distinct_tokens.rs:
+# (scripts/loopback-lib.sh), then runs examples/distinct_tokens.rs:
 # each round gets a new token and validates it once, so every validation adds
 # a cache entry. Prints the server's resident memory at the start, every
 # tenth of the way and at the end, as JSON. The validation cache is bounded
@@ -29,14 +29,27 @@ done
 [[ $CONCURRENCY =~ ^[1-9][0-9]*$ ]] || { echo "memory.sh: --concurrency must be a number" >&2; exit 64; }
 
 log() { echo "memory.sh: $*" >&2; }
-command -v curl >/dev/null || { log "needs curl"; exit 69; }
 
+# shellcheck source=scripts/loopback-lib.sh
+. "$ROOT/scripts/loopback-lib.sh"
+need_tools curl jq
+
+build_release
 log "building the load driver"
 (cd "$ROOT" && cargo build --release --locked --example distinct_tokens >&2)
-DRIVER=$ROOT/target/release/examples/distinct_tokens
+DRIVER=$(dirname "$BIN")/examples/distinct_tokens
 
-# shellcheck source=scripts/lib/release-server.sh
-source "$ROOT/scripts/lib/release-server.sh"
+WORK=$(mktemp -d)
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+write_config
+start_server
+create_client "Memory test"
 
 log "$COUNT distinct tokens, $CONCURRENCY in flight, server pid $SERVER_PID"
 CLIENT_SECRET=$CLIENT_SECRET "$DRIVER" --url "$URL/auth-server/v1" --cacert "$CERT" \

@@ -225,6 +225,9 @@ impl Config {
         if self.server.max_connections == 0 {
             return invalid("server.max_connections must be at least 1");
         }
+        if !(1..=86_400).contains(&self.server.idle_timeout_secs) {
+            return invalid("server.idle_timeout_secs must be between 1 and 86400");
+        }
         let db = &self.database;
         if db.max_connections == 0 {
             return invalid("database.max_connections must be at least 1");

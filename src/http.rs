@@ -24,6 +24,7 @@ mod state;
 pub mod token;
 pub mod validate;
 
+use crate::server::idle::ConnectionActivity;
 use error::ApiError;
 use response::Body;
 pub use state::{AppState, StateError};
@@ -204,12 +205,18 @@ fn request_id(headers: &http::HeaderMap) -> String {
 pub struct AuthService {
     state: Arc<AppState>,
     peer: SocketAddr,
+    activity: Arc<ConnectionActivity>,
 }
 
 impl AuthService {
-    /// A service for a connection from `peer`.
-    pub fn new(state: Arc<AppState>, peer: SocketAddr) -> Self {
-        Self { state, peer }
+    /// A service for a connection from `peer` that counts its requests in
+    /// `activity`, which the connection's idle timer watches.
+    pub fn new(state: Arc<AppState>, peer: SocketAddr, activity: Arc<ConnectionActivity>) -> Self {
+        Self {
+            state,
+            peer,
+            activity,
+        }
     }
 }
 
@@ -223,7 +230,11 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
         let peer = self.peer;
         request.extensions_mut().insert(PeerAddr(peer));
         let request_id = request_id(request.headers());
+        let in_flight = self.activity.start();
         Box::pin(async move {
+            // Dropped with the future: when the response is ready, or when
+            // the client gives up on the request.
+            let _in_flight = in_flight;
             let started = Instant::now();
             let method = request.method().clone();
             let route = Route::from_path(&state.base_path, request.uri().path());

@@ -17,7 +17,8 @@
 //! - [`http`]: routing and the endpoint handlers; `http::error` is the only
 //!   place errors become status codes.
 //! - [`reload`]: SIGHUP re-reads the TLS certificate and signing keys.
-//! - [`server`]: the accept loop, TLS handshake, connection limits, drain.
+//! - [`server`]: the accept loop, TLS handshake, connection limits, idle
+//!   connections, drain.
 //! - [`tls`]: rustls configuration and the development certificate.
 //! - [`admin`]: client administration behind the CLI.
 //! - [`app`]: wires everything together; signals.

@@ -209,10 +209,10 @@ impl<C: Clock + Clone> RateLimits<C> {
     /// Records a failed client authentication from `ip`; once the IP's
     /// bucket is empty it is blocked until the bucket has room again.
     pub fn record_failed_auth(&self, ip: IpAddr) {
-        if let Err(not_until) = self.failed_auth.check_key(&ip) {
-            if let Ok(mut blocked) = self.blocked_ips.write() {
-                blocked.insert(ip, not_until.earliest_possible());
-            }
+        if let Err(not_until) = self.failed_auth.check_key(&ip)
+            && let Ok(mut blocked) = self.blocked_ips.write()
+        {
+            blocked.insert(ip, not_until.earliest_possible());
         }
     }
 

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub tls_handshake_failures: IntCounter,
     /// Connections open now.
     pub open_connections: IntGauge,
+    /// Connections closed because no request came for the idle timeout.
+    pub idle_connections_closed: IntCounter,
     /// Seconds between a revocation and its arrival here via the feed.
     pub revocation_lag: Histogram,
     /// Store connection pool: size, in use, waiting (PostgreSQL).
@@ -79,6 +81,10 @@ impl Metrics {
         )?;
         let open_connections =
             IntGauge::new("auth_open_connections", "Client connections open now")?;
+        let idle_connections_closed = IntCounter::new(
+            "auth_idle_connections_closed_total",
+            "Client connections closed after the idle timeout with no request",
+        )?;
         let revocation_lag = Histogram::with_opts(
             HistogramOpts::new(
                 "auth_revocation_propagation_lag_seconds",
@@ -107,6 +113,7 @@ impl Metrics {
             Box::new(tokens_issued.clone()),
             Box::new(tls_handshake_failures.clone()),
             Box::new(open_connections.clone()),
+            Box::new(idle_connections_closed.clone()),
             Box::new(revocation_lag.clone()),
             Box::new(db_pool.clone()),
             Box::new(revocations_held.clone()),
@@ -122,6 +129,7 @@ impl Metrics {
             tokens_issued,
             tls_handshake_failures,
             open_connections,
+            idle_connections_closed,
             revocation_lag,
             db_pool,
             revocations_held,

@@ -150,10 +150,10 @@ proptest! {
         value in hostile_bytes(64),
         empty in any::<bool>(),
     ) {
-        if let Some(headers) = header(http::header::CONTENT_TYPE, &value) {
-            if let Err(e) = body_kind(&headers, empty) {
-                prop_assert_eq!(e.code(), "invalid_request");
-            }
+        if let Some(headers) = header(http::header::CONTENT_TYPE, &value)
+            && let Err(e) = body_kind(&headers, empty)
+        {
+            prop_assert_eq!(e.code(), "invalid_request");
         }
     }
 

@@ -18,8 +18,13 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Seconds a client has to finish the TLS handshake.
     pub tls_handshake_timeout_secs: u64,
-    /// Seconds a client has to send the request headers.
+    /// Seconds a client has to send the request headers. On HTTP/1.1 this
+    /// also bounds the wait for the next request on a kept-alive connection.
     pub header_read_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request in flight before
+    /// the server closes it (GOAWAY on HTTP/2). HTTP/2 PINGs do not count as
+    /// requests; a request in flight, however slow, is never cut.
+    pub idle_timeout_secs: u64,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_timeout_secs: u64,
     /// Milliseconds between closing the listener and closing idle
@@ -194,6 +199,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             tls_handshake_timeout_secs: 10,
             header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
             shutdown_timeout_secs: 30,
             drain_grace_ms: 1_000,
             max_header_bytes: 80 * 1024,

@@ -28,6 +28,7 @@ fn environment_overrides_sections_and_named_variables() {
         &env(&[
             ("AUTH_SERVER_SERVER_BIND", "127.0.0.1:9000"),
             ("AUTH_SERVER_TOKEN_LIFETIME_SECS", "60"),
+            ("AUTH_SERVER_SERVER_IDLE_TIMEOUT_SECS", "5"),
             ("AUTH_SERVER_DEV_DEMO_CLIENT", "false"),
             ("AUTH_SERVER_ISSUER", "https://auth.example.com"),
             ("DATABASE_URL", "postgres://u:p@h/db"),
@@ -38,6 +39,7 @@ fn environment_overrides_sections_and_named_variables() {
     .unwrap();
     assert_eq!(config.server.bind.port(), 9000);
     assert_eq!(config.token.lifetime_secs, 60);
+    assert_eq!(config.server.idle_timeout_secs, 5);
     assert!(!config.dev.demo_client);
     assert_eq!(config.issuer, "https://auth.example.com");
     assert_eq!(config.database.url, "postgres://u:p@h/db");
@@ -51,6 +53,7 @@ fn unknown_keys_and_bad_values_are_refused() {
         ("[server]\nbnid = \"x\"", env(&[])),
         ("[token]\nalgorithm = \"none\"", env(&[])),
         ("[token]\nlifetime_secs = 0", env(&[])),
+        ("[server]\nidle_timeout_secs = 0", env(&[])),
         ("[http]\nbase_path = \"nope\"", env(&[])),
         ("[tls]\ncert = \"a.pem\"", env(&[])),
         ("", env(&[("AUTH_SERVER_TOKEN_LIFETIME_SECS", "abc")])),
