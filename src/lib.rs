@@ -23,7 +23,8 @@
 //! - [`admin`]: client administration behind the CLI.
 //! - [`app`]: wires everything together; signals.
 //! - [`cli`]: command-line definitions and one-shot commands.
-//! - [`logging`]: JSON logs to stdout and file.
+//! - [`logging`]: JSON logs to stdout and a size-rotated file, written in
+//!   batches by one thread.
 //! - [`metrics`]: Prometheus registry, handles and `/metrics` text.
 //! - [`clock`]: the one place that reads the wall clock.
 
