@@ -45,6 +45,9 @@ pub struct Metrics {
     pub revocations_held: IntGauge,
     /// `notAfter` of the served TLS certificate (Unix seconds).
     pub certificate_not_after: IntGauge,
+    /// SIGHUP reloads refused, by what failed to load (`certificate`,
+    /// `signing_key`): the old one is still in use.
+    pub reload_failures: IntCounterVec,
 }
 
 /// Counters kept elsewhere as atomics, rendered at scrape time.
@@ -102,6 +105,16 @@ impl Metrics {
             "auth_tls_certificate_not_after_seconds",
             "Expiry of the served TLS certificate (Unix time); alert on it minus time()",
         )?;
+        let reload_failures = IntCounterVec::new(
+            Opts::new(
+                "auth_reload_failures_total",
+                "Reloads (SIGHUP) that kept the old certificate or signing key because the new one failed to load",
+            ),
+            &["what"],
+        )?;
+        for what in ["certificate", "signing_key"] {
+            reload_failures.with_label_values(&[what]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("auth_build_info", "Build version and git commit"),
             &["version", "git_sha"],
@@ -118,6 +131,7 @@ impl Metrics {
             Box::new(db_pool.clone()),
             Box::new(revocations_held.clone()),
             Box::new(certificate_not_after.clone()),
+            Box::new(reload_failures.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector)?;
@@ -134,6 +148,7 @@ impl Metrics {
             db_pool,
             revocations_held,
             certificate_not_after,
+            reload_failures,
         })
     }
 

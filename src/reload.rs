@@ -58,6 +58,7 @@ impl Reloader {
             }
             Err(e) => {
                 tracing::error!(error = %e, "TLS certificate reload failed; keeping the current one");
+                self.count_failure("certificate");
                 false
             }
         };
@@ -73,6 +74,7 @@ impl Reloader {
             }
             Err(e) => {
                 tracing::error!(error = %e, "signing key reload failed; keeping the current one");
+                self.count_failure("signing_key");
                 false
             }
         };
@@ -80,6 +82,14 @@ impl Reloader {
             certificate_reloaded,
             keys_reloaded,
         }
+    }
+
+    fn count_failure(&self, what: &str) {
+        self.state
+            .metrics
+            .reload_failures
+            .with_label_values(&[what])
+            .inc();
     }
 
     /// Publishes the served certificate's expiry as a metric.

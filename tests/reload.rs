@@ -63,6 +63,12 @@ async fn a_new_certificate_reaches_new_connections_and_a_broken_one_is_refused()
     .unwrap();
     let report = server.reload();
     assert!(!report.certificate_reloaded);
+    let failures = r#"auth_reload_failures_total{what="certificate"}"#;
+    let metrics_client = client_trusting(&new_pem);
+    assert_eq!(
+        common::metric(&metrics_client, &server, failures).await,
+        1.0
+    );
     assert_eq!(
         health(&client_trusting(&new_pem), &server).await.unwrap(),
         StatusCode::OK
@@ -79,6 +85,11 @@ async fn signing_keys_reload_and_an_unreadable_key_is_kept_out() {
 
     std::fs::write(&key_file, "not a key").unwrap();
     assert!(!server.reload().keys_reloaded);
+    let failures = r#"auth_reload_failures_total{what="signing_key"}"#;
+    assert_eq!(
+        common::metric(&server.client(), &server, failures).await,
+        1.0
+    );
     let same = get_token(&server, &id, &secret, &[]).await;
     assert_eq!(kid(&same), kid(&first), "the old key stays in use");
 

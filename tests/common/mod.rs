@@ -241,3 +241,19 @@ pub mod load;
 pub mod pg;
 pub mod process;
 pub mod raw;
+
+/// A sample from `/metrics`, named with its labels as exposed, e.g.
+/// `auth_reload_failures_total{what="certificate"}`, fetched with `client`.
+pub async fn metric(client: &reqwest::Client, server: &TestServer, sample: &str) -> f64 {
+    let text = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{sample} missing from /metrics"))
+}
