@@ -101,11 +101,8 @@ async fn metric(server: &TestServer, name: &str) -> i64 {
         .await
         .unwrap();
     let answer = read_answer(&mut stream, DEADLINE).await;
-    answer
-        .text
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    // Counters and gauges of whole numbers, exposed as such.
+    common::metric_sample(&answer.text, name) as i64
 }
 
 /// Polls `/metrics` until `name` reaches `want` or the deadline passes.

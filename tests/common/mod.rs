@@ -253,6 +253,11 @@ pub async fn metric(client: &reqwest::Client, server: &TestServer, sample: &str)
         .text()
         .await
         .unwrap();
+    metric_sample(&text, sample)
+}
+
+/// The value of `sample` in a Prometheus text exposition; panics if absent.
+pub fn metric_sample(text: &str, sample: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{sample} missing from /metrics"))
