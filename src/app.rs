@@ -161,7 +161,7 @@ pub async fn start(
         cursor,
         Duration::from_millis(cache.change_poll_interval_ms),
     ));
-    let limits = ConnectionLimits::from(&config.server);
+    let limits = ConnectionLimits::from(config);
     let (tls_tx, tls_rx) = watch::channel(tls_config);
     let reloader = Reloader::new(
         Arc::new(config.clone()),

@@ -3,6 +3,11 @@
 //! so a flood of unknown ids does not reach the store); the revocation set
 //! answers "is this jti revoked?" without the store; the validation caches
 //! remember verified claims and recent rejections by token hash.
+//!
+//! Every cache is bounded twice: by entries and by bytes. moka bounds one
+//! weight, so each entry weighs the larger of its estimated size and the
+//! byte budget divided by the entry budget: small entries hit the entry
+//! limit, large ones the byte limit, and neither is ever exceeded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,37 +21,126 @@ use crate::domain::client::Client;
 use crate::domain::token::{AccessTokenClaims, TokenError};
 use crate::store::{ClientStore, StoreError};
 
-/// Clients by id, read through from the store. `None` caches a miss.
+/// How much a cache may hold: entries and estimated bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheBudget {
+    /// Most entries.
+    pub entries: u64,
+    /// Most estimated bytes (keys, values and bookkeeping).
+    pub bytes: u64,
+}
+
+impl CacheBudget {
+    /// The least weight of one entry: the byte budget spread over the entry
+    /// budget, so `entries` small entries fill the cache exactly.
+    fn floor(self) -> u64 {
+        (self.bytes / self.entries.max(1)).max(1)
+    }
+
+    /// The weight of an entry of `size` estimated bytes.
+    fn weigh(self, size: usize) -> u32 {
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        u32::try_from(size.max(self.floor())).unwrap_or(u32::MAX)
+    }
+}
+
+/// Bookkeeping bytes per cache entry (moka's node, hash-table slot, `Arc`
+/// headers), added to every size estimate.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// Estimated heap bytes of a client record and its id key.
+fn client_size(client: &Client) -> usize {
+    let strings = client.id.len() * 2
+        + client.name.len()
+        + client
+            .allowed_audiences
+            .iter()
+            .map(String::len)
+            .sum::<usize>()
+        + client.allowed_scopes.iter().map(str::len).sum::<usize>()
+        + client.default_scopes.iter().map(str::len).sum::<usize>();
+    let vectors = (client.allowed_audiences.len()
+        + client.allowed_scopes.iter().count()
+        + client.default_scopes.iter().count())
+        * std::mem::size_of::<String>();
+    std::mem::size_of::<Client>() + strings + vectors + ENTRY_OVERHEAD
+}
+
+/// Estimated heap bytes of verified claims.
+fn claims_size(claims: &AccessTokenClaims) -> usize {
+    std::mem::size_of::<AccessTokenClaims>()
+        + claims.iss.len()
+        + claims.sub.len()
+        + claims.client_id.len()
+        + claims.aud.len()
+        + claims.scope.as_ref().map_or(0, String::len)
+        + claims.jti.len()
+        + ENTRY_OVERHEAD
+}
+
+/// The key under which a miss is remembered: a hash of the id, so a miss
+/// costs the same few bytes whatever id was asked for.
+type MissKey = [u8; 32];
+
+fn miss_key(id: &str) -> MissKey {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, id.as_bytes()).as_ref());
+    out
+}
+
+/// Clients by id, read through from the store, and recent misses.
 pub struct ClientCache {
     store: Arc<dyn ClientStore>,
-    entries: Cache<String, Option<Arc<Client>>>,
+    entries: Cache<String, Arc<Client>>,
+    misses: Cache<MissKey, ()>,
 }
 
 impl ClientCache {
-    /// A cache of at most `capacity` clients, each kept for `ttl`.
-    pub fn new(store: Arc<dyn ClientStore>, capacity: u64, ttl: Duration) -> Self {
+    /// A cache within `budget`, each entry kept for `ttl`. Misses get a
+    /// budget of their own of the same entry count: they are fixed-size.
+    pub fn new(store: Arc<dyn ClientStore>, budget: CacheBudget, ttl: Duration) -> Self {
         Self {
             store,
             entries: Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(budget.bytes)
+                .weigher(move |_, client: &Arc<Client>| budget.weigh(client_size(client)))
+                .time_to_live(ttl)
+                .build(),
+            misses: Cache::builder()
+                .max_capacity(budget.entries)
                 .time_to_live(ttl)
                 .build(),
         }
     }
 
-    /// The client with this id, from memory or else from the store.
+    /// The client with this id, from memory or else from the store. Callers
+    /// check the id's form first (`is_valid_client_id`), so nothing
+    /// unbounded reaches the store.
     pub async fn get(&self, id: &str) -> Result<Option<Arc<Client>>, StoreError> {
         if let Some(hit) = self.entries.get(id) {
-            return Ok(hit);
+            return Ok(Some(hit));
+        }
+        let key = miss_key(id);
+        if self.misses.contains_key(&key) {
+            return Ok(None);
         }
         let loaded = self.store.get_client(id).await?.map(Arc::new);
-        self.entries.insert(id.to_owned(), loaded.clone());
+        match &loaded {
+            Some(client) => self.entries.insert(id.to_owned(), Arc::clone(client)),
+            None => self.misses.insert(key, ()),
+        }
         Ok(loaded)
+    }
+
+    /// The client with this id if it is in memory; never reads the store.
+    pub fn get_cached(&self, id: &str) -> Option<Arc<Client>> {
+        self.entries.get(id)
     }
 
     /// Drops one cached entry (after a change).
     pub fn invalidate(&self, id: &str) {
         self.entries.invalidate(id);
+        self.misses.invalidate(&miss_key(id));
     }
 
     /// True when no client is cached.
@@ -58,6 +152,14 @@ impl ClientCache {
     /// Drops every cached entry.
     pub fn invalidate_all(&self) {
         self.entries.invalidate_all();
+        self.misses.invalidate_all();
+    }
+
+    /// Estimated bytes held by the cached clients and misses.
+    pub fn weighted_size(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.misses.run_pending_tasks();
+        self.entries.weighted_size() + self.misses.entry_count() * (32 + ENTRY_OVERHEAD as u64)
     }
 
     /// The store behind the cache.
@@ -145,12 +247,13 @@ pub struct ValidationCache {
 }
 
 impl ValidationCache {
-    /// Caches up to `capacity` valid tokens and `negative_capacity`
-    /// rejections, the latter for `negative_ttl`.
-    pub fn new(capacity: u64, negative_capacity: u64, negative_ttl: Duration) -> Self {
+    /// Caches valid tokens within `budget` and up to `negative_capacity`
+    /// rejections (fixed-size entries), the latter for `negative_ttl`.
+    pub fn new(budget: CacheBudget, negative_capacity: u64, negative_ttl: Duration) -> Self {
         Self {
             valid: Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(budget.bytes)
+                .weigher(move |_, cached: &CachedClaims| budget.weigh(claims_size(&cached.claims)))
                 .expire_after(UntilTokenExpiry)
                 .build(),
             rejected: Cache::builder()
@@ -196,7 +299,11 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("db")).unwrap();
         store.migrate().await.unwrap();
         let store: Arc<dyn ClientStore> = Arc::new(store);
-        let cache = ClientCache::new(Arc::clone(&store), 100, Duration::from_secs(60));
+        let budget = CacheBudget {
+            entries: 100,
+            bytes: 1 << 20,
+        };
+        let cache = ClientCache::new(Arc::clone(&store), budget, Duration::from_secs(60));
         assert!(cache.get("c").await.unwrap().is_none());
         let client = Client::new("c".into(), "c".into(), SecretHash::of("s"), 0);
         store.insert_client(&client).await.unwrap();
@@ -205,5 +312,65 @@ mod tests {
         assert_eq!(cache.get("c").await.unwrap().unwrap().id, "c");
         store.delete_client("c").await.unwrap();
         assert!(cache.get("c").await.unwrap().is_some(), "hit is cached");
+    }
+
+    #[test]
+    fn entries_weigh_at_least_their_share_of_the_byte_budget() {
+        let budget = CacheBudget {
+            entries: 1000,
+            bytes: 1_000_000,
+        };
+        assert_eq!(budget.weigh(10), 1000, "small entries count as one slot");
+        assert_eq!(
+            budget.weigh(50_000),
+            50_000,
+            "large entries count their bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn large_clients_are_bounded_by_bytes_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        store.migrate().await.unwrap();
+        let budget = CacheBudget {
+            entries: 10_000,
+            bytes: 200_000,
+        };
+        for i in 0..100 {
+            let client = Client::new(format!("c{i}"), "x".repeat(10_000), SecretHash::of("s"), 0);
+            store.insert_client(&client).await.unwrap();
+        }
+        let store: Arc<dyn ClientStore> = Arc::new(store);
+        let cache = ClientCache::new(store, budget, Duration::from_secs(60));
+        for i in 0..100 {
+            assert!(cache.get(&format!("c{i}")).await.unwrap().is_some());
+        }
+        cache.entries.run_pending_tasks();
+        assert!(cache.entries.weighted_size() <= budget.bytes);
+        assert!(
+            cache.entries.entry_count() < 30,
+            "10 kB clients in a 200 kB budget: {} cached",
+            cache.entries.entry_count()
+        );
+    }
+
+    #[tokio::test]
+    async fn misses_are_remembered_by_a_fixed_size_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        store.migrate().await.unwrap();
+        let store: Arc<dyn ClientStore> = Arc::new(store);
+        let budget = CacheBudget {
+            entries: 50,
+            bytes: 1 << 20,
+        };
+        let cache = ClientCache::new(store, budget, Duration::from_secs(60));
+        for i in 0..500 {
+            assert!(cache.get(&format!("unknown-{i}")).await.unwrap().is_none());
+        }
+        cache.misses.run_pending_tasks();
+        assert!(cache.misses.entry_count() <= 50);
+        assert!(cache.weighted_size() < 50 * 200 + 1);
     }
 }

@@ -110,7 +110,14 @@ pub struct Config {
     /// Database password, from `DB_PASSWORD` only.
     #[serde(skip)]
     pub db_password: Option<Secret>,
+    /// Bearer token that `/metrics` requires, from `METRICS_TOKEN` only.
+    /// Unset: `/metrics` answers loopback callers only.
+    #[serde(skip)]
+    pub metrics_token: Option<Secret>,
 }
+
+/// Shortest `METRICS_TOKEN` accepted, in bytes.
+pub const MIN_METRICS_TOKEN_LEN: usize = 32;
 
 /// A secret string whose `Debug` never prints it.
 #[derive(Clone)]
@@ -138,6 +145,7 @@ impl Default for Config {
             scopes: Vec::new(),
             jwt_secret: None,
             db_password: None,
+            metrics_token: None,
         }
     }
 }
@@ -183,6 +191,7 @@ impl Config {
             match name.as_str() {
                 "JWT_SECRET" => config.jwt_secret = Some(Secret(value)),
                 "DB_PASSWORD" => config.db_password = Some(Secret(value)),
+                "METRICS_TOKEN" => config.metrics_token = Some(Secret(value)),
                 _ => {}
             }
         }
@@ -198,6 +207,33 @@ impl Config {
         }
         if self.http.max_body_bytes == 0 || self.http.max_body_bytes > 16 * 1024 * 1024 {
             return invalid("http.max_body_bytes must be between 1 and 16 MiB");
+        }
+        if self.http.max_buffered_body_bytes < self.http.max_body_bytes {
+            return invalid("http.max_buffered_body_bytes must be at least http.max_body_bytes");
+        }
+        if !(1..=300).contains(&self.http.body_read_timeout_secs) {
+            return invalid("http.body_read_timeout_secs must be between 1 and 300");
+        }
+        if !(1..=10_000).contains(&self.server.h2_max_concurrent_streams) {
+            return invalid("server.h2_max_concurrent_streams must be between 1 and 10000");
+        }
+        if self.cache.client_capacity == 0
+            || self.cache.validation_capacity == 0
+            || self.cache.client_max_bytes < 1024 * 1024
+            || self.cache.validation_max_bytes < 1024 * 1024
+        {
+            return invalid(
+                "cache capacities must be at least 1 entry and cache byte budgets at least 1 MiB",
+            );
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.0.len() < MIN_METRICS_TOKEN_LEN)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LEN} bytes"
+            )));
         }
         if !(1..=86_400).contains(&self.token.lifetime_secs) {
             return invalid("token.lifetime_secs must be between 1 and 86400");
@@ -217,9 +253,14 @@ impl Config {
             return invalid("cache.change_poll_interval_ms must be between 10 and 60000");
         }
         let l = &self.limits;
-        if l.client_rps == 0 || l.failed_auth_per_ip_per_minute == 0 {
+        if l.client_rps == 0
+            || l.failed_auth_per_ip_per_minute == 0
+            || l.validate_per_ip_rps == 0
+            || l.failed_auth_global_per_second == 0
+        {
             return invalid(
-                "limits.client_rps and limits.failed_auth_per_ip_per_minute must be at least 1",
+                "limits.client_rps, validate_per_ip_rps, failed_auth_per_ip_per_minute and \
+                 failed_auth_global_per_second must be at least 1",
             );
         }
         if self.server.max_connections == 0 {
@@ -315,9 +356,10 @@ impl Config {
         let mut out = toml::to_string_pretty(&shown).unwrap_or_default();
         let mask = |s: &Option<Secret>| if s.is_some() { "set (masked)" } else { "unset" };
         out.push_str(&format!(
-            "\n# JWT_SECRET: {}\n# DB_PASSWORD: {}\n",
+            "\n# JWT_SECRET: {}\n# DB_PASSWORD: {}\n# METRICS_TOKEN: {}\n",
             mask(&self.jwt_secret),
-            mask(&self.db_password)
+            mask(&self.db_password),
+            mask(&self.metrics_token)
         ));
         out
     }

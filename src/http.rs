@@ -119,6 +119,11 @@ pub fn peer_ip<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
 #[derive(Debug, Clone)]
 pub struct LoggedClientId(pub String);
 
+/// Why a request was refused, when the caller is not told: attached to the
+/// response for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedReason(pub &'static str);
+
 /// Handles one request. Generic over the body so benches and tests can call
 /// it without sockets.
 pub async fn handle<B>(state: &AppState, request: Request<B>) -> Response<Body>
@@ -159,23 +164,58 @@ where
         Some(Route::Health) if is_get => Ok(health::health(state)),
         Some(Route::Live) if is_get => Ok(health::live()),
         Some(Route::Ready) if is_get => Ok(health::ready(state)),
-        Some(Route::Metrics) if is_get => Ok(metrics_response(state)),
+        Some(Route::Metrics) if is_get => metrics_response(state, &request),
         Some(route) => Err(ApiError::MethodNotAllowed(route.allow())),
     };
-    result.unwrap_or_else(ApiError::into_response)
+    result.unwrap_or_else(|error| {
+        let refused_body = match error {
+            ApiError::BodyTooSlow => Some("too_slow"),
+            ApiError::BodyBufferFull => Some("buffer_full"),
+            _ => None,
+        };
+        if let Some(reason) = refused_body {
+            state
+                .metrics
+                .bodies_refused
+                .with_label_values(&[reason])
+                .inc();
+        }
+        error.into_response()
+    })
 }
 
-fn metrics_response(state: &AppState) -> Response<Body> {
+/// `/metrics`: for holders of the configured bearer token, or, with none
+/// configured, for loopback callers only (a local agent or sidecar).
+fn metrics_response<B>(state: &AppState, request: &Request<B>) -> Result<Response<Body>, ApiError> {
+    match &state.metrics_token {
+        Some(expected) => {
+            let presented = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+                .unwrap_or_default();
+            let matches: bool =
+                subtle::ConstantTimeEq::ct_eq(presented, expected.0.as_bytes()).into();
+            if !matches {
+                return Err(ApiError::MetricsTokenRequired);
+            }
+        }
+        None => {
+            if peer_ip(request).is_some_and(|ip| !ip.to_canonical().is_loopback()) {
+                return Err(ApiError::MetricsLoopbackOnly);
+            }
+        }
+    }
     let text = state.metrics.render(&crate::metrics::ScrapeSources {
         validation: state.validator.stats(),
         limits: state.limits.stats(),
     });
-    response::with_content_type(
+    Ok(response::with_content_type(
         http::StatusCode::OK,
         text,
         "text/plain; version=0.0.4; charset=utf-8",
         response::CachePolicy::NoStore,
-    )
+    ))
 }
 
 /// The caller's `X-Request-Id` if it is short and plain, else a new one:
@@ -230,6 +270,8 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
         let peer = self.peer;
         request.extensions_mut().insert(PeerAddr(peer));
         let request_id = request_id(request.headers());
+        // The body reader marks waits for the client on the connection.
+        request.extensions_mut().insert(Arc::clone(&self.activity));
         let in_flight = self.activity.start();
         Box::pin(async move {
             // Dropped with the future: when the response is ready, or when
@@ -249,6 +291,10 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 .extensions()
                 .get::<LoggedClientId>()
                 .map_or("", |c| c.0.as_str());
+            let reason = response
+                .extensions()
+                .get::<LoggedReason>()
+                .map_or("", |r| r.0);
             tracing::info!(
                 target: "access",
                 request_id = %request_id,
@@ -257,6 +303,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 status = response.status().as_u16(),
                 latency_us = started.elapsed().as_micros() as u64,
                 client_id,
+                reason,
                 peer = %peer.ip(),
             );
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {

@@ -1,12 +1,15 @@
-//! Rate limits (governor token buckets): a global bucket, a per-client bucket
-//! (with per-client overrides) charged by token requests and by validations
-//! of that client's tokens, and a per-IP bucket of failed client
-//! authentications that, once empty, blocks the IP from trying again until it
-//! refills. Every decision is pure over a governor `Clock`, so tests drive it
-//! with a fake clock.
+//! Rate limits (governor token buckets): a global bucket; a per-client bucket
+//! (with per-client overrides) charged by token requests; a per-caller bucket
+//! charged by validations, so that holding a client's token never spends the
+//! client's own bucket; a per-IP bucket of failed client authentications
+//! that, once empty, blocks the IP from trying again until it refills; and a
+//! server-wide ceiling on failed authentications, so spreading them over many
+//! addresses does not help. IPv6 callers are keyed by their /64, the block an
+//! attacker gets as easily as one address. Every decision is pure over a
+//! governor `Clock`, so tests drive it with a fake clock.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -29,6 +32,10 @@ pub enum Limiter {
     Client,
     /// The per-IP failed-authentication guard.
     FailedAuth,
+    /// The server-wide ceiling on failed authentications.
+    FailedAuthGlobal,
+    /// The per-caller validation bucket.
+    Validate,
 }
 
 impl Limiter {
@@ -38,6 +45,8 @@ impl Limiter {
             Self::Global => "global",
             Self::Client => "client",
             Self::FailedAuth => "failed_auth",
+            Self::FailedAuthGlobal => "failed_auth_global",
+            Self::Validate => "validate",
         }
     }
 }
@@ -67,6 +76,22 @@ pub struct LimitStats {
     pub client: AtomicU64,
     /// Refused by the failed-authentication guard.
     pub failed_auth: AtomicU64,
+    /// Refused by the server-wide failed-authentication ceiling.
+    pub failed_auth_global: AtomicU64,
+    /// Refused by a per-caller validation bucket.
+    pub validate: AtomicU64,
+}
+
+/// The key a caller is limited by: an IPv4 address (an IPv4-mapped IPv6
+/// address counts as IPv4), or the /64 of an IPv6 address.
+pub fn caller_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+    }
 }
 
 /// All the server's rate limiters.
@@ -76,8 +101,12 @@ pub struct RateLimits<C: Clock + Clone = DefaultClock> {
     client_default: Keyed<String, C>,
     client_overrides: Overrides<C>,
     client_burst_factor: u32,
+    validate: Keyed<IpAddr, C>,
     failed_auth: Keyed<IpAddr, C>,
     blocked_ips: RwLock<HashMap<IpAddr, C::Instant>>,
+    failed_auth_global: Direct<C>,
+    /// Set while the failed-authentication ceiling is reached: until when.
+    failed_auth_ceiling: RwLock<Option<C::Instant>>,
     stats: LimitStats,
 }
 
@@ -121,8 +150,20 @@ impl<C: Clock + Clone> RateLimits<C> {
             ),
             client_overrides: RwLock::new(HashMap::new()),
             client_burst_factor: (config.client_burst / config.client_rps.max(1)).max(1),
+            validate: RateLimiter::dashmap_with_clock(
+                quota(config.validate_per_ip_rps, config.validate_per_ip_burst),
+                clock.clone(),
+            ),
             failed_auth: RateLimiter::dashmap_with_clock(failed_quota, clock.clone()),
             blocked_ips: RwLock::new(HashMap::new()),
+            failed_auth_global: RateLimiter::direct_with_clock(
+                quota(
+                    config.failed_auth_global_per_second,
+                    config.failed_auth_global_burst,
+                ),
+                clock.clone(),
+            ),
+            failed_auth_ceiling: RwLock::new(None),
             stats: LimitStats::default(),
             clock,
         }
@@ -138,6 +179,8 @@ impl<C: Clock + Clone> RateLimits<C> {
             Limiter::Global => &self.stats.global,
             Limiter::Client => &self.stats.client,
             Limiter::FailedAuth => &self.stats.failed_auth,
+            Limiter::FailedAuthGlobal => &self.stats.failed_auth_global,
+            Limiter::Validate => &self.stats.validate,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         Denied {
@@ -188,6 +231,13 @@ impl<C: Clock + Clone> RateLimits<C> {
             .map_err(|n| self.deny(Limiter::Client, retry_after(&n, &self.clock)))
     }
 
+    /// Charges the validation bucket of the caller at `ip`.
+    pub fn check_validate(&self, ip: IpAddr) -> Result<(), Denied> {
+        self.validate
+            .check_key(&caller_key(ip))
+            .map_err(|n| self.deny(Limiter::Validate, retry_after(&n, &self.clock)))
+    }
+
     /// Refuses an IP that has failed client authentication too often.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Denied> {
         let Ok(blocked) = self.blocked_ips.read() else {
@@ -196,7 +246,7 @@ impl<C: Clock + Clone> RateLimits<C> {
         if blocked.is_empty() {
             return Ok(());
         }
-        match blocked.get(&ip) {
+        match blocked.get(&caller_key(ip)) {
             Some(until) if *until > self.clock.now() => {
                 let wait = until.duration_since(self.clock.now());
                 let secs = Duration::from(wait).as_secs_f64().ceil() as u64;
@@ -206,13 +256,38 @@ impl<C: Clock + Clone> RateLimits<C> {
         }
     }
 
+    /// Refuses with 429 while the server-wide ceiling on failed
+    /// authentications is reached. Callers apply it only to attempts that
+    /// would need the store or fail, so clients already in memory with the
+    /// right secret are still served.
+    pub fn check_failed_auth_ceiling(&self) -> Result<(), Denied> {
+        let until = match self.failed_auth_ceiling.read() {
+            Ok(until) => *until,
+            Err(_) => None,
+        };
+        match until {
+            Some(until) if until > self.clock.now() => {
+                let wait = Duration::from(until.duration_since(self.clock.now()));
+                Err(self.deny(Limiter::FailedAuthGlobal, wait.as_secs_f64().ceil() as u64))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Records a failed client authentication from `ip`; once the IP's
-    /// bucket is empty it is blocked until the bucket has room again.
+    /// bucket is empty it is blocked until the bucket has room again, and
+    /// once the server-wide bucket is empty the ceiling holds until it has.
     pub fn record_failed_auth(&self, ip: IpAddr) {
-        if let Err(not_until) = self.failed_auth.check_key(&ip)
+        let key = caller_key(ip);
+        if let Err(not_until) = self.failed_auth.check_key(&key)
             && let Ok(mut blocked) = self.blocked_ips.write()
         {
-            blocked.insert(ip, not_until.earliest_possible());
+            blocked.insert(key, not_until.earliest_possible());
+        }
+        if let Err(not_until) = self.failed_auth_global.check()
+            && let Ok(mut ceiling) = self.failed_auth_ceiling.write()
+        {
+            *ceiling = Some(not_until.earliest_possible());
         }
     }
 
@@ -221,6 +296,8 @@ impl<C: Clock + Clone> RateLimits<C> {
     pub fn prune(&self) {
         self.client_default.retain_recent();
         self.client_default.shrink_to_fit();
+        self.validate.retain_recent();
+        self.validate.shrink_to_fit();
         self.failed_auth.retain_recent();
         self.failed_auth.shrink_to_fit();
         let now = self.clock.now();
@@ -232,7 +309,7 @@ impl<C: Clock + Clone> RateLimits<C> {
 
     /// Number of keys held by the keyed limiters (for tests and metrics).
     pub fn keyed_len(&self) -> usize {
-        self.client_default.len() + self.failed_auth.len()
+        self.client_default.len() + self.validate.len() + self.failed_auth.len()
     }
 }
 

@@ -37,6 +37,18 @@ pub struct Metrics {
     pub open_connections: IntGauge,
     /// Connections closed because no request came for the idle timeout.
     pub idle_connections_closed: IntCounter,
+    /// Connections closed before serving them, by reason: `per_ip` (the
+    /// address or /64 has too many open), `shed` (every slot was taken and
+    /// this one was waiting on its client).
+    pub connections_refused: IntCounterVec,
+    /// Request bodies refused before they were whole, by reason: `too_slow`
+    /// (deadline or minimum rate), `buffer_full` (the server-wide budget).
+    pub bodies_refused: IntCounterVec,
+    /// Request-body bytes buffered now, across all connections.
+    pub buffered_body_bytes: IntGauge,
+    /// Tokens refused at `/oauth/validate`, by reason (the caller is told
+    /// only `invalid_token`).
+    pub validation_rejections: IntCounterVec,
     /// Seconds between a revocation and its arrival here via the feed.
     pub revocation_lag: Histogram,
     /// Store connection pool: size, in use, waiting (PostgreSQL).
@@ -88,6 +100,40 @@ impl Metrics {
             "auth_idle_connections_closed_total",
             "Client connections closed after the idle timeout with no request",
         )?;
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "auth_connections_refused_total",
+                "Connections closed before serving them: per_ip cap, or shed when every slot was taken",
+            ),
+            &["reason"],
+        )?;
+        for reason in ["per_ip", "shed"] {
+            connections_refused.with_label_values(&[reason]);
+        }
+        let bodies_refused = IntCounterVec::new(
+            Opts::new(
+                "auth_request_bodies_refused_total",
+                "Request bodies refused before they were whole: too_slow (408) or buffer_full (503)",
+            ),
+            &["reason"],
+        )?;
+        for reason in ["too_slow", "buffer_full"] {
+            bodies_refused.with_label_values(&[reason]);
+        }
+        let buffered_body_bytes = IntGauge::new(
+            "auth_buffered_body_bytes",
+            "Request-body bytes buffered now, across all connections",
+        )?;
+        let validation_rejections = IntCounterVec::new(
+            Opts::new(
+                "auth_validate_rejections_total",
+                "Tokens refused at /oauth/validate, by reason",
+            ),
+            &["reason"],
+        )?;
+        for reason in crate::validation::Rejection::NAMES {
+            validation_rejections.with_label_values(&[reason]);
+        }
         let revocation_lag = Histogram::with_opts(
             HistogramOpts::new(
                 "auth_revocation_propagation_lag_seconds",
@@ -127,6 +173,10 @@ impl Metrics {
             Box::new(tls_handshake_failures.clone()),
             Box::new(open_connections.clone()),
             Box::new(idle_connections_closed.clone()),
+            Box::new(connections_refused.clone()),
+            Box::new(bodies_refused.clone()),
+            Box::new(buffered_body_bytes.clone()),
+            Box::new(validation_rejections.clone()),
             Box::new(revocation_lag.clone()),
             Box::new(db_pool.clone()),
             Box::new(revocations_held.clone()),
@@ -144,6 +194,10 @@ impl Metrics {
             tls_handshake_failures,
             open_connections,
             idle_connections_closed,
+            connections_refused,
+            bodies_refused,
+            buffered_body_bytes,
+            validation_rejections,
             revocation_lag,
             db_pool,
             revocations_held,
@@ -188,7 +242,9 @@ impl Metrics {
              # TYPE auth_rate_limited_total counter\n\
              auth_rate_limited_total{{limiter=\"global\"}} {}\n\
              auth_rate_limited_total{{limiter=\"client\"}} {}\n\
-             auth_rate_limited_total{{limiter=\"failed_auth\"}} {}\n",
+             auth_rate_limited_total{{limiter=\"failed_auth\"}} {}\n\
+             auth_rate_limited_total{{limiter=\"failed_auth_global\"}} {}\n\
+             auth_rate_limited_total{{limiter=\"validate\"}} {}\n",
             load(&v.accepted),
             load(&v.rejected),
             load(&v.cache_hits),
@@ -197,6 +253,8 @@ impl Metrics {
             load(&l.global),
             load(&l.client),
             load(&l.failed_auth),
+            load(&l.failed_auth_global),
+            load(&l.validate),
         );
         out.extend_from_slice(text.as_bytes());
         out

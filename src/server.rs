@@ -1,8 +1,11 @@
 //! The accept loop: TLS handshake with a timeout, HTTP/1.1 or HTTP/2 on the
-//! same port, a cap on concurrent connections, idle connections closed, and
-//! a graceful drain when the shutdown future completes. The only module that
-//! touches sockets; [`preface`] bounds the wait for a connection's first
-//! bytes, [`idle`] tells when a connection has gone quiet.
+//! same port, caps on concurrent connections (in all and per caller), idle
+//! connections closed, and a graceful drain when the shutdown future
+//! completes. When every slot is taken, connections that are only waiting on
+//! their clients are shed to make room, so slow clients cannot lock out
+//! prompt ones. The only module that touches sockets; [`preface`] bounds the
+//! wait for a connection's first bytes, [`idle`] tells when a connection has
+//! gone quiet, [`per_ip`] counts connections by caller.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,21 +14,42 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, TryAcquireError, watch};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 pub mod idle;
+mod per_ip;
 mod preface;
 
-use crate::config::ServerConfig;
+use crate::config::Config;
 use crate::http::{AppState, AuthService};
 use idle::{ConnectionActivity, IdleTimer};
+use per_ip::{ConnectionsPerIp, IpSlot};
 
-/// Connection-level limits, from `[server]`.
+/// How often the accept loop asks for room while every slot is taken.
+const SHED_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A connection younger than this is never shed: it has had no fair chance
+/// to send its request yet.
+const SHED_MIN_AGE: Duration = Duration::from_millis(250);
+
+/// Time a shed connection with nothing in flight gets to close cleanly
+/// (GOAWAY on HTTP/2) before it is dropped.
+const SHED_GRACE: Duration = Duration::from_millis(100);
+
+/// Connection-level limits, from `[server]` (and `[http]` for the HTTP/2
+/// flow-control windows, which are sized to the largest body).
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections served at once per IPv4 address or IPv6 /64; 0: no cap.
+    pub max_connections_per_ip: usize,
+    /// HTTP/2 streams open at once per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 stream flow-control window: room for one whole body.
+    pub h2_stream_window: u32,
     /// Time allowed for the TLS handshake.
     pub tls_handshake_timeout: Duration,
     /// Time allowed for a request head to arrive.
@@ -40,10 +64,17 @@ pub struct ConnectionLimits {
     pub drain_grace: Duration,
 }
 
-impl From<&ServerConfig> for ConnectionLimits {
-    fn from(c: &ServerConfig) -> Self {
+impl From<&Config> for ConnectionLimits {
+    fn from(config: &Config) -> Self {
+        let c = &config.server;
+        // The protocol's default window (RFC 9113 6.9.2) unless bodies may be
+        // larger; then one whole body, so a client never waits for an update.
+        let body = u32::try_from(config.http.max_body_bytes).unwrap_or(u32::MAX);
         Self {
             max_connections: c.max_connections,
+            max_connections_per_ip: c.max_connections_per_ip,
+            h2_max_concurrent_streams: c.h2_max_concurrent_streams,
+            h2_stream_window: body.max(65_535),
             tls_handshake_timeout: Duration::from_secs(c.tls_handshake_timeout_secs),
             header_read_timeout: Duration::from_secs(c.header_read_timeout_secs),
             max_header_bytes: c.max_header_bytes,
@@ -81,7 +112,13 @@ fn http_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        // Small requests, not bulk transfer: what a client may send ahead
+        // of the server reading it is one body per stream and two per
+        // connection.
+        .initial_stream_window_size(limits.h2_stream_window)
+        .initial_connection_window_size(limits.h2_stream_window.saturating_mul(2))
+        .adaptive_window(false);
     builder
 }
 
@@ -98,19 +135,31 @@ pub async fn run(
 ) {
     let builder = http_builder(&limits);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = Arc::new(ConnectionsPerIp::new(limits.max_connections_per_ip));
     // Tells every connection to finish its requests and close.
     let (drain, _) = watch::channel(());
+    // Bumped while every slot is taken: connections waiting on their clients
+    // close to make room.
+    let (pressure, _) = watch::channel(0u64);
     tokio::pin!(shutdown);
 
-    loop {
+    'accept: loop {
         // Wait for a free slot before accepting: excess connections queue in
         // the kernel instead of being accepted and starved.
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => break,
+            Err(TryAcquireError::NoPermits) => loop {
+                pressure.send_modify(|round| *round = round.wrapping_add(1));
+                tokio::select! {
+                    permit = Arc::clone(&permits).acquire_owned() => match permit {
+                        Ok(p) => break p,
+                        Err(_) => break 'accept,
+                    },
+                    () = tokio::time::sleep(SHED_INTERVAL) => {}
+                    () = &mut shutdown => break 'accept,
+                }
             },
-            () = &mut shutdown => break,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -124,15 +173,26 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
+        let Some(ip_slot) = per_ip.admit(peer.ip()) else {
+            state
+                .metrics
+                .connections_refused
+                .with_label_values(&["per_ip"])
+                .inc();
+            continue; // dropping the stream closes it; the permit returns
+        };
         let _ = stream.set_nodelay(true);
         // The certificate in force now; a reload affects new connections only.
         let acceptor = TlsAcceptor::from(Arc::clone(&tls.borrow()));
         let connection = Connection {
             peer,
+            accepted: Instant::now(),
             state: Arc::clone(&state),
             builder: builder.clone(),
             limits: limits.clone(),
             drain: drain.subscribe(),
+            pressure: pressure.subscribe(),
+            _ip_slot: ip_slot,
         };
         tokio::spawn(async move {
             let _permit = permit;
@@ -166,46 +226,113 @@ pub async fn run(
 /// One accepted connection, before its TLS handshake.
 struct Connection {
     peer: std::net::SocketAddr,
+    accepted: Instant,
     state: Arc<AppState>,
     builder: auto::Builder<TokioExecutor>,
     limits: ConnectionLimits,
     /// Changes when the server drains.
     drain: watch::Receiver<()>,
+    /// Changes while every connection slot is taken.
+    pressure: watch::Receiver<u64>,
+    /// Held for the connection's life: its place in its caller's count.
+    _ip_slot: IpSlot,
+}
+
+/// How a connection's wait for its client's first bytes ended badly.
+enum PreRequestEnd {
+    /// The phase's timeout passed.
+    TimedOut,
+    /// Shed to make room while every slot was taken.
+    Shed,
 }
 
 impl Connection {
+    /// True when this connection may be shed: it has been open long enough
+    /// to have sent a request.
+    fn old_enough_to_shed(&self) -> bool {
+        self.accepted.elapsed() >= SHED_MIN_AGE
+    }
+
+    fn count_shed(&self) {
+        self.state
+            .metrics
+            .connections_refused
+            .with_label_values(&["shed"])
+            .inc();
+        tracing::debug!(peer = %self.peer, "shed a connection waiting on its client");
+    }
+
+    /// Awaits one phase before the first request (handshake, preface)
+    /// within `limit`, giving up early if the server needs the slot.
+    async fn before_request<F: Future>(
+        &mut self,
+        limit: Duration,
+        phase: F,
+    ) -> Result<F::Output, PreRequestEnd> {
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(phase, deadline);
+        loop {
+            tokio::select! {
+                out = &mut phase => return Ok(out),
+                () = &mut deadline => return Err(PreRequestEnd::TimedOut),
+                Ok(()) = self.pressure.changed() => {
+                    if self.old_enough_to_shed() {
+                        self.count_shed();
+                        return Err(PreRequestEnd::Shed);
+                    }
+                }
+            }
+        }
+    }
+
     /// Handshakes, then serves requests until the client closes, the
-    /// connection has been idle for `idle_timeout`, or the server drains.
+    /// connection has been idle for `idle_timeout`, the server drains, or
+    /// it is shed while waiting on its client with every slot taken.
     async fn serve(mut self, acceptor: TlsAcceptor, stream: TcpStream) {
         let peer = self.peer;
-        let metrics = &self.state.metrics;
+        let state = Arc::clone(&self.state);
+        let metrics = &state.metrics;
         let handshake = acceptor.accept(stream);
-        let tls_stream =
-            match tokio::time::timeout(self.limits.tls_handshake_timeout, handshake).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    metrics.tls_handshake_failures.inc();
-                    tracing::debug!(error = %e, peer = %peer, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    metrics.tls_handshake_failures.inc();
-                    tracing::debug!(peer = %peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-        let Some(io) = preface::read_preface(tls_stream, self.limits.header_read_timeout).await
-        else {
-            tracing::debug!(peer = %peer, "no request within the header read timeout");
-            return;
+        let tls_stream = match self
+            .before_request(self.limits.tls_handshake_timeout, handshake)
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                metrics.tls_handshake_failures.inc();
+                tracing::debug!(error = %e, peer = %peer, "TLS handshake failed");
+                return;
+            }
+            Err(PreRequestEnd::TimedOut) => {
+                metrics.tls_handshake_failures.inc();
+                tracing::debug!(peer = %peer, "TLS handshake timed out");
+                return;
+            }
+            Err(PreRequestEnd::Shed) => return,
+        };
+        // The preface read has its own deadline; ours is only a backstop.
+        let preface = preface::read_preface(tls_stream, self.limits.header_read_timeout);
+        let io = match self
+            .before_request(self.limits.header_read_timeout * 2, preface)
+            .await
+        {
+            Ok(Some(io)) => io,
+            Ok(None) | Err(PreRequestEnd::TimedOut) => {
+                tracing::debug!(peer = %peer, "no request within the header read timeout");
+                return;
+            }
+            Err(PreRequestEnd::Shed) => return,
         };
         metrics.open_connections.inc();
         let activity = Arc::new(ConnectionActivity::default());
         let service = AuthService::new(Arc::clone(&self.state), peer, Arc::clone(&activity));
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let mut idle = IdleTimer::new(activity, self.limits.idle_timeout);
+        let mut idle = IdleTimer::new(Arc::clone(&activity), self.limits.idle_timeout);
         let mut closing = false;
+        let shed_by = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(shed_by);
+        let mut shedding = false;
         let result = loop {
             tokio::select! {
                 result = conn.as_mut() => break Ok(result),
@@ -228,13 +355,29 @@ impl Connection {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
+                // Every slot is taken and this connection holds one for a
+                // client that is not sending: close it cleanly if nothing
+                // is in flight, else drop it at once.
+                Ok(()) = self.pressure.changed(), if !shedding => {
+                    if activity.is_waiting_on_client() && self.old_enough_to_shed() {
+                        self.count_shed();
+                        if !activity.is_empty() {
+                            break Err(());
+                        }
+                        shedding = true;
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                        shed_by.as_mut().reset(Instant::now() + SHED_GRACE);
+                    }
+                }
+                () = &mut shed_by, if shedding => break Err(()),
             }
         };
         match result {
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, peer = %peer, "connection ended with an error");
             }
-            Err(()) => tracing::debug!(peer = %peer, "dropped a connection that would not close"),
+            Err(()) => tracing::debug!(peer = %peer, "dropped a connection"),
             Ok(Ok(())) => {}
         }
         metrics.open_connections.dec();

@@ -27,14 +27,39 @@ pub enum Rejection {
     ClientInvalid,
 }
 
-/// An accepted token: its claims, and its client's rate-limit override (so
-/// the caller charges the right bucket without another lookup).
+impl Rejection {
+    /// A label for logs and metrics (bounded: one per kind).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Token(TokenError::Malformed) => "malformed",
+            Self::Token(TokenError::UnsupportedHeader) => "unsupported_header",
+            Self::Token(TokenError::BadSignature) => "bad_signature",
+            Self::Token(TokenError::WrongIssuer) => "wrong_issuer",
+            Self::Token(TokenError::Expired) => "expired",
+            Self::Token(TokenError::NotYetValid) => "not_yet_valid",
+            Self::Revoked => "revoked",
+            Self::ClientInvalid => "client_invalid",
+        }
+    }
+
+    /// Every label [`Rejection::name`] gives.
+    pub const NAMES: [&'static str; 8] = [
+        "malformed",
+        "unsupported_header",
+        "bad_signature",
+        "wrong_issuer",
+        "expired",
+        "not_yet_valid",
+        "revoked",
+        "client_invalid",
+    ];
+}
+
+/// An accepted token: its claims.
 #[derive(Debug, Clone)]
 pub struct Validated {
     /// The verified claims.
     pub claims: Arc<AccessTokenClaims>,
-    /// The client's per-client rate limit override, if any.
-    pub rate_limit_rps: Option<u32>,
 }
 
 /// Counters for metrics: validations by result, cache hits and misses.
@@ -147,10 +172,8 @@ impl TokenValidator {
         if self.revocations.contains(&claims.jti) {
             return Err(Rejection::Revoked);
         }
-        let rate_limit_rps = match clients.get(&claims.client_id).await {
-            Ok(Some(client)) if client.enabled && claims.iat > client.tokens_valid_after => {
-                client.rate_limit_rps
-            }
+        match clients.get(&claims.client_id).await {
+            Ok(Some(client)) if client.enabled && claims.iat > client.tokens_valid_after => {}
             Ok(_) => return Err(Rejection::ClientInvalid),
             // The store is down: revocations are in memory, so the token can
             // still be judged; only a client change during the outage is missed.
@@ -158,12 +181,8 @@ impl TokenValidator {
                 self.stats
                     .client_check_skipped
                     .fetch_add(1, Ordering::Relaxed);
-                None
             }
-        };
-        Ok(Validated {
-            claims,
-            rate_limit_rps,
-        })
+        }
+        Ok(Validated { claims })
     }
 }

@@ -148,22 +148,27 @@ async fn an_idle_http2_connection_answering_pings_is_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_connection_gives_its_slot_back() {
+async fn an_idle_connection_gives_its_slot_back_when_every_slot_is_taken() {
     let server = start(1).await;
     let mut idle = H2Client::connect(&server).await;
     assert_eq!(idle.get_live().await, StatusCode::OK);
     let since = Instant::now();
 
     // The only slot is taken: this connection waits in the accept queue
-    // until the idle one is closed.
+    // until the idle one is shed, well before its idle timeout.
     let mut next = connect_h1(&server).await;
     next.write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let answer = read_answer(&mut next, DEADLINE).await;
     assert_eq!(answer.statuses(), [200], "{}", answer.text);
-    assert_closed_in_time(since.elapsed(), "slot of the idle HTTP/2 connection");
+    let waited = since.elapsed();
+    assert!(waited < EARLIEST, "the slot came back after {waited:?}");
     idle.wait_closed(since).await;
+    assert_eq!(
+        metric(&server, "auth_connections_refused_total{reason=\"shed\"}").await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +207,15 @@ async fn a_connection_with_regular_requests_stays_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_request_in_flight_is_not_cut() {
-    let server = start(100).await;
+    // Only the idle timer is under test here: no minimum body rate, and a
+    // body deadline past the trickle.
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.server.idle_timeout_secs = IDLE.as_secs();
+        c.server.header_read_timeout_secs = 30;
+        c.http.body_min_bytes_per_sec = 0;
+        c.http.body_read_timeout_secs = 30;
+    })
+    .await;
     let (id, secret) = server.standard_client().await;
     let body = b"grant_type=client_credentials";
     let mut request = head(

@@ -1,6 +1,6 @@
-//! Rate limits over real TLS: per-client buckets, the failed-authentication
-//! guard and the global bucket answer 429 with Retry-After and an RFC
-//! 6749-shaped body.
+//! Rate limits over real TLS: per-client buckets, per-caller validation
+//! buckets, the failed-authentication guard and the global bucket answer 429
+//! with Retry-After and an RFC 6749-shaped body.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -123,10 +123,12 @@ async fn the_global_bucket_guards_every_oauth_endpoint() {
 }
 
 #[tokio::test]
-async fn validations_of_a_clients_tokens_charge_its_bucket() {
+async fn validations_spend_the_callers_bucket_not_the_clients() {
     let server = TestServer::start_with(Algorithm::EdDSA, |c| {
         c.limits.client_rps = 1;
-        c.limits.client_burst = 3;
+        c.limits.client_burst = 2;
+        c.limits.validate_per_ip_rps = 1;
+        c.limits.validate_per_ip_burst = 3;
     })
     .await;
     let (id, secret) = server.standard_client().await;
@@ -141,7 +143,31 @@ async fn validations_of_a_clients_tokens_charge_its_bucket() {
             .bearer_auth(&token)
             .send()
     };
-    assert_eq!(validate().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(validate().await.unwrap().status(), StatusCode::OK);
+    for _ in 0..3 {
+        assert_eq!(validate().await.unwrap().status(), StatusCode::OK);
+    }
     assert_429(validate().await.unwrap()).await;
+    // The holder of the token drained only its own bucket: the client's
+    // second token request of its burst of two still succeeds.
+    assert_eq!(
+        token_request(&server, &id, &secret).await.status(),
+        StatusCode::OK
+    );
+    let metrics = server
+        .client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        common::metric_sample(&metrics, "auth_rate_limited_total{limiter=\"validate\"}"),
+        1.0
+    );
+    assert_eq!(
+        common::metric_sample(&metrics, "auth_rate_limited_total{limiter=\"client\"}"),
+        0.0
+    );
 }

@@ -157,6 +157,7 @@ async fn every_kind_of_bad_token_is_401_invalid_token() {
         ("truncated", good[..good.len() - 10].to_owned()),
         ("64 KiB", huge),
     ];
+    let mut descriptions = std::collections::BTreeSet::new();
     for (what, bad) in cases {
         for attempt in 0..2 {
             // The second attempt is answered from the negative cache.
@@ -171,12 +172,32 @@ async fn every_kind_of_bad_token_is_401_invalid_token() {
                 "Bearer error=\"invalid_token\"",
                 "{what}"
             );
-            assert_eq!(
-                json_body(response).await["error"],
-                "invalid_token",
-                "{what}"
-            );
+            let body = json_body(response).await;
+            assert_eq!(body["error"], "invalid_token", "{what}");
+            descriptions.insert(body["error_description"].as_str().unwrap().to_owned());
         }
+    }
+    // The caller is not told why; the operator's metrics are.
+    assert_eq!(descriptions.len(), 1, "{descriptions:?}");
+    let metrics = server
+        .client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (reason, times) in [
+        ("malformed", 4.0),
+        ("unsupported_header", 6.0),
+        ("bad_signature", 4.0),
+        ("expired", 2.0),
+        ("not_yet_valid", 2.0),
+        ("wrong_issuer", 2.0),
+    ] {
+        let sample = format!("auth_validate_rejections_total{{reason=\"{reason}\"}}");
+        assert_eq!(common::metric_sample(&metrics, &sample), times, "{reason}");
     }
     // Missing and empty.
     assert_eq!(

@@ -16,6 +16,11 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// Connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Connections served at once from one IPv4 address or one IPv6 /64;
+    /// further ones are closed right after the accept. 0 disables the cap.
+    pub max_connections_per_ip: usize,
+    /// HTTP/2 streams a connection may have open at once.
+    pub h2_max_concurrent_streams: u32,
     /// Seconds a client has to finish the TLS handshake.
     pub tls_handshake_timeout_secs: u64,
     /// Seconds a client has to send the request headers. On HTTP/1.1 this
@@ -61,6 +66,14 @@ pub struct HttpConfig {
     pub base_path: String,
     /// Largest request body in bytes; larger gets 413.
     pub max_body_bytes: usize,
+    /// Seconds a whole request body may take to arrive; later gets 408.
+    pub body_read_timeout_secs: u64,
+    /// Bytes per second a body must keep up after its first second; slower
+    /// gets 408. 0: only the deadline applies.
+    pub body_min_bytes_per_sec: u64,
+    /// Request-body bytes buffered at once across all connections; a body
+    /// that would pass it gets 503.
+    pub max_buffered_body_bytes: usize,
 }
 
 /// Access-token settings.
@@ -110,8 +123,12 @@ pub struct CacheConfig {
     pub client_ttl_secs: u64,
     /// Most client records kept in memory.
     pub client_capacity: u64,
+    /// Most bytes (estimated) of client records kept in memory.
+    pub client_max_bytes: u64,
     /// Most verified tokens kept in the validation cache.
     pub validation_capacity: u64,
+    /// Most bytes (estimated) of verified tokens kept in the validation cache.
+    pub validation_max_bytes: u64,
     /// Most rejected tokens remembered (flood shield).
     pub rejected_capacity: u64,
     /// Seconds a rejected token is remembered.
@@ -129,15 +146,25 @@ pub struct LimitsConfig {
     pub global_rps: u32,
     /// Burst above `global_rps`.
     pub global_burst: u32,
-    /// Default requests per second per client (token requests plus
-    /// validations of its tokens); a client record can override it.
+    /// Default token requests per second per client; a client record can
+    /// override it.
     pub client_rps: u32,
     /// Burst above `client_rps`.
     pub client_burst: u32,
-    /// Failed client authentications allowed per IP per minute.
+    /// Validations per second per caller (IPv4 address or IPv6 /64).
+    pub validate_per_ip_rps: u32,
+    /// Burst above `validate_per_ip_rps`.
+    pub validate_per_ip_burst: u32,
+    /// Failed client authentications allowed per IP (IPv6: per /64) per minute.
     pub failed_auth_per_ip_per_minute: u32,
     /// Burst of failed authentications before the per-minute rate applies.
     pub failed_auth_burst: u32,
+    /// Failed client authentications per second for the whole instance;
+    /// past it, only clients already in memory presenting the right secret
+    /// are served until it refills.
+    pub failed_auth_global_per_second: u32,
+    /// Burst above `failed_auth_global_per_second`.
+    pub failed_auth_global_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -147,8 +174,12 @@ impl Default for LimitsConfig {
             global_burst: 20_000,
             client_rps: 1_000,
             client_burst: 2_000,
+            validate_per_ip_rps: 10_000,
+            validate_per_ip_burst: 20_000,
             failed_auth_per_ip_per_minute: 60,
             failed_auth_burst: 20,
+            failed_auth_global_per_second: 100,
+            failed_auth_global_burst: 1_000,
         }
     }
 }
@@ -197,6 +228,8 @@ impl Default for ServerConfig {
         Self {
             bind: SocketAddr::from(([0, 0, 0, 0], 8443)),
             max_connections: 10_000,
+            max_connections_per_ip: 256,
+            h2_max_concurrent_streams: 32,
             tls_handshake_timeout_secs: 10,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
@@ -224,6 +257,9 @@ impl Default for HttpConfig {
         Self {
             base_path: "/auth-server/v1".into(),
             max_body_bytes: 64 * 1024,
+            body_read_timeout_secs: 5,
+            body_min_bytes_per_sec: 1024,
+            max_buffered_body_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -260,7 +296,9 @@ impl Default for CacheConfig {
         Self {
             client_ttl_secs: 300,
             client_capacity: 100_000,
+            client_max_bytes: 64 * 1024 * 1024,
             validation_capacity: 100_000,
+            validation_max_bytes: 128 * 1024 * 1024,
             rejected_capacity: 10_000,
             rejected_ttl_secs: 10,
             change_poll_interval_ms: 1_000,

@@ -1,51 +1,113 @@
-//! Request bodies: size-limited reading and strict parsing of
-//! `application/x-www-form-urlencoded` and `application/json` into named
-//! string parameters. A repeated parameter is kept so callers can refuse it
+//! Request bodies: reading within size, time and memory limits, and strict
+//! parsing of `application/x-www-form-urlencoded` and `application/json`
+//! into named string parameters. A repeated parameter is kept so callers can refuse it
 //! (RFC 6749 3.2: parameters MUST NOT be included more than once).
 
 use std::fmt;
+use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
-use http_body_util::{BodyExt, Limited};
 use serde::de::{Deserializer, MapAccess, Visitor};
+use tokio::time::Instant;
 
 use super::error::ApiError;
 use crate::domain::error::OAuthError;
+use crate::server::idle::ConnectionActivity;
 
-/// Reads the whole body, refusing more than `limit` bytes. A declared
-/// `Content-Length` over the limit is refused before reading anything.
-pub async fn read_limited<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, ApiError>
+mod budget;
+
+pub use budget::{BodyBudget, BodyLimits};
+
+/// Reads the whole body within `limits`: more than `max_bytes` is 413 (a
+/// declared `Content-Length` over it is refused before reading anything), a
+/// body that misses its deadline or falls under the minimum rate is 408, and
+/// one that would hold more than the server-wide budget while it waits is
+/// 503. While the read waits, the connection counts as waiting on its
+/// client, for the idle timer and for shedding under pressure.
+pub async fn read_limited<B>(
+    limits: &BodyLimits,
+    parts: &http::request::Parts,
+    body: B,
+) -> Result<Bytes, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let declared = headers
+    let declared = parts
+        .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    if declared.is_some_and(|len| len > limits.max_bytes as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge),
-        Err(_) => Err(OAuthError::invalid_request("the request body could not be read").into()),
+    let waiting = parts
+        .extensions
+        .get::<Arc<ConnectionActivity>>()
+        .map(|activity| activity.awaiting_client());
+    let started = Instant::now();
+    let mut share = limits.budget.share();
+    let mut body = std::pin::pin!(body);
+    // Most bodies arrive in one frame: keep it without copying.
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    let mut received = 0usize;
+    loop {
+        let frame = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx));
+        let frame =
+            match tokio::time::timeout_at(limits.next_byte_due(started, received), frame).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(None) => break,
+                Ok(Some(Err(_))) => {
+                    return Err(
+                        OAuthError::invalid_request("the request body could not be read").into(),
+                    );
+                }
+                Err(_) => return Err(ApiError::BodyTooSlow),
+            };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: nothing we use
+        };
+        if let Some(waiting) = &waiting {
+            waiting.progressed();
+        }
+        received += data.len();
+        if received > limits.max_bytes {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        // Held across the next wait: it must fit in the budget.
+        if !body.is_end_stream() && !share.cover(received) {
+            return Err(ApiError::BodyBufferFull);
+        }
+        match &first {
+            None if rest.is_empty() => first = Some(data),
+            _ => {
+                if let Some(first) = first.take() {
+                    rest.extend_from_slice(&first);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
     }
+    Ok(match first {
+        Some(first) => first,
+        None => rest.freeze(),
+    })
 }
 
 /// Reads and parses the body of a form/JSON endpoint; returns the request
 /// head and the parameters.
 pub async fn read_params<B>(
     request: http::Request<B>,
-    limit: usize,
+    limits: &BodyLimits,
 ) -> Result<(http::request::Parts, Params), ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = request.into_parts();
-    let bytes = read_limited(&parts.headers, body, limit).await?;
+    let bytes = read_limited(limits, &parts, body).await?;
     let params = parse(body_kind(&parts.headers, bytes.is_empty())?, &bytes)?;
     Ok((parts, params))
 }

@@ -11,7 +11,7 @@ use http::HeaderMap;
 
 use super::AppState;
 use super::body::{Params, form_decode};
-use crate::domain::client::{Client, verify_secret_of_unknown_client};
+use crate::domain::client::{Client, is_valid_client_id, verify_secret_of_unknown_client};
 use crate::domain::error::OAuthError;
 
 /// Credentials as presented, before they are checked.
@@ -94,7 +94,11 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, OAuthEr
 
 /// Authenticates a client: extracts credentials, looks the client up and
 /// checks the secret in constant time. Unknown, wrong and disabled all give
-/// the same `invalid_client`, after the same amount of hashing.
+/// the same `invalid_client`, after the same amount of hashing. An id that
+/// breaks the client-id rule is refused before any cache or store sees it.
+/// While failed authentications pass the server-wide ceiling, only clients
+/// already in memory that present the right secret are served; every other
+/// attempt gets 429 without reaching the store.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -117,6 +121,23 @@ async fn authenticate_credentials(
     params: &Params,
 ) -> Result<Arc<Client>, OAuthError> {
     let credentials = extract_credentials(headers, params)?;
+    if !is_valid_client_id(&credentials.client_id) {
+        verify_secret_of_unknown_client(&credentials.secret);
+        return Err(OAuthError::InvalidClient);
+    }
+    if let Err(denied) = state.limits.check_failed_auth_ceiling() {
+        let now = state.now();
+        return match state.clients.get_cached(&credentials.client_id) {
+            Some(client) if client.verify_secret(&credentials.secret, now) && client.enabled => {
+                Ok(client)
+            }
+            Some(_) => Err(denied.into()),
+            None => {
+                verify_secret_of_unknown_client(&credentials.secret);
+                Err(denied.into())
+            }
+        };
+    }
     let client = state
         .clients
         .get(&credentials.client_id)
@@ -149,7 +170,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let peer = super::peer_ip(&request);
-    let (parts, params) = super::body::read_params(request, state.max_body_bytes).await?;
+    let (parts, params) = super::body::read_params(request, &state.body_limits).await?;
     let token = params.single("token")?.map(str::to_owned);
     params.single("token_type_hint")?;
     let client = authenticate(state, &parts.headers, &params, peer).await?;

@@ -15,6 +15,18 @@ pub enum ApiError {
     /// The body exceeds `http.max_body_bytes`.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body missed its deadline or fell under the minimum rate.
+    #[error("request body too slow")]
+    BodyTooSlow,
+    /// Buffering the body would pass the server-wide budget.
+    #[error("request body buffer full")]
+    BodyBufferFull,
+    /// `/metrics` needs the configured bearer token.
+    #[error("metrics token required")]
+    MetricsTokenRequired,
+    /// `/metrics` answers loopback callers only (no token configured).
+    #[error("metrics are served to loopback callers only")]
+    MetricsLoopbackOnly,
     /// No such route.
     #[error("not found")]
     NotFound,
@@ -49,6 +61,38 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
                 "request body too large",
+            ),
+            Self::BodyTooSlow => {
+                let mut response = error_body(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request",
+                    "the request body did not arrive in time",
+                );
+                // The rest of the body may still come: this connection is done.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
+            Self::BodyBufferFull => oauth_error_response(&OAuthError::TemporarilyUnavailable(
+                "the server is receiving too many request bodies; retry".into(),
+            )),
+            Self::MetricsTokenRequired => {
+                let mut response = error_body(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "metrics require the configured bearer token",
+                );
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="metrics""#),
+                );
+                response
+            }
+            Self::MetricsLoopbackOnly => error_body(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "metrics are served to loopback callers only unless METRICS_TOKEN is set",
             ),
             Self::NotFound => error_body(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
             Self::MethodNotAllowed(allow) => {

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::body::{BodyBudget, BodyLimits};
 use super::{discovery, health};
-use crate::cache::{ClientCache, RevocationSet, ValidationCache};
-use crate::config::Config;
+use crate::cache::{CacheBudget, ClientCache, RevocationSet, ValidationCache};
+use crate::config::{Config, Secret};
 use crate::domain::endpoint::{EndpointPattern, EndpointRule, ScopeRules};
 use crate::domain::token::TokenPolicy;
 use crate::keys::KeySet;
@@ -58,8 +59,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Serving status for readiness: draining, store reachability.
     pub status: health::ServingStatus,
-    /// Largest accepted request body.
-    pub max_body_bytes: usize,
+    /// Size, time and memory limits of request bodies.
+    pub body_limits: BodyLimits,
+    /// Bearer token `/metrics` requires; `None`: loopback callers only.
+    pub metrics_token: Option<Secret>,
     /// Precomputed RFC 8414 metadata document.
     pub metadata_json: Bytes,
     /// Precomputed `/health` document.
@@ -78,6 +81,11 @@ impl AppState {
         revocations: Arc<RevocationSet>,
     ) -> Result<Self, StateError> {
         let cache = &config.cache;
+        let metrics = Metrics::new()?;
+        let body_budget = BodyBudget::new(
+            config.http.max_buffered_body_bytes,
+            metrics.buffered_body_bytes.clone(),
+        );
         Ok(Self {
             base_path: config.base_path().to_owned(),
             metadata_json: discovery::metadata_document(issuer, &keys, &config.scope_names())
@@ -93,13 +101,19 @@ impl AppState {
             keys: RwLock::new(Arc::new(keys)),
             clients: ClientCache::new(
                 Arc::clone(&store) as Arc<dyn ClientStore>,
-                cache.client_capacity,
+                CacheBudget {
+                    entries: cache.client_capacity,
+                    bytes: cache.client_max_bytes,
+                },
                 Duration::from_secs(cache.client_ttl_secs),
             ),
             store,
             validator: TokenValidator::new(
                 ValidationCache::new(
-                    cache.validation_capacity,
+                    CacheBudget {
+                        entries: cache.validation_capacity,
+                        bytes: cache.validation_max_bytes,
+                    },
                     cache.rejected_capacity,
                     Duration::from_secs(cache.rejected_ttl_secs),
                 ),
@@ -108,8 +122,14 @@ impl AppState {
             scope_rules: compile_scope_rules(config)?,
             limits: RateLimits::new(&config.limits),
             status: health::ServingStatus::default(),
-            metrics: Metrics::new()?,
-            max_body_bytes: config.http.max_body_bytes,
+            metrics,
+            body_limits: BodyLimits {
+                max_bytes: config.http.max_body_bytes,
+                deadline: Duration::from_secs(config.http.body_read_timeout_secs),
+                min_bytes_per_sec: config.http.body_min_bytes_per_sec,
+                budget: Arc::new(body_budget),
+            },
+            metrics_token: config.metrics_token.clone(),
         })
     }
 

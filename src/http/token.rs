@@ -32,7 +32,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let peer = peer_ip(&request);
-    let (parts, params) = read_params(request, state.max_body_bytes).await?;
+    let (parts, params) = read_params(request, &state.body_limits).await?;
 
     match params.single("grant_type")? {
         None => return Err(OAuthError::invalid_request("grant_type is required").into()),

@@ -1,17 +1,19 @@
 //! `POST {base}/oauth/validate`: is this bearer token good, and does it
-//! grant `method` on `endpoint_url`? (RFC 6750 errors.)
+//! grant `method` on `endpoint_url`? (RFC 6750 errors.) Callers are charged
+//! to a validation bucket of their own (by address), never to the token's
+//! client, and a refused token gets a bare `invalid_token`: why it was
+//! refused goes to the access log and the metrics, not to the caller.
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use serde::Serialize;
 
-use super::AppState;
 use super::body::{body_kind, parse, read_limited};
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
+use super::{AppState, LoggedReason, peer_ip};
 use crate::domain::endpoint::normalize_url;
 use crate::domain::error::OAuthError;
-use crate::validation::Rejection;
 
 /// Method assumed when the request names none.
 pub const DEFAULT_METHOD: &str = "GET";
@@ -35,8 +37,11 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    if let Some(ip) = peer_ip(&request) {
+        state.limits.check_validate(ip)?;
+    }
     let (parts, body) = request.into_parts();
-    let bytes = read_limited(&parts.headers, body, state.max_body_bytes).await?;
+    let bytes = read_limited(&state.body_limits, &parts, body).await?;
     let target = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -62,11 +67,22 @@ where
     };
 
     let token = bearer_token(&parts.headers)?;
-    let validated = state.validate_token(token).await.map_err(rejection_error)?;
+    let validated = match state.validate_token(token).await {
+        Ok(validated) => validated,
+        Err(rejection) => {
+            state
+                .metrics
+                .validation_rejections
+                .with_label_values(&[rejection.name()])
+                .inc();
+            let mut response = ApiError::from(invalid_token()).into_response();
+            response
+                .extensions_mut()
+                .insert(LoggedReason(rejection.name()));
+            return Ok(response);
+        }
+    };
     let claims = &validated.claims;
-    state
-        .limits
-        .check_client(&claims.client_id, validated.rate_limit_rps)?;
     if let Some((url, method)) = target {
         let scopes = crate::domain::scope::ScopeSet::parse(claims.scope.as_deref().unwrap_or(""))
             .unwrap_or_default();
@@ -89,9 +105,11 @@ where
     Ok(json(StatusCode::OK, body, CachePolicy::NoStore))
 }
 
-/// The RFC 6750 `invalid_token` error for a rejection.
-pub fn rejection_error(rejection: Rejection) -> OAuthError {
-    OAuthError::InvalidToken(rejection.to_string().into())
+/// The RFC 6750 `invalid_token` error for any refused token: the same for
+/// every reason, so an unauthenticated caller learns nothing about a token
+/// it should not hold.
+pub fn invalid_token() -> OAuthError {
+    OAuthError::InvalidToken("the access token is not valid".into())
 }
 
 /// Extracts the token from `Authorization: Bearer <token>` (RFC 6750 2.1).

@@ -1,4 +1,4 @@
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use governor::clock::FakeRelativeClock;
 
@@ -10,8 +10,12 @@ fn config() -> LimitsConfig {
         global_burst: 5,
         client_rps: 2,
         client_burst: 2,
+        validate_per_ip_rps: 2,
+        validate_per_ip_burst: 2,
         failed_auth_per_ip_per_minute: 6,
         failed_auth_burst: 3,
+        failed_auth_global_per_second: 10,
+        failed_auth_global_burst: 10,
     }
 }
 
@@ -110,4 +114,70 @@ fn pruning_bounds_keyed_state() {
     clock.advance(Duration::from_secs(3_600));
     limits.prune();
     assert_eq!(limits.keyed_len(), 0);
+}
+
+#[test]
+fn ipv6_callers_are_keyed_by_their_slash_64() {
+    let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+    let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+    let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+    assert_eq!(caller_key(a), caller_key(b));
+    assert_ne!(caller_key(a), caller_key(other));
+    let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+    assert_eq!(caller_key(mapped), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)));
+
+    let clock = FakeRelativeClock::default();
+    let limits = RateLimits::with_clock(&config(), clock);
+    for i in 0..4u16 {
+        let ip = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, i, i, i, i));
+        limits.record_failed_auth(ip);
+    }
+    assert_eq!(
+        limits.check_ip(b).unwrap_err().limiter,
+        Limiter::FailedAuth,
+        "four addresses of one /64 share one bucket of burst 3"
+    );
+    assert!(limits.check_ip(other).is_ok());
+}
+
+#[test]
+fn failures_spread_over_addresses_meet_the_global_ceiling() {
+    let clock = FakeRelativeClock::default();
+    let limits = RateLimits::with_clock(&config(), clock.clone());
+    assert!(limits.check_failed_auth_ceiling().is_ok());
+    for i in 0..11u8 {
+        limits.record_failed_auth(IpAddr::V4(Ipv4Addr::new(127, 0, 1, i)));
+    }
+    let denied = limits.check_failed_auth_ceiling().unwrap_err();
+    assert_eq!(denied.limiter, Limiter::FailedAuthGlobal);
+    assert_eq!(denied.retry_after_secs, 1);
+    assert!(
+        limits
+            .check_ip(IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1)))
+            .is_ok(),
+        "no single address is over its own limit"
+    );
+    clock.advance(Duration::from_millis(200));
+    assert!(limits.check_failed_auth_ceiling().is_ok(), "refilled");
+    assert_eq!(limits.stats().failed_auth_global.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn validations_spend_the_callers_bucket_not_the_clients() {
+    let clock = FakeRelativeClock::default();
+    let limits = RateLimits::with_clock(&config(), clock);
+    let caller = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+    assert!(limits.check_validate(caller).is_ok());
+    assert!(limits.check_validate(caller).is_ok());
+    assert_eq!(
+        limits.check_validate(caller).unwrap_err().limiter,
+        Limiter::Validate
+    );
+    assert!(
+        limits
+            .check_validate(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)))
+            .is_ok()
+    );
+    assert!(limits.check_client("c", None).is_ok());
+    assert!(limits.check_client("c", None).is_ok());
 }

@@ -3,7 +3,9 @@
 //! [`IdleTimer`] and closes the connection once no request has been in
 //! flight for the idle timeout. Only requests count: HTTP/2 PINGs, SETTINGS
 //! and window updates never reach the service, so a client that merely
-//! answers PINGs is still idle.
+//! answers PINGs is still idle. A request whose body the server is still
+//! waiting for counts as the client's silence, not the server's work: a
+//! stalled body does not keep a connection busy.
 //!
 //! The request path pays one atomic add when a request starts and one when
 //! it ends; no clock is read there. The timer ticks a few times per timeout
@@ -12,7 +14,7 @@
 //! between one timeout and one timeout plus a tick after its last request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::{Interval, MissedTickBehavior};
@@ -32,9 +34,31 @@ pub struct ConnectionActivity {
     /// Lower 32 bits: requests in flight (at most the stream limit). Upper
     /// 32 bits: requests finished, wrapping.
     word: AtomicU64,
+    /// Requests in flight that are waiting for their body from the client.
+    awaiting: AtomicU32,
+    /// Body chunks received while waiting, wrapping.
+    progress: AtomicU32,
 }
 
 impl ConnectionActivity {
+    /// Counts a request in flight as waiting on its client until the
+    /// returned guard is dropped.
+    pub fn awaiting_client(&self) -> AwaitingClient<'_> {
+        self.awaiting.fetch_add(1, Ordering::Relaxed);
+        AwaitingClient(self)
+    }
+
+    /// True when the server has no work on this connection: nothing in
+    /// flight, or every request in flight waiting for its body.
+    pub fn is_waiting_on_client(&self) -> bool {
+        self.sample().is_waiting_on_client()
+    }
+
+    /// True when no request is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.sample().in_flight() == 0
+    }
+
     /// Counts a request in flight until the returned guard is dropped, which
     /// also happens when the client abandons the request.
     pub fn start(self: &Arc<Self>) -> InFlight {
@@ -43,7 +67,29 @@ impl ConnectionActivity {
     }
 
     fn sample(&self) -> Sample {
-        Sample(self.word.load(Ordering::Relaxed))
+        Sample {
+            word: self.word.load(Ordering::Relaxed),
+            awaiting: self.awaiting.load(Ordering::Relaxed),
+            progress: self.progress.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A request waiting for its body; dropping it ends the wait.
+#[derive(Debug)]
+pub struct AwaitingClient<'a>(&'a ConnectionActivity);
+
+impl AwaitingClient<'_> {
+    /// Some of the body arrived: a slow body that keeps coming is not
+    /// silence.
+    pub fn progressed(&self) {
+        self.0.progress.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for AwaitingClient<'_> {
+    fn drop(&mut self) {
+        self.0.awaiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -58,13 +104,23 @@ impl Drop for InFlight {
     }
 }
 
-/// One reading of a connection's activity word.
+/// One reading of a connection's activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Sample(u64);
+struct Sample {
+    word: u64,
+    awaiting: u32,
+    progress: u32,
+}
 
 impl Sample {
     fn in_flight(self) -> u64 {
-        self.0 & u64::from(u32::MAX)
+        self.word & u64::from(u32::MAX)
+    }
+
+    /// The two counters are read apart, so a request may show as awaiting
+    /// a moment before it shows as in flight; `<=` absorbs that.
+    fn is_waiting_on_client(self) -> bool {
+        self.in_flight() <= u64::from(self.awaiting)
     }
 }
 
@@ -78,9 +134,10 @@ struct QuietRun {
 
 impl QuietRun {
     /// Takes the next sample; true once `needed` samples in a row found
-    /// nothing in flight and nothing finished since the one before.
+    /// nothing in flight but requests waiting for their bodies, and nothing
+    /// finished since the one before.
     fn observe(&mut self, sample: Sample) -> bool {
-        if sample == self.last && sample.in_flight() == 0 {
+        if sample == self.last && sample.is_waiting_on_client() {
             self.quiet = self.quiet.saturating_add(1);
         } else {
             self.quiet = 0;
@@ -188,8 +245,31 @@ mod tests {
         assert_eq!(activity.sample().in_flight(), 2);
         drop(first);
         assert_eq!(activity.sample().in_flight(), 1);
-        assert_eq!(activity.sample().0 >> 32, 1);
+        assert_eq!(activity.sample().word >> 32, 1);
         drop(second);
-        assert_eq!(activity.sample(), Sample(2 << 32));
+        assert_eq!(activity.sample().word, 2 << 32);
+    }
+
+    #[test]
+    fn a_request_waiting_for_its_body_is_the_clients_silence() {
+        let activity = Arc::new(ConnectionActivity::default());
+        let mut run = run_from(&activity);
+        let request = activity.start();
+        assert!(!activity.is_waiting_on_client());
+        assert!(!run.observe(activity.sample()));
+        let waiting = activity.awaiting_client();
+        assert!(activity.is_waiting_on_client());
+        assert!(!run.observe(activity.sample()), "the wait began: a change");
+        assert!(!run.observe(activity.sample()));
+        assert!(!run.observe(activity.sample()));
+        assert!(run.observe(activity.sample()), "a stalled body goes idle");
+        waiting.progressed();
+        assert!(
+            !run.observe(activity.sample()),
+            "a body that keeps coming is not"
+        );
+        drop(waiting);
+        assert!(!activity.is_waiting_on_client());
+        drop(request);
     }
 }
