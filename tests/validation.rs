@@ -242,6 +242,8 @@ async fn endpoint_rules_and_url_tricks() {
     for url in [
         "https://api.test@evil.example/v1/users",
         "https://api.test/v1/users%2F..%2F..%2Fadmin",
+        "https://api.test/v1/users/%252e%252e/%252e%252e/admin",
+        "https://api.test/v1/users/\u{ff0e}\u{ff0e}/\u{ff0e}\u{ff0e}/admin",
         "not a url",
         "/v1/users",
     ] {
