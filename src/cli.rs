@@ -90,7 +90,8 @@ pub enum ClientCommand {
         /// Client id.
         id: String,
     },
-    /// Allow the client to get tokens again.
+    /// Allow the client to get tokens again. Tokens issued before, also
+    /// those issued while the disable was reaching every instance, stay ended.
     Enable {
         /// Client id.
         id: String,

@@ -143,6 +143,15 @@ async fn every_kind_of_bad_token_is_401_invalid_token() {
         "{hs_head}.{payload}.{}",
         URL_SAFE_NO_PAD.encode(hs_sig.as_ref())
     );
+    // Signed with the server's own key, but `crit` names an extension the
+    // server does not implement (RFC 7515 4.1.11).
+    let crit_head = b64(json!({
+        "alg": "EdDSA", "typ": "at+jwt", "kid": key.kid(), "crit": ["exp"], "exp": now + 60,
+    }));
+    let crit_sig = key
+        .sign(format!("{crit_head}.{payload}").as_bytes())
+        .unwrap();
+    let crit = format!("{crit_head}.{payload}.{}", URL_SAFE_NO_PAD.encode(crit_sig));
     let huge = "a".repeat(64 * 1024);
 
     let cases: Vec<(&str, String)> = vec![
@@ -154,6 +163,7 @@ async fn every_kind_of_bad_token_is_401_invalid_token() {
         ("expired", expired),
         ("not yet valid", not_yet),
         ("wrong issuer", wrong_issuer),
+        ("crit header", crit),
         ("truncated", good[..good.len() - 10].to_owned()),
         ("64 KiB", huge),
     ];
@@ -263,6 +273,8 @@ async fn endpoint_rules_and_url_tricks() {
     for url in [
         "https://api.test@evil.example/v1/users",
         "https://api.test/v1/users%2F..%2F..%2Fadmin",
+        "https://api.test/v1/users/%252e%252e/%252e%252e/admin",
+        "https://api.test/v1/users/\u{ff0e}\u{ff0e}/\u{ff0e}\u{ff0e}/admin",
         "not a url",
         "/v1/users",
     ] {
