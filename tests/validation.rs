@@ -200,7 +200,7 @@ async fn every_kind_of_bad_token_is_401_invalid_token() {
         .unwrap();
     for (reason, times) in [
         ("malformed", 4.0),
-        ("unsupported_header", 6.0),
+        ("unsupported_header", 8.0),
         ("bad_signature", 4.0),
         ("expired", 2.0),
         ("not_yet_valid", 2.0),
