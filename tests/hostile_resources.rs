@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::attack::{
-    AttackError, BASIC_ID_LEN, FORM, ID_PREFIX_LEN, POST_ID_LEN, StalledBody, TOKEN_PATH, Tally,
-    Target, VALIDATE_PATH, Victim, attacker, merge, unknown_client_request,
+    AttackError, BASIC_ID_LEN, FORM, ID_PREFIX_LEN, Outcome, POST_ID_LEN, StalledBody, TOKEN_PATH,
+    Tally, Target, VALIDATE_PATH, Victim, attacker, merge, tally_exchange, unknown_client_request,
 };
 use common::watch::Watch;
 use http::{Request, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep_until, timeout_at};
 
@@ -211,20 +211,14 @@ async fn flood_unknown_ids(target: Target, next: Arc<AtomicU32>, until: Instant)
             while sent < FLOOD_EACH {
                 let request = unknown_client_request(&target, n, sent);
                 sent += 1;
-                let exchange = async {
+                let response = async {
                     sender.ready().await?;
-                    let response = sender.send_request(request).await?;
-                    let status = response.status().as_u16();
-                    response.into_body().collect().await?;
-                    Ok::<_, AttackError>(status)
+                    sender.send_request(request).await
                 };
-                match timeout_at(until.into(), exchange).await {
-                    Ok(Ok(status)) => *tally.entry(status).or_default() += 1,
-                    Ok(Err(_)) => {
-                        *tally.entry(0).or_default() += 1;
-                        break;
-                    }
-                    Err(_) => return tally,
+                match tally_exchange(&mut tally, until, response).await {
+                    Outcome::Answered => {}
+                    Outcome::Lost => break,
+                    Outcome::OutOfTime => return tally,
                 }
             }
         }
@@ -292,19 +286,9 @@ async fn validate_in_a_loop(
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Full::new(Bytes::new()))
             .unwrap();
-        let exchange = async {
-            let response = sender.send_request(request).await?;
-            let status = response.status().as_u16();
-            response.into_body().collect().await?;
-            Ok::<_, AttackError>(status)
-        };
-        match timeout_at(until.into(), exchange).await {
-            Ok(Ok(status)) => *tally.entry(status).or_default() += 1,
-            Ok(Err(_)) => {
-                *tally.entry(0).or_default() += 1;
-                break;
-            }
-            Err(_) => break,
+        let outcome = tally_exchange(&mut tally, until, sender.send_request(request)).await;
+        if outcome != Outcome::Answered {
+            break;
         }
     }
     tally

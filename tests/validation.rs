@@ -189,15 +189,6 @@ async fn every_kind_of_bad_token_is_401_invalid_token() {
     }
     // The caller is not told why; the operator's metrics are.
     assert_eq!(descriptions.len(), 1, "{descriptions:?}");
-    let metrics = server
-        .client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     for (reason, times) in [
         ("malformed", 4.0),
         ("unsupported_header", 8.0),
@@ -207,7 +198,11 @@ async fn every_kind_of_bad_token_is_401_invalid_token() {
         ("wrong_issuer", 2.0),
     ] {
         let sample = format!("auth_validate_rejections_total{{reason=\"{reason}\"}}");
-        assert_eq!(common::metric_sample(&metrics, &sample), times, "{reason}");
+        assert_eq!(
+            common::metric(&server.client(), &server, &sample).await,
+            times,
+            "{reason}"
+        );
     }
     // Missing and empty.
     assert_eq!(

@@ -17,8 +17,7 @@ use http::{Request, header};
 use http_body_util::Full;
 use hyper::body::{Body, Frame};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
@@ -75,18 +74,7 @@ impl Target {
     /// `addr`, trusting the certificates in `cert_pem`.
     pub fn new(addr: SocketAddr, cert_pem: &[u8]) -> Self {
         let connector = |alpn: &[u8]| {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(cert_pem) {
-                roots.add(cert.unwrap()).unwrap();
-            }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let mut config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            config.alpn_protocols = vec![alpn.to_vec()];
-            TlsConnector::from(Arc::new(config))
+            TlsConnector::from(Arc::new(super::raw::client_tls_config(cert_pem, &[alpn])))
         };
         Self {
             addr,
@@ -232,6 +220,42 @@ pub fn unknown_client_request(target: &Target, n: u32, i: u32) -> Request<Full<B
 
 /// Answers by status; 0 for a request that got no answer (reset, closed).
 pub type Tally = BTreeMap<u16, u64>;
+
+/// How one attacker request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer came (its status is tallied).
+    Answered,
+    /// The connection failed (tallied as status 0).
+    Lost,
+    /// The attack's time ran out first.
+    OutOfTime,
+}
+
+/// Awaits `response` and its whole body until `until`, tallying the status
+/// (0 for a failed connection).
+pub async fn tally_exchange<F>(tally: &mut Tally, until: std::time::Instant, response: F) -> Outcome
+where
+    F: std::future::Future<Output = Result<http::Response<hyper::body::Incoming>, hyper::Error>>,
+{
+    let exchange = async {
+        let response = response.await?;
+        let status = response.status().as_u16();
+        http_body_util::BodyExt::collect(response.into_body()).await?;
+        Ok::<_, AttackError>(status)
+    };
+    match tokio::time::timeout_at(until.into(), exchange).await {
+        Ok(Ok(status)) => {
+            *tally.entry(status).or_default() += 1;
+            Outcome::Answered
+        }
+        Ok(Err(_)) => {
+            *tally.entry(0).or_default() += 1;
+            Outcome::Lost
+        }
+        Err(_) => Outcome::OutOfTime,
+    }
+}
 
 /// Adds the counts of `part` to `total`.
 pub fn merge(total: &mut Tally, part: Tally) {
