@@ -15,6 +15,7 @@ use crate::cache::RevocationSet;
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
 use crate::feed;
+use crate::fleet::{self, Member};
 use crate::http::{AppState, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::reload::Reloader;
@@ -142,10 +143,17 @@ pub async fn start(
 
     let revocations = Arc::new(RevocationSet::default());
     let cursor = feed::load(store.as_ref(), &revocations).await?;
+    // Registered before serving, so client limits are divided right from
+    // the first request.
+    let member =
+        Member::new(unix_now()).map_err(|e| AppError::Config(format!("instance id: {e}")))?;
+    let instances = fleet::join(store.as_ref(), &member).await?;
     let state = Arc::new(
         AppState::new(config, &issuer, keys, store, revocations)
             .map_err(|e| AppError::Config(e.to_string()))?,
     );
+    state.limits.set_instances(instances);
+    state.metrics.fleet_instances.set(i64::from(instances));
     let cache = &config.cache;
 
     tracing::info!(
@@ -161,6 +169,7 @@ pub async fn start(
         cursor,
         Duration::from_millis(cache.change_poll_interval_ms),
     ));
+    let heartbeat_task = tokio::spawn(fleet::run(Arc::clone(&state), member.clone()));
     let limits = ConnectionLimits::from(config);
     let (tls_tx, tls_rx) = watch::channel(tls_config);
     let reloader = Reloader::new(
@@ -171,8 +180,10 @@ pub async fn start(
     );
     reloader.record_certificate_expiry();
     let task = tokio::spawn(async move {
-        server::run(listener, tls_rx, state, limits, shutdown).await;
+        server::run(listener, tls_rx, Arc::clone(&state), limits, shutdown).await;
         feed_task.abort();
+        heartbeat_task.abort();
+        fleet::leave(state.store.as_ref(), &member).await;
     });
     Ok(RunningServer {
         local_addr,

@@ -13,6 +13,8 @@
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state)?
 //! - [`feed`]: applies the store's change feed to the caches (polling).
+//! - [`fleet`]: this instance's heartbeat in the store and the live instance
+//!   count that per-client limits are divided by.
 //! - [`limit`]: global, per-client and per-IP (failed auth) token buckets.
 //! - [`http`]: routing and the endpoint handlers; `http::error` is the only
 //!   place errors become status codes.
@@ -38,6 +40,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod feed;
+pub mod fleet;
 pub mod http;
 pub mod keys;
 pub mod limit;

@@ -20,6 +20,7 @@ use crate::config::{DatabaseConfig, Secret};
 use crate::domain::client::Client;
 
 mod changes;
+mod instances;
 mod listen;
 mod migrate;
 mod rows;

@@ -4,7 +4,7 @@
 
 use auth_server::domain::client::{Client, SecretHash};
 use auth_server::domain::scope::ScopeSet;
-use auth_server::store::{CHANGE_LOG_RETENTION_SECS, Revocation, Store, StoreError};
+use auth_server::store::{CHANGE_LOG_RETENTION_SECS, Heartbeat, Revocation, Store, StoreError};
 
 /// A client with every optional field set.
 pub fn sample(id: &str) -> Client {
@@ -142,4 +142,36 @@ pub async fn a_cursor_behind_the_pruned_log_reloads(store: &dyn Store) {
     let batch = store.changes_since(cursor).await.unwrap();
     assert!(batch.full_reload, "{batch:?}");
     assert_eq!(batch.clients, ["c4"]);
+}
+
+/// Instance `id`'s beat at `now`, expiring rows silent for 12 s.
+fn beat(id: &str, now: i64) -> Heartbeat {
+    Heartbeat {
+        instance: id.into(),
+        version: "test".into(),
+        started_at: 1,
+        now,
+        expired_before: now - 12,
+    }
+}
+
+/// Heartbeats: an instance counts while it renews its row, a silent one
+/// stops counting once its row is older than the expiry, one that leaves
+/// stops at once.
+pub async fn heartbeats_count_the_live_instances(store: &dyn Store) {
+    assert_eq!(store.heartbeat(&beat("a", 100)).await.unwrap(), 1);
+    assert_eq!(store.heartbeat(&beat("b", 101)).await.unwrap(), 2);
+    assert_eq!(
+        store.heartbeat(&beat("a", 104)).await.unwrap(),
+        2,
+        "renewing is not joining again"
+    );
+    // b is silent from 101 on: still counted at 113, gone at 114.
+    assert_eq!(store.heartbeat(&beat("a", 113)).await.unwrap(), 2);
+    assert_eq!(store.heartbeat(&beat("a", 114)).await.unwrap(), 1);
+    // b comes back (a new process would have a new id; either way it counts).
+    assert_eq!(store.heartbeat(&beat("b", 115)).await.unwrap(), 2);
+    store.leave("b").await.unwrap();
+    assert_eq!(store.heartbeat(&beat("a", 116)).await.unwrap(), 1);
+    store.leave("never-joined").await.unwrap();
 }

@@ -25,7 +25,7 @@ async fn round_trip_update_delete() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("sub/db.sqlite")).unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![1, 2]);
+    assert_eq!(report.applied, vec![1, 2, 3]);
     assert!(
         store.migrate().await.unwrap().applied.is_empty(),
         "idempotent"
