@@ -63,12 +63,17 @@ as_pg() {
     fi
 }
 
-# Sets PORT to a free loopback port: nothing answers a connect on it and no
-# port handed out before by this run has it.
+# Sets PORT to a free loopback port: nothing answers a connect on it, no
+# port handed out before by this run has it, and it is below the kernel's
+# ephemeral range, so no outgoing connection (the instances' own, to
+# PostgreSQL) takes it before the server meant for it starts.
 taken=" "
 free_port() {
+    local low
+    low=$(cut -f 1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$low" -gt 21000 ] || low=32768
     for _ in $(seq 50); do
-        PORT=$((20000 + RANDOM % 40000))
+        PORT=$((20000 + RANDOM % (low - 20000)))
         case "$taken" in *" $PORT "*) continue ;; esac
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
             taken="$taken$PORT "
@@ -156,7 +161,7 @@ EOF
     pg_ctl_run a start
     psql_on a -d postgres -c "CREATE DATABASE auth"
     as_pg "$pg_bin/pg_basebackup" -h 127.0.0.1 -p "$a_port" -U postgres \
-        -D "$(pg_data b)" -R -X stream -C -S fleet_standby --no-sync \
+        -D "$(pg_data b)" -R -X stream -C -S fleet_standby -c fast --no-sync \
         >"$FLEET_DIR/pg/basebackup.log" 2>&1 ||
         { cat "$FLEET_DIR/pg/basebackup.log" >&2; return 1; }
     as_pg tee -a "$(pg_data b)/postgresql.conf" >/dev/null <<EOF

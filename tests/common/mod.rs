@@ -238,6 +238,7 @@ pub async fn get_token(
 pub mod api;
 pub mod attack;
 pub mod contract;
+pub mod fleet;
 pub mod load;
 pub mod pg;
 pub mod process;
