@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::build_info::VERSION;
 use crate::clock::unix_now;
 use crate::domain::client::{RandomError, random_bytes};
-use crate::http::AppState;
-use crate::http::health::VERSION;
+use crate::state::AppState;
 use crate::store::{Heartbeat, Store, StoreError};
 
 /// How often an instance renews its row.

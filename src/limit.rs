@@ -9,7 +9,8 @@
 //! each instance allows its share, the rate divided by the live instances
 //! (which the heartbeats count); every other bucket is this instance's own.
 //! Every decision is pure over a governor `Clock`, so tests drive it with a
-//! fake clock.
+//! fake clock. [`body`] holds what a request body may cost in time and
+//! memory.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -25,6 +26,8 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, Quota, RateLimiter};
 
 use crate::config::LimitsConfig;
+
+pub mod body;
 
 /// Which limiter refused a request (a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
