@@ -14,7 +14,7 @@ mod common;
 mod behind_haproxy {
     use std::collections::{BTreeMap, HashSet};
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex, MutexGuard};
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use reqwest::StatusCode;
@@ -27,12 +27,12 @@ mod behind_haproxy {
     const RUN_LIMIT: Duration = Duration::from_secs(90);
     const SECRET: &str = "fleet-test-secret-0123456789abcdef";
 
-    /// One fleet at a time: two would only fight over the two cores.
-    fn one_at_a_time() -> MutexGuard<'static, ()> {
-        static FLEETS: Mutex<()> = Mutex::new(());
-        FLEETS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// One fleet at a time: two would only fight over the two cores. (An
+    /// async lock: each test has a runtime of its own, and a failed test
+    /// leaves nothing poisoned.)
+    async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+        static FLEETS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        FLEETS.lock().await
     }
 
     /// What one kind of worker saw.
@@ -156,7 +156,7 @@ mod behind_haproxy {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL and HAProxy: scripts/test.sh"]
     async fn tokens_minted_through_the_balancer_validate_on_every_instance_and_offline() {
-        let _one = one_at_a_time();
+        let _one = one_at_a_time().await;
         let fleet = Fleet::up(3);
         fleet.create_client("load", SECRET, &["--rate-limit-rps", "1000000"]);
 
@@ -234,7 +234,7 @@ mod behind_haproxy {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL and HAProxy: scripts/test.sh"]
     async fn a_revocation_on_one_instance_is_refused_by_every_instance_within_a_second() {
-        let _one = one_at_a_time();
+        let _one = one_at_a_time().await;
         let fleet = Fleet::up(3);
         fleet.create_client("revoker", SECRET, &[]);
         let http = fleet.http(true);
@@ -274,7 +274,7 @@ mod behind_haproxy {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL and HAProxy: scripts/test.sh"]
     async fn a_killed_instance_costs_only_its_open_connections_and_comes_back() {
-        let _one = one_at_a_time();
+        let _one = one_at_a_time().await;
         let fleet = Fleet::up(3);
         fleet.create_client("load", SECRET, &["--rate-limit-rps", "1000000"]);
         let started = Instant::now();
@@ -327,7 +327,7 @@ mod behind_haproxy {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL and HAProxy: scripts/test.sh"]
     async fn a_rolling_restart_of_every_instance_loses_no_request() {
-        let _one = one_at_a_time();
+        let _one = one_at_a_time().await;
         let fleet = Fleet::up(3);
         fleet.create_client("load", SECRET, &["--rate-limit-rps", "1000000"]);
         let started = Instant::now();
@@ -426,7 +426,7 @@ mod behind_haproxy {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL and HAProxy: scripts/test.sh"]
     async fn a_postgres_failover_loses_no_revocation_and_no_token_request() {
-        let _one = one_at_a_time();
+        let _one = one_at_a_time().await;
         let fleet = Fleet::up(3);
         fleet.create_client("load", SECRET, &["--rate-limit-rps", "1000000"]);
         fleet.create_client("revoker", SECRET, &["--rate-limit-rps", "1000000"]);
@@ -536,7 +536,7 @@ mod behind_haproxy {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL and HAProxy: scripts/test.sh"]
     async fn a_client_rate_limit_holds_for_the_whole_fleet() {
-        let _one = one_at_a_time();
+        let _one = one_at_a_time().await;
         let fleet = Fleet::up(3);
         fleet.create_client("limited", SECRET, &["--rate-limit-rps", "300"]);
         // Instance 1 was alone when it joined; it counts the others at its
