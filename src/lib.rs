@@ -5,24 +5,30 @@
 //!
 //! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
 //!   rules and URL normalisation, tokens, errors); no I/O, `now` passed in.
-//! - [`keys`]: signing keys, loaded or generated once; sign, verify, JWKS.
+//! - [`keys`]: parsed signing keys: sign, verify, JWKS (pure);
+//!   `keys::lifecycle` the key states and their transitions (pure, `now`
+//!   passed in); `keys::sealed` AES-256-GCM under the key-encryption key.
+//! - [`keyring`]: the signing keys in the store: opened into the in-memory
+//!   key set, moved through their lifecycle by conditional store writes;
+//!   where the key-encryption key comes from; the pre-store key file.
 //! - [`config`]: `config.toml` plus environment overrides, validated.
 //! - [`store`]: the store traits; [`store::sqlite`] is the embedded store,
 //!   [`store::postgres`] the shared one (pool, migrations, LISTEN/NOTIFY).
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state)?
-//! - [`feed`]: applies the store's change feed to the caches (polling).
+//! - [`feed`]: applies the store's change feed to the caches and the key
+//!   set (polling, PostgreSQL NOTIFY); makes due key lifecycle steps.
 //! - [`limit`]: global, per-client and per-IP (failed auth) token buckets.
 //! - [`http`]: routing and the endpoint handlers; `http::error` is the only
 //!   place errors become status codes.
-//! - [`reload`]: SIGHUP re-reads the TLS certificate and signing keys.
+//! - [`reload`]: SIGHUP re-reads the TLS certificate and the stored keys.
 //! - [`server`]: the accept loop, TLS handshake, connection limits, idle
 //!   connections, drain.
 //! - [`tls`]: rustls configuration and the development certificate.
 //! - [`admin`]: client administration behind the CLI.
 //! - [`app`]: wires everything together; signals.
-//! - [`cli`]: command-line definitions and one-shot commands.
+//! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`).
 //! - [`logging`]: JSON logs to stdout and a size-rotated file, written in
 //!   batches by one thread.
 //! - [`metrics`]: Prometheus registry, handles and `/metrics` text.
@@ -39,6 +45,7 @@ pub mod config;
 pub mod domain;
 pub mod feed;
 pub mod http;
+pub mod keyring;
 pub mod keys;
 pub mod limit;
 pub mod logging;

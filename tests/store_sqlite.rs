@@ -11,7 +11,7 @@ use common::contract;
 async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("data/auth.db")).unwrap();
-    assert_eq!(store.migrate().await.unwrap().applied, [1, 2]);
+    assert_eq!(store.migrate().await.unwrap().applied, [1, 2, 3]);
     (store, dir)
 }
 
@@ -31,6 +31,9 @@ contract_tests!(
     revocations_are_kept_until_expiry,
     the_change_feed_lists_every_write,
     a_cursor_behind_the_pruned_log_reloads,
+    signing_keys_change_only_as_expected,
+    key_changes_reach_the_feed,
+    the_longest_client_lifetime_is_known,
 );
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use auth_server::config::ScopeRule;
 use auth_server::domain::token::{AccessTokenClaims, sign_claims};
-use auth_server::keys::{Algorithm, SigningKey, generate_pkcs8};
+use auth_server::keys::{Algorithm, KeySet, SigningKey, generate_pkcs8};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{TestServer, get_token, json_body, unverified_claims};
@@ -61,9 +61,9 @@ async fn status_of(request: reqwest::RequestBuilder) -> StatusCode {
     request.send().await.unwrap().status()
 }
 
-/// The server's own signing key, read from its key directory.
-fn server_key(server: &TestServer) -> SigningKey {
-    SigningKey::from_pem_file(Algorithm::EdDSA, &server.path("certs/signing-eddsa.pem")).unwrap()
+/// The server's own signing keys, read from its store.
+async fn server_keys(server: &TestServer) -> KeySet {
+    server.stored_keys().await
 }
 
 fn claims_like(token: &str) -> AccessTokenClaims {
@@ -93,10 +93,11 @@ async fn a_valid_token_validates_with_its_claims() {
 async fn every_kind_of_bad_token_is_401_invalid_token() {
     let (server, id, secret) = start().await;
     let good = token(&server, &id, &secret).await;
-    let key = server_key(&server);
+    let keys = server_keys(&server).await;
+    let key = keys.active();
     let claims = claims_like(&good);
     let now = claims.iat;
-    let signed = |c: AccessTokenClaims| sign_claims(&c, &key).unwrap();
+    let signed = |c: AccessTokenClaims| sign_claims(&c, key).unwrap();
     let (head, rest) = good.split_once('.').unwrap();
     let payload = rest.split_once('.').unwrap().0;
 

@@ -5,11 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use auth_server::admin::{self, NewClient};
 use auth_server::app::{self, RunningServer};
 use auth_server::config::{Config, Secret};
-use auth_server::keys::Algorithm;
+use auth_server::keyring::KeyRing;
+use auth_server::keys::{Algorithm, KeySet};
 use auth_server::store::ClientStore;
 use auth_server::store::sqlite::SqliteStore;
 use tokio::sync::oneshot;
@@ -80,7 +82,9 @@ impl TestServer {
         Self::start_in(dir, Algorithm::EdDSA, tweak).await
     }
 
-    async fn start_in(
+    /// Starts a server on an existing directory (its store, certificate and
+    /// key files as they are).
+    pub async fn start_in(
         dir: tempfile::TempDir,
         alg: Algorithm,
         tweak: impl FnOnce(&mut Config),
@@ -168,8 +172,25 @@ impl TestServer {
     }
 
     /// Re-reads certificate and keys, as SIGHUP does.
-    pub fn reload(&self) -> auth_server::reload::ReloadReport {
-        self.running.as_ref().expect("running").reloader.reload()
+    pub async fn reload(&self) -> auth_server::reload::ReloadReport {
+        self.running
+            .as_ref()
+            .expect("running")
+            .reloader
+            .reload()
+            .await
+    }
+
+    /// The server's stored signing keys (what `auth-server keys` changes).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        let running = self.running.as_ref().expect("running");
+        Arc::clone(running.key_ring.as_ref().expect("keys in the store"))
+    }
+
+    /// The server's keys as the store holds them now; `.active()` signs as
+    /// the server does.
+    pub async fn stored_keys(&self) -> KeySet {
+        self.key_ring().load().await.unwrap()
     }
 
     /// Path inside the server's temp dir.
