@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use auth_server::admin::{self, NewClient};
@@ -17,13 +16,12 @@ use reqwest::StatusCode;
 
 const ISSUER: &str = "https://auth.test/auth-server/v1";
 
-/// Both instances share the database, the signing key and the issuer, as a
+/// Both instances share the database (and in it the signing keys), the
+/// key-encryption key (every test server has the same) and the issuer, as a
 /// fleet does.
-fn fleet_member(url: String, keys: &Path) -> impl FnOnce(&mut Config) {
-    let keys = keys.to_owned();
+fn fleet_member(url: String) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
         c.database = pg::settings(&url);
-        c.token.key_dir = keys;
         c.issuer = ISSUER.into();
         c.cache.change_poll_interval_ms = 1_000;
     }
@@ -53,9 +51,8 @@ async fn until_refused(server: &TestServer, token: &str) -> Duration {
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn revocations_and_client_changes_reach_the_other_instance_within_a_second() {
     let url = pg::fresh_database().await;
-    let keys = tempfile::tempdir().unwrap();
-    let a = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone(), keys.path())).await;
-    let b = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone(), keys.path())).await;
+    let a = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone())).await;
+    let b = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone())).await;
     let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
     let created = admin::create_client(
         &admin_store,
@@ -70,7 +67,7 @@ async fn revocations_and_client_changes_reach_the_other_instance_within_a_second
     .unwrap();
     let (id, secret) = (created.client.id, created.secret);
 
-    // A token from A validates on B (same key, same issuer).
+    // A token from A validates on B (the same stored key, the same issuer).
     let token = get_token(&a, &id, &secret, &[]).await["access_token"]
         .as_str()
         .unwrap()

@@ -42,6 +42,9 @@ pub fn test_config(dir: &std::path::Path, alg: Algorithm) -> Config {
     config.server.shutdown_timeout_secs = 5;
     config.server.drain_grace_ms = 50;
     config.server.pid_file = dir.join("run/auth-server.pid").display().to_string();
+    // One KEK for every test server, as for a fleet: servers sharing a
+    // database (restarts, several instances) open each other's keys.
+    config.kek = Some(Secret(TEST_KEK.into()));
     if alg == Algorithm::HS256 {
         config.jwt_secret = Some(Secret(HMAC_SECRET.into()));
     }
@@ -54,6 +57,10 @@ pub fn unlimited_clients(config: &mut Config) {
     config.limits.client_rps = 100_000;
     config.limits.client_burst = 1_000_000;
 }
+
+/// The key-encryption key of in-process test servers (a fixture, not a
+/// secret: 32 bytes, base64).
+pub const TEST_KEK: &str = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=";
 
 /// The HS256 secret used by tests.
 pub const HMAC_SECRET: &str = "test-hmac-secret-that-is-at-least-32-bytes";

@@ -143,6 +143,14 @@ impl ServerProcess {
         }
     }
 
+    /// Every stdout line so far, without waiting for more.
+    pub fn lines_so_far(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
     /// Waits until the server listens; returns its base URL.
     pub fn base_url(&mut self) -> String {
         let line = self.wait_for("auth-server listening");
