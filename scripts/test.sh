@@ -23,12 +23,19 @@ if ! command -v cargo-deny >/dev/null; then
     PATH=$PWD/target/tools/bin:$PATH
 fi
 cargo deny --locked --config scripts/deny.toml check licenses bans sources
-# The advisory database is a git repository on GitHub; where it cannot be
-# reached the check says so instead of failing on the network.
+# The advisory database is a git repository on GitHub. Where it cannot be
+# reached, an offline snapshot of it is used when one is provided
+# (ADVISORY_DB_SNAPSHOT, by default an advisory-db folder in ../shared beside
+# the checkout), and the check says how old it is; with neither, it says the
+# advisories were not checked.
+snapshot=${ADVISORY_DB_SNAPSHOT:-$PWD/../shared/advisory-db}
 if timeout 20 git ls-remote --exit-code https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then
     cargo deny --locked --config scripts/deny.toml check advisories
+elif [[ -d $snapshot/crates ]]; then
+    scripts/advisory-snapshot.sh "$snapshot" target/advisory-db target/deny-offline.toml
+    cargo deny --offline --locked --config target/deny-offline.toml check advisories
 else
-    echo "    advisories: NOT CHECKED, the RustSec database (github.com) is unreachable from here"
+    echo "    advisories: NOT CHECKED, the RustSec database (github.com) is unreachable from here and no snapshot is provided"
 fi
 
 echo "==> cargo test"

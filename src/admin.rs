@@ -237,8 +237,19 @@ pub async fn rotate_secret(
     Ok((client, generated.plaintext))
 }
 
-/// Enables or disables a client. Disabling also ends every token issued so
-/// far, so re-enabling never revives them.
+/// Enables or disables a client.
+///
+/// Disabling ends every token issued so far (`tokens_valid_after = now`).
+/// Instances learn of the change at their next change-feed poll
+/// (`cache.change_poll_interval_ms`, 1 s by default) and until then keep
+/// issuing tokens, stamped after that moment.
+/// Enabling a disabled client therefore moves `tokens_valid_after` to `now`
+/// as well, so that neither those tokens nor any other issued before the
+/// enable come back to life. Validation accepts a token only when its `iat`
+/// is after `tokens_valid_after`, in whole seconds: a token issued in the
+/// same second as the enable is refused too, and the client gets a working
+/// token from the next second on. Enabling a client that is already enabled
+/// leaves its tokens alone.
 pub async fn set_enabled(
     store: &dyn ClientStore,
     id: &str,
@@ -246,10 +257,10 @@ pub async fn set_enabled(
     now: i64,
 ) -> Result<Client, AdminError> {
     let mut client = load(store, id).await?;
-    client.enabled = enabled;
-    if !enabled {
+    if !enabled || !client.enabled {
         client.tokens_valid_after = now;
     }
+    client.enabled = enabled;
     client.updated_at = now;
     save(store, &client).await?;
     Ok(client)

@@ -11,7 +11,6 @@ use crate::app::{self, AppError};
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
 use crate::keyring::KeyringError;
-use crate::keys::lifecycle::LifecycleError;
 
 pub mod keys;
 
@@ -99,7 +98,8 @@ pub enum ClientCommand {
         /// Client id.
         id: String,
     },
-    /// Allow the client to get tokens again.
+    /// Allow the client to get tokens again. Tokens issued before, also
+    /// those issued while the disable was reaching every instance, stay ended.
     Enable {
         /// Client id.
         id: String,
@@ -174,7 +174,7 @@ pub struct UpdateArgs {
     pub clear_rate_limit: bool,
 }
 
-/// Why a command failed, with the exit code it maps to.
+/// Why a command failed (`crate::exit` maps it to an exit code).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// Starting or running the server failed.
@@ -189,25 +189,6 @@ pub enum CliError {
     /// The command is not allowed in this mode or with this input.
     #[error("{0}")]
     Refused(String),
-}
-
-impl CliError {
-    /// sysexits-style exit code.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::App(AppError::Config(_)) => 78,
-            Self::App(AppError::Keys(e)) | Self::Keys(e) if e.is_configuration() => 78,
-            Self::Keys(KeyringError::Lifecycle(LifecycleError::UnknownKey(_))) => 65,
-            Self::Keys(
-                KeyringError::Lifecycle(_)
-                | KeyringError::Key(_)
-                | KeyringError::WrongAlgorithm { .. },
-            ) => 64,
-            Self::Admin(AdminError::Invalid(_)) | Self::Refused(_) => 64,
-            Self::Admin(AdminError::NotFound(_)) => 65,
-            _ => 1,
-        }
-    }
 }
 
 /// Runs a command with a loaded configuration.

@@ -2,21 +2,24 @@
 //! active revocations at start, then polls the store's change feed, adding
 //! new revocations to the revocation set, dropping changed clients from the
 //! client cache and rebuilding the key set when signing keys change
-//! (`feed/keys.rs`, which also makes due key lifecycle steps). Also prunes
-//! expired revocations now and then.
+//! (`feed/keys.rs`, which also makes due key lifecycle steps), and records
+//! whether the store answered (readiness). Every minute it also prunes:
+//! expired revocations, old change-log rows in the store, and idle
+//! rate-limiter state.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::RevocationSet;
 use crate::clock::unix_now;
-use crate::http::AppState;
 use crate::keyring::KeyRing;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
 pub mod keys;
 
-/// How often expired revocations and old change-log rows are pruned.
+/// How often expired revocations, old change-log rows and idle limiter
+/// state are pruned.
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Loads every active revocation into `set`; returns the feed cursor to

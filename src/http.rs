@@ -1,6 +1,7 @@
 //! Request routing: one hyper `Service` that matches `(method, path)` and
 //! hands the request to the endpoint's handler. Everything a handler needs is
-//! in [`AppState`], built once at start.
+//! in [`AppState`], built once at start by `app`; the connection's owner
+//! hands each service the [`ConnectionActivity`] it counts requests in.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,14 +21,13 @@ pub mod health;
 pub mod introspect;
 pub mod response;
 pub mod revoke;
-mod state;
 pub mod token;
 pub mod validate;
 
-use crate::server::idle::ConnectionActivity;
+use crate::activity::ConnectionActivity;
+use crate::state::AppState;
 use error::ApiError;
 use response::Body;
-pub use state::{AppState, StateError};
 
 /// The endpoints, as matched from the path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,28 +184,17 @@ where
     })
 }
 
-/// `/metrics`: for holders of the configured bearer token, or, with none
-/// configured, for loopback callers only (a local agent or sidecar).
+/// `/metrics`, for whoever [`may_read_metrics`] lets in.
 fn metrics_response<B>(state: &AppState, request: &Request<B>) -> Result<Response<Body>, ApiError> {
-    match &state.metrics_token {
-        Some(expected) => {
-            let presented = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-                .unwrap_or_default();
-            let matches: bool =
-                subtle::ConstantTimeEq::ct_eq(presented, expected.0.as_bytes()).into();
-            if !matches {
-                return Err(ApiError::MetricsTokenRequired);
-            }
-        }
-        None => {
-            if peer_ip(request).is_some_and(|ip| !ip.to_canonical().is_loopback()) {
-                return Err(ApiError::MetricsLoopbackOnly);
-            }
-        }
-    }
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(http::HeaderValue::as_bytes);
+    may_read_metrics(
+        state.metrics_token.as_ref().map(|t| t.0.as_bytes()),
+        authorization,
+        peer_ip(request),
+    )?;
     let text = state.metrics.render(&crate::metrics::ScrapeSources {
         validation: state.validator.stats(),
         limits: state.limits.stats(),
@@ -218,6 +207,34 @@ fn metrics_response<B>(state: &AppState, request: &Request<B>) -> Result<Respons
         "text/plain; version=0.0.4; charset=utf-8",
         response::CachePolicy::NoStore,
     ))
+}
+
+/// Who may read `/metrics`: with a token configured, whoever presents it
+/// (compared in constant time), loopback callers included; without one,
+/// loopback callers only (a local agent or sidecar). `peer` is `None` for
+/// requests that did not come through a socket.
+fn may_read_metrics(
+    token: Option<&[u8]>,
+    authorization: Option<&[u8]>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<(), ApiError> {
+    match token {
+        Some(expected) => {
+            let presented = authorization
+                .and_then(|v| v.strip_prefix(b"Bearer "))
+                .unwrap_or_default();
+            let matches: bool = subtle::ConstantTimeEq::ct_eq(presented, expected).into();
+            if matches {
+                Ok(())
+            } else {
+                Err(ApiError::MetricsTokenRequired)
+            }
+        }
+        None if peer.is_some_and(|ip| !ip.to_canonical().is_loopback()) => {
+            Err(ApiError::MetricsLoopbackOnly)
+        }
+        None => Ok(()),
+    }
 }
 
 /// The caller's `X-Request-Id` if it is short and plain, else a new one:
@@ -319,6 +336,29 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_need_the_token_or_a_loopback_caller() {
+        let loopback = Some("127.0.0.1".parse().unwrap());
+        let mapped = Some("::ffff:127.0.0.1".parse().unwrap());
+        let remote = Some("192.0.2.1".parse().unwrap());
+        assert!(may_read_metrics(None, None, loopback).is_ok());
+        assert!(may_read_metrics(None, None, mapped).is_ok());
+        assert!(may_read_metrics(None, None, Some("::1".parse().unwrap())).is_ok());
+        assert!(matches!(
+            may_read_metrics(None, None, remote),
+            Err(ApiError::MetricsLoopbackOnly)
+        ));
+        let token = Some(&b"0123456789abcdef0123456789abcdef"[..]);
+        let bearer = Some(&b"Bearer 0123456789abcdef0123456789abcdef"[..]);
+        assert!(may_read_metrics(token, bearer, remote).is_ok());
+        for wrong in [None, Some(&b"Bearer 0123"[..]), Some(&b"Basic x"[..])] {
+            assert!(matches!(
+                may_read_metrics(token, wrong, loopback),
+                Err(ApiError::MetricsTokenRequired)
+            ));
+        }
+    }
 
     #[test]
     fn routes() {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::feed;
-use crate::http::AppState;
 use crate::keyring::KeyRing;
+use crate::state::AppState;
 use crate::tls::{self, CertificatePaths};
 
 /// What a reload did.

@@ -1,7 +1,8 @@
 //! Property tests for JWT parsing and verification: arbitrary strings and
-//! hand-built headers never panic and never verify; a real token with any
-//! byte flipped, inserted or deleted, or with parts spliced from another
-//! token, is refused; the time window holds at the extremes of `i64`.
+//! hand-built headers never panic and never verify, nor does a correctly
+//! signed header with any `crit`; a real token with any byte flipped,
+//! inserted or deleted, or with parts spliced from another token, is
+//! refused; the time window holds at the extremes of `i64`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -122,6 +123,24 @@ fn apply(token: &str, mutation: &Mutation) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Any `crit` value: lists of names we might be asked to understand, and the
+/// malformed ones (empty list, not a list, null).
+fn crit_value() -> impl Strategy<Value = serde_json::Value> {
+    let name = prop_oneof![
+        prop::sample::select(vec!["exp", "b64", "alg", "kid", "typ", "crit", ""])
+            .prop_map(str::to_owned),
+        any::<String>(),
+    ];
+    prop_oneof![
+        prop::collection::vec(name.clone(), 0..4).prop_map(|names| serde_json::json!(names)),
+        name.prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<bool>().prop_map(serde_json::Value::from),
+        Just(serde_json::Value::Null),
+        Just(serde_json::json!({})),
+    ]
+}
+
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -189,6 +208,26 @@ proptest! {
         let forged = format!("{}.{}.{}", b64(header.to_string()), b64(payload), b64(signature));
         let result = verify_access_token(&forged, keys, &policy(), 1_100);
         prop_assert!(result.is_err());
+    }
+
+    #[test]
+    fn correctly_signed_headers_with_crit_never_verify(
+        alg in algorithm(),
+        crit in crit_value(),
+    ) {
+        let keys = keys(alg);
+        let key = keys.active();
+        let header = serde_json::json!({
+            "alg": key.alg().name(), "typ": "at+jwt", "kid": key.kid(), "crit": crit,
+        });
+        let payload = serde_json::to_vec(&claims("crit", 1_000, 1_000, 1_900)).unwrap();
+        let input = format!("{}.{}", b64(header.to_string()), b64(payload));
+        let signature = key.sign(input.as_bytes()).unwrap();
+        let token = format!("{input}.{}", b64(signature));
+        prop_assert_eq!(
+            verify_access_token(&token, keys, &policy(), 1_100),
+            Err(TokenError::UnsupportedHeader)
+        );
     }
 
     #[test]

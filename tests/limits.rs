@@ -153,21 +153,51 @@ async fn validations_spend_the_callers_bucket_not_the_clients() {
         token_request(&server, &id, &secret).await.status(),
         StatusCode::OK
     );
-    let metrics = server
-        .client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let http = server.client();
+    for (limiter, refused) in [("validate", 1.0), ("client", 0.0)] {
+        let sample = format!("auth_rate_limited_total{{limiter=\"{limiter}\"}}");
+        assert_eq!(common::metric(&http, &server, &sample).await, refused);
+    }
+}
+
+#[tokio::test]
+async fn past_the_failed_authentication_ceiling_only_known_clients_get_in() {
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.limits.failed_auth_global_per_second = 1;
+        c.limits.failed_auth_global_burst = 3;
+        c.limits.failed_auth_burst = 1_000;
+        c.limits.failed_auth_per_ip_per_minute = 1_000;
+    })
+    .await;
+    let (known, known_secret) = server.standard_client().await;
+    let (cold, cold_secret) = server.standard_client().await;
+    // `known` is now in memory; `cold` is not.
     assert_eq!(
-        common::metric_sample(&metrics, "auth_rate_limited_total{limiter=\"validate\"}"),
-        1.0
+        token_request(&server, &known, &known_secret).await.status(),
+        StatusCode::OK
     );
+    for i in 0..4 {
+        let response = token_request(&server, &format!("nobody-{i}"), "wrong").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    // The ceiling holds now: unknown ids, wrong secrets and clients not in
+    // memory get 429 without reaching the store; a known client with its
+    // secret is served.
+    assert_429(token_request(&server, "nobody-else", "wrong").await).await;
+    assert_429(token_request(&server, &known, "wrong").await).await;
+    assert_429(token_request(&server, &cold, &cold_secret).await).await;
     assert_eq!(
-        common::metric_sample(&metrics, "auth_rate_limited_total{limiter=\"client\"}"),
-        0.0
+        token_request(&server, &known, &known_secret).await.status(),
+        StatusCode::OK
     );
+    // It lifts as the bucket refills.
+    let mut served = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if token_request(&server, &cold, &cold_secret).await.status() == StatusCode::OK {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "the ceiling lifted within 3 s");
 }

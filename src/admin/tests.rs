@@ -173,7 +173,7 @@ async fn update_disable_enable_delete() {
     assert_eq!(disabled.tokens_valid_after, 50);
     let enabled = set_enabled(&store, &id, true, 60).await.unwrap();
     assert!(enabled.enabled);
-    assert_eq!(enabled.tokens_valid_after, 50);
+    assert_eq!(enabled.tokens_valid_after, 60);
 
     delete_client(&store, &id).await.unwrap();
     assert!(matches!(
@@ -184,4 +184,28 @@ async fn update_disable_enable_delete() {
         set_enabled(&store, &id, true, 0).await,
         Err(AdminError::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn enabling_does_not_revive_tokens_issued_while_disabled() {
+    let (_dir, store) = store().await;
+    let id = create_client(&store, new_client(), 0)
+        .await
+        .unwrap()
+        .client
+        .id;
+    set_enabled(&store, &id, false, 100).await.unwrap();
+    // An instance that has not yet seen the disable issues at 101.
+    let issued_during_the_lag = 101;
+    let enabled = set_enabled(&store, &id, true, 103).await.unwrap();
+    assert!(enabled.enabled);
+    assert!(
+        issued_during_the_lag <= enabled.tokens_valid_after,
+        "validation accepts only iat > tokens_valid_after"
+    );
+    // Enabling again changes nothing: tokens issued since the enable live.
+    let again = set_enabled(&store, &id, true, 110).await.unwrap();
+    assert_eq!(again.tokens_valid_after, 103);
+    let stored = store.get_client(&id).await.unwrap().unwrap();
+    assert_eq!((stored.enabled, stored.tokens_valid_after), (true, 103));
 }

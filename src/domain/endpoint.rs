@@ -1,14 +1,37 @@
 //! Which scopes grant which endpoints: URL normalisation and the `[[scope]]`
-//! endpoint patterns. A URL is parsed the WHATWG way (lower-case scheme and
-//! host, default port dropped, dot segments resolved, userinfo separated from
-//! the host), then unreserved percent-escapes are decoded; encoded slashes,
-//! backslashes and NULs are refused so that no spelling of a path can reach
-//! past a rule.
+//! endpoint patterns.
+//!
+//! A URL is parsed the WHATWG way (lower-case scheme and host, default port
+//! dropped, dot segments resolved, userinfo separated from the host). In the
+//! path, escapes of unreserved characters (RFC 3986: `A-Z a-z 0-9 - . _ ~`)
+//! are decoded and every other escape is kept with upper-case hex, so each
+//! segment has one spelling.
+//!
+//! Backends read paths in other ways: some decode twice, apply Unicode NFKC,
+//! take `\` for `/`, merge slashes, trim spaces or drop `;` parameters. So
+//! that no reading reaches past a rule, a path is refused when, as written
+//! (before the parser resolves `..` and removes the evidence), it contains:
+//! - an escape that is not `%` and two hex digits (`%zz`, `%u002e`), or
+//!   escapes that do not decode to UTF-8 (the overlong dot `%C0%AE`);
+//! - an escaped `%`, `/` or `\` (`%25`, `%2F`, `%5C`): `%252e` is `.` to a
+//!   backend that decodes twice;
+//! - a control character, raw or escaped (`%00`, `%09`);
+//! - raw or escaped, a character that NFKC maps to text with `.`, `/`, `\`
+//!   or `%` (U+FF0E FULLWIDTH FULL STOP, U+2025 TWO DOT LEADER...), a slash
+//!   lookalike (U+2215 DIVISION SLASH...) or an invisible default-ignorable
+//!   character;
+//! - an empty segment, or one of only dots and whitespace (`...`, `.. `,
+//!   `%20`) other than the `.` and `..` the parser resolves;
+//! - a `;` parameter behind an empty or dot segment (`..;`).
+//!
+//! What passes has no escape left that stands for a dot, a separator or a
+//! percent, so decoding it again or normalising it changes no structure.
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use url::Url;
 
 use super::scope::ScopeSet;
+
+mod lookalike;
 
 /// An endpoint URL that cannot be judged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,28 +39,11 @@ pub enum EndpointError {
     /// Not an absolute http(s) URL with a host.
     #[error("endpoint_url must be an absolute http or https URL")]
     NotHttpUrl,
-    /// Userinfo, an encoded slash, backslash or NUL, or invalid escapes.
+    /// Userinfo, or a path a backend could read differently: see the module
+    /// documentation for the spellings refused.
     #[error("endpoint_url contains characters that hide its real path")]
     Ambiguous,
 }
-
-/// Characters escaped in canonical path segments: those a URL parser would
-/// read as structure (`/ \\ ? # %`) or refuse, space and quotes.
-const SEGMENT_ESCAPES: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}');
 
 /// A URL reduced to what access decisions depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,13 +54,14 @@ pub struct NormalizedUrl {
     pub host: String,
     /// Port, default filled in.
     pub port: u16,
-    /// Decoded path segments (no empty trailing segment for `/a/`).
+    /// Path segments with unreserved escapes decoded and the other escapes
+    /// in upper-case hex (no empty trailing segment for `/a/`).
     pub segments: Vec<String>,
 }
 
 impl NormalizedUrl {
-    /// The canonical text form, for tests and logs. Segments are
-    /// re-escaped, so normalising this form again gives the same URL.
+    /// The canonical text form, for tests and logs. Normalising this form
+    /// again gives the same URL.
     pub fn to_canonical(&self) -> String {
         let mut out = format!("{}://{}:{}", self.scheme, self.host, self.port);
         if self.segments.is_empty() {
@@ -62,7 +69,7 @@ impl NormalizedUrl {
         }
         for segment in &self.segments {
             out.push('/');
-            out.extend(utf8_percent_encode(segment, SEGMENT_ESCAPES));
+            out.push_str(segment);
         }
         out
     }
@@ -100,12 +107,19 @@ pub fn normalize_url(raw: &str) -> Result<NormalizedUrl, EndpointError> {
     let port = url
         .port_or_known_default()
         .ok_or(EndpointError::NotHttpUrl)?;
-    let mut segments = Vec::new();
-    for segment in url.path().split('/').skip(1) {
-        segments.push(decode_segment(segment)?);
+    let mut raw_segments: Vec<&str> = url.path().split('/').skip(1).collect();
+    if raw_segments.last() == Some(&"") {
+        raw_segments.pop();
     }
-    if segments.last().is_some_and(String::is_empty) {
-        segments.pop();
+    let mut segments = Vec::with_capacity(raw_segments.len());
+    for raw_segment in raw_segments {
+        let segment = read_segment(raw_segment)?;
+        // The parser resolved every dot segment it saw; one left here (or an
+        // empty one) came from a spelling it did not take for one.
+        if dot_like(&segment.decoded) {
+            return Err(EndpointError::Ambiguous);
+        }
+        segments.push(segment.canonical);
     }
     Ok(NormalizedUrl {
         scheme: url.scheme().to_owned(),
@@ -125,59 +139,95 @@ fn raw_path(after_scheme: &str) -> &str {
     &path[..path.find(['?', '#']).unwrap_or(path.len())]
 }
 
-/// Spellings that hide the real path from us, checked before the parser
-/// resolves dot segments: escaped separators or NULs, empty segments, and
-/// empty or dot segments behind a `;` path parameter. In `/a/%2f/../b`,
-/// `/a//../b` or `/a/..;/../b` the last `..` removes the evidence, yet a
-/// server that decodes `%2f`, merges slashes or drops path parameters (`..;`
-/// is `..` to some servlet containers) routes the request one level higher
-/// than we judged it.
+/// Whether the path as written, before the parser resolves dot segments,
+/// holds a spelling refused by the rules in the module documentation. In
+/// `/a/%2f/../b`, `/a//../b` or `/a/..;/../b` the last `..` removes the
+/// evidence, yet a server that decodes `%2f`, merges slashes or drops path
+/// parameters (`..;` is `..` to some servlet containers) routes the request
+/// one level higher than we judged it.
 fn hides_its_path(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    let dot_with_parameter = |segment: &str| {
-        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-        decoded.contains(';') && matches!(decoded.split(';').next(), Some("" | "." | ".."))
-    };
-    ["%2f", "%5c", "%00"].iter().any(|e| lower.contains(e))
-        || lower.replace('\\', "/").contains("//")
-        || lower.split(['/', '\\']).any(dot_with_parameter)
+    if path.replace('\\', "/").contains("//") {
+        return true;
+    }
+    // The path starts with its first separator; what precedes it is no segment.
+    path.split(['/', '\\'])
+        .skip(1)
+        .any(|raw| match read_segment(raw) {
+            Err(_) => true,
+            Ok(segment) => {
+                // "" can only be the last segment here (`//` is refused).
+                let resolved_by_parser = matches!(segment.decoded.as_str(), "" | "." | "..");
+                (dot_like(&segment.decoded) && !resolved_by_parser)
+                    || dot_with_parameter(&segment.decoded)
+            }
+        })
 }
 
-/// Decodes percent-escapes in one path segment. Escapes of `/`, `\` and NUL
-/// are refused: a server behind the rule might decode them into separators.
-fn decode_segment(segment: &str) -> Result<String, EndpointError> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(EndpointError::Ambiguous)?;
-            let value = std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(EndpointError::Ambiguous)?;
-            if matches!(value, b'/' | b'\\' | 0) {
-                return Err(EndpointError::Ambiguous);
-            }
-            out.push(value);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+/// A segment made of dots and whitespace only, or empty: a backend that
+/// trims whitespace may take it for `.`, `..` or an empty segment.
+fn dot_like(decoded: &str) -> bool {
+    decoded.chars().all(|c| c == '.' || c.is_whitespace())
+}
+
+/// A `;` path parameter behind an empty or dot segment: `..;x` is `..` to
+/// servers that drop parameters.
+fn dot_with_parameter(decoded: &str) -> bool {
+    decoded
+        .split_once(';')
+        .is_some_and(|(before, _)| dot_like(before))
+}
+
+/// One path segment in the two forms the checks need.
+struct Segment {
+    /// Unreserved escapes decoded, the others kept in upper-case hex.
+    canonical: String,
+    /// Every escape decoded.
+    decoded: String,
+}
+
+/// Reads one path segment, refusing escapes and characters that a backend
+/// could take for structure (see the module documentation).
+fn read_segment(raw: &str) -> Result<Segment, EndpointError> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut canonical = String::with_capacity(raw.len());
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find('%') {
+        canonical.push_str(&rest[..at]);
+        decoded.extend_from_slice(&rest.as_bytes()[..at]);
+        let value = rest
+            .get(at + 1..at + 3)
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .ok_or(EndpointError::Ambiguous)?;
+        if matches!(value, b'%' | b'/' | b'\\') {
+            return Err(EndpointError::Ambiguous);
         }
+        if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
+            canonical.push(char::from(value));
+        } else {
+            canonical.push('%');
+            canonical.push(char::from(HEX[usize::from(value >> 4)]));
+            canonical.push(char::from(HEX[usize::from(value & 0xF)]));
+        }
+        decoded.push(value);
+        rest = &rest[at + 3..];
     }
-    let decoded = String::from_utf8(out).map_err(|_| EndpointError::Ambiguous)?;
-    if decoded == "." || decoded == ".." {
-        // Dot segments hidden behind escapes the parser did not resolve.
+    canonical.push_str(rest);
+    decoded.extend_from_slice(rest.as_bytes());
+    let decoded = String::from_utf8(decoded).map_err(|_| EndpointError::Ambiguous)?;
+    let hidden =
+        |c: char| c.is_control() || lookalike::reads_as_structure(c) || lookalike::is_ignorable(c);
+    if decoded.chars().any(hidden) {
         return Err(EndpointError::Ambiguous);
     }
-    Ok(decoded)
+    Ok(Segment { canonical, decoded })
 }
 
 /// One segment of an endpoint pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum PatternSegment {
-    /// Must equal this decoded segment.
+    /// Must equal this segment (in the canonical form of `NormalizedUrl`).
     Literal(String),
     /// `*`: exactly one segment.
     One,

@@ -149,7 +149,8 @@ pub enum TokenError {
     /// Not three base64url parts, too long, or not JSON where JSON belongs.
     #[error("malformed token")]
     Malformed,
-    /// Header is not ours: wrong `typ`, `alg: none`, unknown `kid`/`alg`.
+    /// Header is not ours: wrong `typ`, `alg: none`, unknown `kid`/`alg`,
+    /// or a `crit` member (we implement no extension it could name).
     #[error("unsupported token header")]
     UnsupportedHeader,
     /// The signature does not verify.
@@ -173,6 +174,15 @@ struct Header<'a> {
     typ: Option<&'a str>,
     #[serde(default)]
     kid: Option<&'a str>,
+    /// Whether the header has a `crit` member, whatever its value.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// Deserializes any value as `true`: with `#[serde(default)]`, a member
+/// that is absent reads `false` and one that is present (even `null`) `true`.
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(value).map(|_| true)
 }
 
 /// Verifies a compact JWS against `keys` and checks `iss`, `exp` and `nbf`.
@@ -222,6 +232,12 @@ pub fn verify_signature_by<'k>(
         t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
     });
     if !typ_ok {
+        return Err(TokenError::UnsupportedHeader);
+    }
+    // RFC 7515 4.1.11: `crit` lists extensions the verifier must understand
+    // or refuse the token. We understand none, and an empty or non-array
+    // `crit` is malformed, so any `crit` at all is refused.
+    if header.crit {
         return Err(TokenError::UnsupportedHeader);
     }
     let key = header

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::unix_now;
-use crate::http::AppState;
 use crate::keyring::{KeyRing, KeyringError};
+use crate::state::AppState;
 
 /// Longest sleep between looks at the schedule, so a clock jump or a missed
 /// wake-up costs at most this long.

@@ -264,11 +264,13 @@ pub async fn get_token(
 }
 
 pub mod api;
+pub mod attack;
 pub mod contract;
 pub mod load;
 pub mod pg;
 pub mod process;
 pub mod raw;
+pub mod watch;
 
 /// A sample from `/metrics`, named with its labels as exposed, e.g.
 /// `auth_reload_failures_total{what="certificate"}`, fetched with `client`.

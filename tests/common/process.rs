@@ -8,14 +8,24 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The binary under test.
+/// The binary cargo built.
 pub const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
+
+/// The binary under test: the one named by `TEST_AUTH_SERVER_BIN` when set
+/// and not empty (the same tests measured against another build, such as a
+/// previous release), else [`BIN`]. Not an `AUTH_SERVER_` variable: the
+/// server would read that as a setting.
+pub fn bin() -> PathBuf {
+    std::env::var_os("TEST_AUTH_SERVER_BIN")
+        .filter(|path| !path.is_empty())
+        .map_or_else(|| PathBuf::from(BIN), PathBuf::from)
+}
 
 /// A command for the binary in `dir`, on a free loopback port, with none of
 /// the caller's environment overrides (any `AUTH_SERVER_*` variable would be
 /// read as a setting).
 pub fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("AUTH_SERVER_") {
             cmd.env_remove(name);
@@ -73,21 +83,25 @@ pub fn text(bytes: &[u8]) -> String {
 /// Registers client `id` with `secret` (development mode allows imported
 /// secrets) and the scope `read`.
 pub fn create_client(dir: &Path, id: &str, secret: &str) {
-    let out = run(
-        dir,
-        &[
-            "client",
-            "create",
-            "--name",
-            id,
-            "--id",
-            id,
-            "--scopes",
-            "read",
-            "--secret-stdin",
-        ],
-        Some(&format!("{secret}\n")),
-    );
+    create_client_with(dir, id, secret, &[]);
+}
+
+/// [`create_client`] with further `client create` options, such as
+/// `--rate-limit-rps`.
+pub fn create_client_with(dir: &Path, id: &str, secret: &str, options: &[&str]) {
+    let mut args = vec![
+        "client",
+        "create",
+        "--name",
+        id,
+        "--id",
+        id,
+        "--scopes",
+        "read",
+        "--secret-stdin",
+    ];
+    args.extend_from_slice(options);
+    let out = run(dir, &args, Some(&format!("{secret}\n")));
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 

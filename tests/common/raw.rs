@@ -16,10 +16,11 @@ use super::TestServer;
 /// The longest any single wait in these tests may take.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A TLS connection offering only `alpn` (HTTP/1.1 unless told otherwise).
-pub async fn connect_tls(server: &TestServer, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+/// A client TLS configuration that trusts the certificates in `cert_pem`
+/// and offers only `alpn`.
+pub fn client_tls_config(cert_pem: &[u8], alpn: &[&[u8]]) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&server.cert_pem) {
+    for cert in CertificateDer::pem_slice_iter(cert_pem) {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -29,6 +30,12 @@ pub async fn connect_tls(server: &TestServer, alpn: &[&[u8]]) -> TlsStream<TcpSt
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
+/// A TLS connection offering only `alpn` (HTTP/1.1 unless told otherwise).
+pub async fn connect_tls(server: &TestServer, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+    let config = client_tls_config(&server.cert_pem, alpn);
     let tcp = connect_tcp(server).await;
     tokio::time::timeout(
         DEADLINE,

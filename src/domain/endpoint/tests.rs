@@ -55,8 +55,8 @@ fn normalising_twice_is_normalising_once() {
         "https://API.example.com:443/v1/a/../b/%7euser/",
         "http://h/x/./y",
         "https://h/%41%42",
-        "https://h/a%25b/%3f/%23/%20x/%2541",
-        "https://h/%e2%82%ac/%22%3c%3e",
+        "https://h/a%3bb/%3f/%23/%20x/%41",
+        "https://h/%e2%82%ac/%22%3c%3e/caf\u{e9}",
     ] {
         let once = normalize_url(raw).unwrap();
         let again = normalize_url(&once.to_canonical()).unwrap();
@@ -94,6 +94,95 @@ fn ambiguous_and_foreign_urls_are_refused() {
     ] {
         assert!(normalize_url(bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn only_unreserved_escapes_are_decoded() {
+    assert_eq!(n("https://h/%7e%2D%5f%2e%41z"), "https://h:443/~-_.Az");
+    assert_eq!(
+        n("https://h/a%20b/a%3bb/%3F"),
+        "https://h:443/a%20b/a%3Bb/%3F"
+    );
+    // Raw non-ASCII is percent-encoded by the parser, upper-case, and
+    // compares equal to the escaped spelling.
+    assert_eq!(n("https://h/caf\u{e9}"), n("https://h/caf%c3%a9"));
+    assert_eq!(n("https://h/caf\u{e9}"), "https://h:443/caf%C3%A9");
+    // An escaped `*` is a literal, not a wildcard.
+    let pattern = EndpointPattern::parse("https://h/v1/%2a").unwrap();
+    assert!(!pattern.matches(&normalize_url("https://h/v1/users").unwrap()));
+    assert!(pattern.matches(&normalize_url("https://h/v1/%2A").unwrap()));
+}
+
+#[test]
+fn double_encoded_and_lookalike_dots_and_separators_are_refused() {
+    for bad in [
+        // Double encoding: `%25` is `%` to a backend that decodes twice.
+        "https://api.example.com/v1/%252e%252e/admin",
+        "https://api.example.com/v1/..%252f..%252fadmin",
+        "https://api.example.com/v1/..%255cadmin",
+        "https://api.example.com/v1/%252E%252E/admin",
+        "https://api.example.com/v1/a%25/admin",
+        "https://api.example.com/v1/x/%252e%252e/../admin",
+        // Escapes that are not `%` and two hex digits.
+        "https://api.example.com/v1/%%32%65%%32%65/admin",
+        "https://api.example.com/v1/%u002e%u002e/admin",
+        "https://api.example.com/v1/x/%/../admin",
+        // Overlong UTF-8 for `.` and `/`.
+        "https://api.example.com/v1/%c0%ae%c0%ae/admin",
+        "https://api.example.com/v1/..%c0%afadmin",
+        // NFKC folds these into dots and separators: raw and escaped.
+        "https://api.example.com/v1/\u{ff0e}\u{ff0e}/admin",
+        "https://api.example.com/v1/%EF%BC%8E%EF%BC%8E/admin",
+        "https://api.example.com/v1/%ef%bc%8e%ef%bc%8e/admin",
+        "https://api.example.com/v1/.\u{ff0e}/admin",
+        "https://api.example.com/v1/..\u{ff0f}admin",
+        "https://api.example.com/v1/..%EF%BC%8Fadmin",
+        "https://api.example.com/v1/..\u{ff3c}admin",
+        "https://api.example.com/v1/\u{2024}\u{2024}/admin",
+        "https://api.example.com/v1/\u{fe52}\u{fe52}/admin",
+        "https://api.example.com/v1/\u{2025}/admin",
+        "https://api.example.com/v1/%E2%80%A5/admin",
+        "https://api.example.com/v1/\u{2026}/admin",
+        "https://api.example.com/v1/..\u{2215}admin",
+        "https://api.example.com/v1/..\u{2044}admin",
+        "https://api.example.com/v1/..\u{fe68}admin",
+        "https://api.example.com/v1/\u{ff05}2e\u{ff05}2e/admin",
+        // The evidence removed by a later `..` is still refused.
+        "https://api.example.com/v1/x/\u{ff0e}\u{ff0e}/../admin",
+        // Invisible characters that folding deletes, and encoded controls.
+        "https://api.example.com/v1/.\u{200b}./admin",
+        "https://api.example.com/v1/.%E2%80%8B./admin",
+        "https://api.example.com/v1/.%09./admin",
+        // Dots and spaces that a trimming backend reads as `..` or nothing.
+        "https://api.example.com/v1/.../admin",
+        "https://api.example.com/v1/..%20/admin",
+        "https://api.example.com/v1/x/%20/../admin",
+        "https://api.example.com/v1/..%C2%A0/admin",
+        "https://api.example.com/v1/x/...;/../admin",
+    ] {
+        assert_eq!(
+            normalize_url(bad),
+            Err(EndpointError::Ambiguous),
+            "{}",
+            bad.escape_default()
+        );
+    }
+}
+
+/// The NFKC part of the lookalike table is complete: every code point whose
+/// NFKC form holds `.`, `/`, `\` or `%` is in it.
+#[test]
+fn lookalike_table_covers_nfkc() {
+    use unicode_normalization::UnicodeNormalization;
+    let missing: Vec<String> = (0x80..=0x10_FFFF_u32)
+        .filter_map(char::from_u32)
+        .filter(|c| {
+            let folded: String = c.to_string().nfkc().collect();
+            folded.contains(['.', '/', '\\', '%']) && !lookalike::reads_as_structure(*c)
+        })
+        .map(|c| format!("U+{:04X}", u32::from(c)))
+        .collect();
+    assert!(missing.is_empty(), "not in the table: {missing:?}");
 }
 
 fn rules() -> ScopeRules {

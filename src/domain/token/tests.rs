@@ -184,6 +184,48 @@ fn tampering_and_foreign_tokens_are_refused() {
 }
 
 #[test]
+fn a_crit_header_is_refused_even_when_correctly_signed() {
+    let keys = keys(Algorithm::EdDSA);
+    let issued = mint(&keys, 1_000);
+    let payload = issued.access_token.split('.').nth(1).unwrap();
+    let kid = keys.active().kid();
+    let signed_with = |header: serde_json::Value| {
+        let input = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header.to_string()));
+        let signature = keys.active().sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    };
+    let v = |t: &str| verify_access_token(t, &keys, &policy(), 1_001);
+    // The same construction without `crit` verifies, so the refusals below
+    // are the header's doing, not the signature's.
+    let plain = signed_with(serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid}));
+    assert_eq!(v(&plain), Ok(issued.claims.clone()));
+    for crit in [
+        serde_json::json!(["exp"]),
+        serde_json::json!(["b64"]),
+        serde_json::json!(["http://example.com/extension"]),
+        serde_json::json!([]),
+        serde_json::json!("b64"),
+        serde_json::json!({}),
+        serde_json::json!(true),
+        serde_json::json!(null),
+    ] {
+        let header = serde_json::json!({
+            "alg": "EdDSA", "typ": "at+jwt", "kid": kid, "crit": crit, "exp": 1_900, "b64": true,
+        });
+        assert_eq!(
+            v(&signed_with(header.clone())),
+            Err(TokenError::UnsupportedHeader),
+            "{header}"
+        );
+        assert_eq!(
+            verify_signature(&signed_with(header.clone()), &keys, &policy()),
+            Err(TokenError::UnsupportedHeader),
+            "{header}"
+        );
+    }
+}
+
+#[test]
 fn wrong_issuer_is_refused() {
     let keys = keys(Algorithm::EdDSA);
     let issued = mint(&keys, 1_000);
