@@ -11,14 +11,9 @@
 # and prints RPS, p50, p99, errors and each route's RPS as a ratio of
 # /health/live in the same run. The server is stopped on exit.
 #
-# Usage: scripts/load.sh [--duration SECS] [--connections N] [--bin PATH]
-#                       [--routes LIST] [--json]
+# Usage: scripts/load.sh [--duration SECS] [--connections N] [--json]
 #   --duration SECS   per-route duration (default 20: the run stays under 2 min)
 #   --connections N   concurrent connections (default 64)
-#   --bin PATH        measure this binary instead of building the release one
-#                     (another build, to compare two in one sitting)
-#   --routes LIST     comma-separated, in order, from health, token, validate,
-#                     token-new (default: all four); ratios are to the first
 #   --json            print one JSON document instead of the table
 #
 # oha is taken from $OHA, else PATH, else target/oha/bin/oha, else installed
@@ -30,8 +25,6 @@ BASE=/auth-server/v1
 DURATION=20
 CONNECTIONS=64
 JSON=false
-BIN_GIVEN=""
-ROUTES=health,token,validate,token-new
 
 usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
@@ -40,8 +33,6 @@ while (($# > 0)); do
         --duration) DURATION=${2:?--duration needs seconds}; shift 2 ;;
         --connections) CONNECTIONS=${2:?--connections needs a number}; shift 2 ;;
         --json) JSON=true; shift ;;
-        --bin) BIN_GIVEN=${2:?--bin needs a path}; shift 2 ;;
-        --routes) ROUTES=${2:?--routes needs a list}; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "load.sh: unknown argument: $1" >&2; usage >&2; exit 64 ;;
     esac
@@ -56,12 +47,7 @@ log() { echo "load.sh: $*" >&2; }
 need_tools jq curl
 
 OHA_BIN=$(find_oha)
-if [[ -n $BIN_GIVEN ]]; then
-    [[ -x $BIN_GIVEN ]] || { echo "load.sh: --bin $BIN_GIVEN is not an executable" >&2; exit 64; }
-    BIN=$(cd "$(dirname "$BIN_GIVEN")" && pwd)/$(basename "$BIN_GIVEN")
-else
-    build_release
-fi
+build_release
 
 WORK=$(mktemp -d)
 cleanup() {
@@ -141,15 +127,10 @@ validate_cache_hit() {
         -H "Authorization: Bearer $token" -T application/json -d "$body"
 }
 
-for route in ${ROUTES//,/ }; do
-    case $route in
-        health) health_live ;;
-        token) token_keepalive ;;
-        validate) validate_cache_hit ;;
-        token-new) token_new_connection ;;
-        *) log "unknown route $route (health, token, validate, token-new)"; exit 64 ;;
-    esac
-done
+health_live
+token_keepalive
+validate_cache_hit
+token_new_connection
 
 REPORT=$(printf '%s\n' "${RESULTS[@]}" | jq -s \
     --argjson cpus "$(nproc)" --argjson duration "$DURATION" --argjson connections "$CONNECTIONS" '
