@@ -1,7 +1,7 @@
 //! Signing keys in the store on one instance (embedded store): the KEK in
 //! production, the upgrade from a data directory holding a key file, the
-//! `keys` commands, an emergency rotation against the validation cache,
-//! the key metrics, and HS256's previous secret.
+//! `keys` commands, the scheduled rotation, an emergency rotation against
+//! the validation cache, the key metrics, and HS256's previous secret.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -432,4 +432,61 @@ async fn hs256_verifies_the_previous_secret_but_signs_with_the_current_one() {
         StatusCode::OK
     );
     assert!(api::jwks_kids(&http, &server.base_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_key_older_than_the_rotation_period_is_replaced_on_schedule() {
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.cache.change_poll_interval_ms = 50;
+        c.token.key_rotation_days = 1;
+        c.http.jwks_max_age_secs = 1;
+        c.token.key_publish_ahead_secs = 2;
+    })
+    .await;
+    let (id, secret) = server.standard_client().await;
+    let first = get_token(&server, &id, &secret, &[]).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old = api::kid(&first);
+    // The current key has signed for a day already.
+    let db = rusqlite::Connection::open(server.path("data/auth.db")).unwrap();
+    db.execute(
+        "UPDATE signing_keys SET activated_at = activated_at - 86400, created_at = created_at - 86400",
+        [],
+    )
+    .unwrap();
+    assert!(server.reload().await.keys_reloaded);
+
+    // Published first (in the JWKS, not signing), then signing.
+    let http = server.client();
+    let started = Instant::now();
+    let published = loop {
+        let kids = api::jwks_kids(&http, &server.base_url).await;
+        if kids.len() == 2 {
+            break kids;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "never published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(published[0], old, "the old key still signs");
+    let next = published[1].clone();
+    let token = get_token(&server, &id, &secret, &[]).await;
+    assert_eq!(api::kid(token["access_token"].as_str().unwrap()), old);
+    loop {
+        let token = get_token(&server, &id, &secret, &[]).await;
+        if api::kid(token["access_token"].as_str().unwrap()) == next {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(6), "never promoted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(api::jwks_kids(&http, &server.base_url).await, [next, old]);
+    assert_eq!(
+        api::validate(&http, &server.base_url, &first).await,
+        StatusCode::OK
+    );
 }
