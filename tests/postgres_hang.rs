@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auth_server::store::postgres::PostgresStore;
-use auth_server::store::{ClientStore, StoreError};
+use auth_server::store::{ClientStore, Store, StoreError};
 use common::{contract, pg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,9 @@
 //! a revocation get 503 `temporarily_unavailable` with Retry-After within the
 //! statement timeout plus a margin (never a 500, never a hang), and readiness
 //! stays 200 (cached clients are served). Once the lock is released and the
-//! trigger dropped, everything recovers without a restart.
+//! trigger dropped, everything recovers without a restart. While lookups
+//! wait on the lock, `auth_db_pool_connections` shows the pool full and
+//! callers queued, and it falls back to idle afterwards.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -133,4 +135,106 @@ async fn a_locked_table_and_slow_writes_degrade_and_recover() {
         "cached client's token requests: {tokens:?}"
     );
     assert!(load::all(&validations, 200), "validations: {validations:?}");
+}
+
+/// One `auth_db_pool_connections` sample from a `/metrics` text.
+fn pool_gauge(metrics: &str, state: &str) -> f64 {
+    common::metric_sample(
+        metrics,
+        &format!("auth_db_pool_connections{{state=\"{state}\"}}"),
+    )
+}
+
+/// The pool gauge follows the load: uncached client lookups stuck behind a
+/// locked table take every pooled connection and queue the rest, and
+/// `/metrics` shows it; once the lock is gone the gauge falls back to idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test.sh"]
+async fn the_pool_gauge_follows_concurrent_lookups() {
+    const LOOKUPS: usize = 20;
+    let url = pg::fresh_database().await;
+    let settings = pg::settings(&url);
+    let pool_size = settings.max_connections as f64;
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| c.database = settings).await;
+    let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
+    let mut clients = Vec::new();
+    for i in 0..LOOKUPS {
+        clients.push(pg::create_client(&admin_store, &format!("uncached-{i}")).await);
+    }
+    let http = server.client();
+    let scrape = || async {
+        let response = http.get(server.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    };
+    assert_eq!(pool_gauge(&scrape().await, "max"), pool_size);
+
+    let locker = pg::connect(&url).await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE clients IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let lookups: Vec<_> = clients
+        .into_iter()
+        .map(|(id, secret)| {
+            let (http, url) = (http.clone(), api::endpoint(&server.base_url, "token"));
+            tokio::spawn(async move {
+                let response = http
+                    .post(url)
+                    .basic_auth(id, Some(secret))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                    .unwrap();
+                response.status()
+            })
+        })
+        .collect();
+    let locked = Instant::now();
+    let busiest = loop {
+        let metrics = scrape().await;
+        let (in_use, waiting) = (
+            pool_gauge(&metrics, "in_use"),
+            pool_gauge(&metrics, "waiting"),
+        );
+        if in_use == pool_size && waiting > 0.0 {
+            break (in_use, waiting, pool_gauge(&metrics, "size"));
+        }
+        assert!(
+            locked.elapsed() < Duration::from_secs(4),
+            "the gauge never showed a full pool with callers waiting:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "{LOOKUPS} lookups behind the lock: in_use {}, waiting {}, size {}",
+        busiest.0, busiest.1, busiest.2
+    );
+    assert_eq!(busiest.2, pool_size);
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    for lookup in lookups {
+        let status = lookup.await.unwrap();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status}"
+        );
+    }
+    let released = Instant::now();
+    loop {
+        let metrics = scrape().await;
+        if pool_gauge(&metrics, "in_use") == 0.0 && pool_gauge(&metrics, "waiting") == 0.0 {
+            assert!(pool_gauge(&metrics, "available") > 0.0, "{metrics}");
+            break;
+        }
+        assert!(
+            released.elapsed() < Duration::from_secs(5),
+            "the gauge did not fall back:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "pool idle again {} ms after the last lookup answered",
+        released.elapsed().as_millis()
+    );
 }

@@ -220,7 +220,7 @@ async fn a_small_pool_serves_many_concurrent_calls() {
     for call in calls {
         assert_eq!(call.await.unwrap().id, "c1");
     }
-    let status = store.pool_status();
+    let status = store.pool_status().unwrap();
     eprintln!(
         "400 lookups through 4 connections in {} ms; pool {status:?}",
         started.elapsed().as_millis()
