@@ -17,8 +17,9 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use auth_server::clock;
 use common::load::{REQUEST_LIMIT, RUN_LIMIT};
 use common::process::{self, ServerProcess, UNLIMITED_CLIENTS, text};
 use common::{api, unverified_claims};
@@ -62,8 +63,8 @@ const ENV: [(&str, &str); 4] = [
 struct Answer {
     /// When the answer arrived.
     received: Instant,
-    /// The same moment on the wall clock.
-    received_wall: SystemTime,
+    /// The same moment on the wall clock, since the Unix epoch.
+    received_wall: Duration,
     /// HTTP status; 0 when no answer came.
     status: u16,
     /// The access token of a 200.
@@ -110,14 +111,14 @@ impl Harvest {
                                 };
                                 Answer {
                                     received: Instant::now(),
-                                    received_wall: SystemTime::now(),
+                                    received_wall: clock::since_unix_epoch(),
                                     status,
                                     token,
                                 }
                             }
                             _ => Answer {
                                 received: Instant::now(),
-                                received_wall: SystemTime::now(),
+                                received_wall: clock::since_unix_epoch(),
                                 status: 0,
                                 token: None,
                             },
@@ -182,15 +183,14 @@ async fn client_command(
     (shown, took)
 }
 
-/// How far into its second the wall-clock time `at` is.
-fn subsecond(at: SystemTime) -> Duration {
-    let nanos = at.duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-    Duration::from_nanos(u64::from(nanos))
+/// How far into its second the wall-clock time `at` (since the Unix epoch) is.
+fn subsecond(at: Duration) -> Duration {
+    Duration::from_nanos(u64::from(at.subsec_nanos()))
 }
 
 /// Sleeps until the wall clock is `at` into a second.
 async fn until_subsecond(at: Duration) {
-    let into = subsecond(SystemTime::now());
+    let into = subsecond(clock::since_unix_epoch());
     let wait = if at >= into {
         at - into
     } else {
