@@ -83,23 +83,18 @@ impl Harvest {
     fn start(http: &reqwest::Client, base: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicU64::new(0));
-        let url = api::endpoint(base, "token");
         let started = Instant::now();
         let tasks = (0..WORKERS)
             .map(|_| {
                 let (stop, answered) = (stop.clone(), answered.clone());
-                let (http, url) = (http.clone(), url.clone());
+                let (http, base) = (http.clone(), base.to_owned());
                 tokio::spawn(async move {
                     let mut answers = Vec::new();
                     for _ in 0..MAX_EACH {
                         if stop.load(Ordering::Relaxed) || started.elapsed() > RUN_LIMIT {
                             break;
                         }
-                        let request = http
-                            .post(&url)
-                            .basic_auth(ID, Some(SECRET))
-                            .form(&[("grant_type", "client_credentials")])
-                            .send();
+                        let request = api::token_post(&http, &base, ID, SECRET, &[]).send();
                         answers.push(match tokio::time::timeout(REQUEST_LIMIT, request).await {
                             Ok(Ok(response)) => {
                                 let status = response.status().as_u16();
@@ -207,13 +202,7 @@ async fn fresh_token_validates(http: &reqwest::Client, base: &str) -> u32 {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let response = http
-            .post(api::endpoint(base, "token"))
-            .basic_auth(ID, Some(SECRET))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
+        let response = api::token_request(http, base, ID, SECRET).await;
         if response.status() == StatusCode::OK {
             let body: serde_json::Value = response.json().await.unwrap();
             let token = body["access_token"].as_str().unwrap();

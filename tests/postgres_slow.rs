@@ -48,12 +48,7 @@ async fn assert_unavailable(response: reqwest::Response, started: Instant) -> Du
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn a_locked_table_and_slow_writes_degrade_and_recover() {
     let url = pg::fresh_database().await;
-    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
-        c.database = pg::fast_settings(&url);
-        c.cache.change_poll_interval_ms = 200;
-        common::unlimited_clients(c);
-    })
-    .await;
+    let server = pg::start_server(&url, common::unlimited_clients).await;
     let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
     let (cached, cached_secret) = pg::create_client(&admin_store, "cached").await;
     let (uncached, uncached_secret) = pg::create_client(&admin_store, "uncached").await;
@@ -76,7 +71,7 @@ async fn a_locked_table_and_slow_writes_degrade_and_recover() {
     let mut took = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let response = common::token_request(&server, &uncached, &uncached_secret).await;
+        let response = api::token_request(&http, &base, &uncached, &uncached_secret).await;
         took.push(assert_unavailable(response, started).await);
     }
     let started = Instant::now();
@@ -108,7 +103,7 @@ async fn a_locked_table_and_slow_writes_degrade_and_recover() {
         .unwrap();
     let released = Instant::now();
     loop {
-        let response = common::token_request(&server, &uncached, &uncached_secret).await;
+        let response = api::token_request(&http, &base, &uncached, &uncached_secret).await;
         if response.status() == StatusCode::OK {
             break;
         }
@@ -145,6 +140,25 @@ fn pool_gauge(metrics: &str, state: &str) -> f64 {
     )
 }
 
+/// Scrapes `/metrics` until `seen` holds of it, for at most `limit`;
+/// returns that scrape.
+async fn scrape_until(server: &TestServer, limit: Duration, seen: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let response = server.get("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let metrics = response.text().await.unwrap();
+        if seen(&metrics) {
+            return metrics;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not seen in {limit:?}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The pool gauge follows the load: uncached client lookups stuck behind a
 /// locked table take every pooled connection and queue the rest, and
 /// `/metrics` shows it; once the lock is gone the gauge falls back to idle.
@@ -161,13 +175,8 @@ async fn the_pool_gauge_follows_concurrent_lookups() {
     for i in 0..LOOKUPS {
         clients.push(pg::create_client(&admin_store, &format!("uncached-{i}")).await);
     }
-    let http = server.client();
-    let scrape = || async {
-        let response = http.get(server.url("/metrics")).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.text().await.unwrap()
-    };
-    assert_eq!(pool_gauge(&scrape().await, "max"), pool_size);
+    let idle = server.get("/metrics").await.text().await.unwrap();
+    assert_eq!(pool_gauge(&idle, "max"), pool_size);
 
     let locker = pg::connect(&url).await;
     locker
@@ -177,40 +186,25 @@ async fn the_pool_gauge_follows_concurrent_lookups() {
     let lookups: Vec<_> = clients
         .into_iter()
         .map(|(id, secret)| {
-            let (http, url) = (http.clone(), api::endpoint(&server.base_url, "token"));
+            let (http, base) = (server.client(), server.base_url.clone());
             tokio::spawn(async move {
-                let response = http
-                    .post(url)
-                    .basic_auth(id, Some(secret))
-                    .form(&[("grant_type", "client_credentials")])
-                    .send()
+                api::token_request(&http, &base, &id, &secret)
                     .await
-                    .unwrap();
-                response.status()
+                    .status()
             })
         })
         .collect();
-    let locked = Instant::now();
-    let busiest = loop {
-        let metrics = scrape().await;
-        let (in_use, waiting) = (
-            pool_gauge(&metrics, "in_use"),
-            pool_gauge(&metrics, "waiting"),
-        );
-        if in_use == pool_size && waiting > 0.0 {
-            break (in_use, waiting, pool_gauge(&metrics, "size"));
-        }
-        assert!(
-            locked.elapsed() < Duration::from_secs(4),
-            "the gauge never showed a full pool with callers waiting:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let busiest = scrape_until(&server, Duration::from_secs(4), |metrics| {
+        pool_gauge(metrics, "in_use") == pool_size && pool_gauge(metrics, "waiting") > 0.0
+    })
+    .await;
     eprintln!(
         "{LOOKUPS} lookups behind the lock: in_use {}, waiting {}, size {}",
-        busiest.0, busiest.1, busiest.2
+        pool_gauge(&busiest, "in_use"),
+        pool_gauge(&busiest, "waiting"),
+        pool_gauge(&busiest, "size"),
     );
-    assert_eq!(busiest.2, pool_size);
+    assert_eq!(pool_gauge(&busiest, "size"), pool_size);
 
     locker.batch_execute("ROLLBACK").await.unwrap();
     for lookup in lookups {
@@ -221,18 +215,11 @@ async fn the_pool_gauge_follows_concurrent_lookups() {
         );
     }
     let released = Instant::now();
-    loop {
-        let metrics = scrape().await;
-        if pool_gauge(&metrics, "in_use") == 0.0 && pool_gauge(&metrics, "waiting") == 0.0 {
-            assert!(pool_gauge(&metrics, "available") > 0.0, "{metrics}");
-            break;
-        }
-        assert!(
-            released.elapsed() < Duration::from_secs(5),
-            "the gauge did not fall back:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let settled = scrape_until(&server, Duration::from_secs(5), |metrics| {
+        pool_gauge(metrics, "in_use") == 0.0 && pool_gauge(metrics, "waiting") == 0.0
+    })
+    .await;
+    assert!(pool_gauge(&settled, "available") > 0.0, "{settled}");
     eprintln!(
         "pool idle again {} ms after the last lookup answered",
         released.elapsed().as_millis()
