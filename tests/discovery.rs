@@ -211,3 +211,17 @@ async fn metrics_are_exposed_with_route_labels_not_raw_paths() {
         "raw paths never become labels"
     );
 }
+
+#[tokio::test]
+async fn metadata_lists_introspection_and_revocation() {
+    let server = TestServer::start().await;
+    let doc = json_body(server.get("/.well-known/oauth-authorization-server").await).await;
+    assert_eq!(
+        doc["introspection_endpoint"],
+        format!("{}/oauth/introspect", server.issuer).as_str()
+    );
+    assert_eq!(
+        doc["revocation_endpoint"],
+        format!("{}/oauth/revoke", server.issuer).as_str()
+    );
+}
