@@ -11,12 +11,13 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use auth_server::activity::ConnectionActivity;
 use auth_server::admin::{self, NewClient};
 use auth_server::cache::RevocationSet;
 use auth_server::config::Config;
-use auth_server::http::{AppState, handle};
+use auth_server::http::handle;
 use auth_server::keys::{Algorithm, KeySet, SigningKey};
-use auth_server::server::idle::ConnectionActivity;
+use auth_server::state::AppState;
 use auth_server::store::ClientStore;
 use auth_server::store::sqlite::SqliteStore;
 use base64::Engine;

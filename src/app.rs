@@ -1,5 +1,7 @@
-//! Wiring: config -> store -> keys -> caches -> TLS -> listener -> server,
-//! plus the signals that stop it.
+//! Wiring, in start order: store (migrated) -> TLS certificate -> signing
+//! keys -> listener -> demo client (development) -> revocations -> shared
+//! state -> change feed -> server; plus the signals that stop it (SIGTERM,
+//! SIGINT) and reload it (SIGHUP).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,25 +13,47 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, NewClient};
+use crate::build_info;
 use crate::cache::RevocationSet;
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
 use crate::feed;
-use crate::http::{AppState, health};
 use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::reload::Reloader;
 use crate::server::{self, ConnectionLimits};
+use crate::state::{AppState, StateError};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClientStore, Store, StoreError};
 use crate::tls::{self, CertificatePaths, TlsError};
 
-/// Why the server could not start.
+/// Why the server could not start (`crate::exit` says which exit code
+/// each gets).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The configuration cannot be served as given.
-    #[error("{0}")]
-    Config(String),
+    /// Production mode refuses clients whose secret an operator chose (dev
+    /// and test fixtures): only generated secrets have the entropy SHA-256
+    /// hashing relies on.
+    #[error(
+        "refusing to start in production: clients with imported secrets: {} \
+         (run `auth-server client rotate-secret <id>` for each)",
+        .0.join(", ")
+    )]
+    ImportedSecrets(Vec<String>),
+    /// The shared state could not be built (a scope rule, the metrics).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The pid file could not be written.
+    #[error("pid file {path}: {source}")]
+    PidFile {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// The store could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -58,11 +82,8 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
     if config.database.url.is_empty() {
         return Ok(Arc::new(SqliteStore::open(&config.database.sqlite_path)?));
     }
-    match PostgresStore::open(&config.database, config.db_password.as_ref()) {
-        Ok(store) => Ok(Arc::new(store)),
-        Err(StoreError::Settings(msg)) => Err(AppError::Config(msg)),
-        Err(e) => Err(e.into()),
-    }
+    let store = PostgresStore::open(&config.database, config.db_password.as_ref())?;
+    Ok(Arc::new(store))
 }
 
 /// Applies migrations and reports a schema newer than this binary.
@@ -142,17 +163,14 @@ pub async fn start(
 
     let revocations = Arc::new(RevocationSet::default());
     let cursor = feed::load(store.as_ref(), &revocations).await?;
-    let state = Arc::new(
-        AppState::new(config, &issuer, keys, store, revocations)
-            .map_err(|e| AppError::Config(e.to_string()))?,
-    );
+    let state = Arc::new(AppState::new(config, &issuer, keys, store, revocations)?);
     let cache = &config.cache;
 
     tracing::info!(
         addr = %local_addr,
         issuer = %issuer,
-        version = health::VERSION,
-        git_sha = health::GIT_SHA,
+        version = build_info::VERSION,
+        git_sha = build_info::GIT_SHA,
         algorithm = config.token.algorithm.name(),
         "auth-server listening"
     );
@@ -187,9 +205,9 @@ pub async fn start(
 pub async fn serve(config: Config) -> Result<(), AppError> {
     // Handlers go in before the port opens, so an early SIGTERM drains
     // instead of killing the process.
-    let shutdown = shutdown_signal().map_err(|e| AppError::Config(format!("signals: {e}")))?;
+    let shutdown = shutdown_signal().map_err(AppError::Signals)?;
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| AppError::Config(format!("signals: {e}")))?;
+        .map_err(AppError::Signals)?;
     let running = start(&config, shutdown).await?;
     let pid_file = PidFile::write(&config.server.pid_file)?;
     let reloads = tokio::spawn(running.reloader.clone().on_sighup(hangups));
@@ -210,8 +228,10 @@ impl PidFile {
             return Ok(Self(None));
         }
         let path = PathBuf::from(path);
-        let fail =
-            |e: std::io::Error| AppError::Config(format!("pid file {}: {e}", path.display()));
+        let fail = |source: std::io::Error| AppError::PidFile {
+            path: path.clone(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
@@ -281,11 +301,7 @@ async fn refuse_imported_secrets(store: &dyn Store) -> Result<(), AppError> {
     if imported.is_empty() {
         Ok(())
     } else {
-        Err(AppError::Config(format!(
-            "refusing to start in production: clients with imported secrets: {} \
-             (run `auth-server client rotate-secret <id>` for each)",
-            imported.join(", ")
-        )))
+        Err(AppError::ImportedSecrets(imported))
     }
 }
 

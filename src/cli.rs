@@ -166,7 +166,7 @@ pub struct UpdateArgs {
     pub clear_rate_limit: bool,
 }
 
-/// Why a command failed, with the exit code it maps to.
+/// Why a command failed (`crate::exit` maps it to an exit code).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// Starting or running the server failed.
@@ -178,18 +178,6 @@ pub enum CliError {
     /// The command is not allowed in this mode or with this input.
     #[error("{0}")]
     Refused(String),
-}
-
-impl CliError {
-    /// sysexits-style exit code.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::App(AppError::Config(_)) => 78,
-            Self::Admin(AdminError::Invalid(_)) | Self::Refused(_) => 64,
-            Self::Admin(AdminError::NotFound(_)) => 65,
-            _ => 1,
-        }
-    }
 }
 
 /// Runs a command with a loaded configuration.

@@ -1,17 +1,20 @@
 //! Keeps this instance's caches in step with the shared store: loads the
 //! active revocations at start, then polls the store's change feed, adding
 //! new revocations to the revocation set and dropping changed clients from
-//! the client cache. Also prunes expired revocations now and then.
+//! the client cache, and records whether the store answered (readiness).
+//! Every minute it also prunes: expired revocations, old change-log
+//! rows in the store, and idle rate-limiter state.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::RevocationSet;
 use crate::clock::unix_now;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
-/// How often expired revocations and old change-log rows are pruned.
+/// How often expired revocations, old change-log rows and idle limiter
+/// state are pruned.
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Loads every active revocation into `set`; returns the feed cursor to

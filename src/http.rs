@@ -1,6 +1,7 @@
 //! Request routing: one hyper `Service` that matches `(method, path)` and
 //! hands the request to the endpoint's handler. Everything a handler needs is
-//! in [`AppState`], built once at start.
+//! in [`AppState`], built once at start by `app`; the connection's owner
+//! hands each service the [`ConnectionActivity`] it counts requests in.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,14 +21,13 @@ pub mod health;
 pub mod introspect;
 pub mod response;
 pub mod revoke;
-mod state;
 pub mod token;
 pub mod validate;
 
-use crate::server::idle::ConnectionActivity;
+use crate::activity::ConnectionActivity;
+use crate::state::AppState;
 use error::ApiError;
 use response::Body;
-pub use state::{AppState, StateError};
 
 /// The endpoints, as matched from the path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,16 +13,24 @@
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state)?
 //! - [`feed`]: applies the store's change feed to the caches (polling).
-//! - [`limit`]: global, per-client and per-IP (failed auth) token buckets.
-//! - [`http`]: routing and the endpoint handlers; `http::error` is the only
-//!   place errors become status codes.
+//! - [`limit`]: global, per-client, per-caller validation and failed-auth
+//!   token buckets; [`limit::body`]: what a request body may cost.
+//! - [`state`]: everything a request needs (keys, caches, validator,
+//!   limits, metrics, serving status), built once by [`app`].
+//! - [`http`]: routing and the endpoint handlers, reading [`state`];
+//!   `http::error` is the only place errors become status codes.
+//! - [`activity`]: what one connection's requests are doing; the router
+//!   counts, the server reads.
+//! - [`metadata`]: the RFC 8414 metadata document.
+//! - [`build_info`]: version and git commit.
 //! - [`reload`]: SIGHUP re-reads the TLS certificate and signing keys.
-//! - [`server`]: the accept loop, TLS handshake, connection limits, idle
-//!   connections, drain.
+//! - [`server`]: the accept loop, TLS handshake, connection limits (in all
+//!   and per caller, shedding when full), idle connections, drain.
 //! - [`tls`]: rustls configuration and the development certificate.
 //! - [`admin`]: client administration behind the CLI.
 //! - [`app`]: wires everything together; signals.
 //! - [`cli`]: command-line definitions and one-shot commands.
+//! - [`exit`]: which failure exits with which code.
 //! - [`logging`]: JSON logs to stdout and a size-rotated file, written in
 //!   batches by one thread.
 //! - [`metrics`]: Prometheus registry, handles and `/metrics` text.
@@ -30,21 +38,26 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod activity;
 pub mod admin;
 pub mod app;
+pub mod build_info;
 pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod exit;
 pub mod feed;
 pub mod http;
 pub mod keys;
 pub mod limit;
 pub mod logging;
+pub mod metadata;
 pub mod metrics;
 pub mod reload;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod validation;

@@ -6,7 +6,8 @@
 //! server-wide ceiling on failed authentications, so spreading them over many
 //! addresses does not help. IPv6 callers are keyed by their /64, the block an
 //! attacker gets as easily as one address. Every decision is pure over a
-//! governor `Clock`, so tests drive it with a fake clock.
+//! governor `Clock`, so tests drive it with a fake clock. [`body`] holds
+//! what a request body may cost in time and memory.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -22,6 +23,8 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{NotUntil, Quota, RateLimiter};
 
 use crate::config::LimitsConfig;
+
+pub mod body;
 
 /// Which limiter refused a request (a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

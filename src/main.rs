@@ -6,11 +6,8 @@ use std::process::ExitCode;
 
 use auth_server::cli::{self, Cli, Command};
 use auth_server::config::{Config, ProcessEnvironment};
-use auth_server::logging;
+use auth_server::{exit, logging};
 use clap::Parser;
-
-const EX_USAGE: u8 = 64;
-const EX_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let args = match Cli::try_parse() {
@@ -21,7 +18,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(EX_USAGE);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let (path, explicit) = match args
@@ -35,7 +32,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("auth-server: {e}");
-            return ExitCode::from(EX_CONFIG);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     let command = args.command.unwrap_or(Command::Serve);
@@ -47,7 +44,7 @@ fn main() -> ExitCode {
         Ok(guard) => guard,
         Err(e) => {
             eprintln!("auth-server: {e}");
-            return ExitCode::from(EX_CONFIG);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -57,7 +54,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("auth-server: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::OS);
         }
     };
     match runtime.block_on(cli::run(command, config)) {
@@ -65,7 +62,7 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "auth-server failed");
             eprintln!("auth-server: {e}");
-            ExitCode::from(e.exit_code())
+            ExitCode::from(exit::code(&e))
         }
     }
 }

@@ -9,7 +9,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::http::health::{GIT_SHA, VERSION};
+use crate::build_info::{GIT_SHA, VERSION};
 
 /// Latency buckets in seconds: 50 µs to 2.5 s.
 const LATENCY_BUCKETS: &[f64] = &[

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::http::AppState;
 use crate::keys::SigningKey;
+use crate::state::AppState;
 use crate::tls::{self, CertificatePaths};
 
 /// What a reload did.

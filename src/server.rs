@@ -18,13 +18,15 @@ use tokio::sync::{Semaphore, TryAcquireError, watch};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-pub mod idle;
+mod idle;
 mod per_ip;
 mod preface;
 
+use crate::activity::ConnectionActivity;
 use crate::config::Config;
-use crate::http::{AppState, AuthService};
-use idle::{ConnectionActivity, IdleTimer};
+use crate::http::AuthService;
+use crate::state::AppState;
+use idle::IdleTimer;
 use per_ip::{ConnectionsPerIp, IpSlot};
 
 /// How often the accept loop asks for room while every slot is taken.

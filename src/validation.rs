@@ -1,7 +1,8 @@
-//! Deciding whether an access token is good right now: verified claims come
-//! from the validation cache or a signature check; every answer, cached or
-//! not, is then checked against the in-memory revocation set and the client's
-//! current state. No store round trip on the hot path.
+//! Deciding whether an access token is good right now, and revoking one:
+//! verified claims come from the validation cache or a signature check;
+//! every answer, cached or not, is then checked against the in-memory
+//! revocation set and the client's current state. No store round trip on
+//! the hot path; a revocation is stored before it counts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use crate::domain::token::{
     AccessTokenClaims, TokenError, TokenPolicy, check_time, verify_signature,
 };
 use crate::keys::KeySet;
+use crate::store::{Revocation, Store, StoreError};
 
 /// Why a token is not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +55,17 @@ impl Rejection {
         "revoked",
         "client_invalid",
     ];
+}
+
+/// Why a client's revocation request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    /// The token belongs to another client (RFC 7009 2.1); it stays valid.
+    #[error("a client may revoke only its own tokens")]
+    NotOwner,
+    /// The revocation could not be stored; nothing was revoked.
+    #[error("the revocation could not be stored: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// An accepted token: its claims.
@@ -99,14 +112,46 @@ impl TokenValidator {
         &self.stats
     }
 
-    /// The revocation set this validator consults.
+    /// The revocation set this validator consults (the change feed keeps
+    /// it in step with the store).
     pub fn revocations(&self) -> &Arc<RevocationSet> {
         &self.revocations
     }
 
-    /// Forgets a cached token (after revoking it).
-    pub fn forget(&self, token: &str) {
+    /// Revokes `token` on behalf of the client `client_id` (RFC 7009): the
+    /// `jti` of the revoked token, or `None` when there was nothing to
+    /// revoke (not one of our tokens, malformed, expired, already revoked;
+    /// RFC 7009 2.2 answers those with success too). The revocation is in
+    /// the store before this returns, and refused here from then on.
+    pub async fn revoke_own(
+        &self,
+        token: &str,
+        client_id: &str,
+        keys: &KeySet,
+        policy: &TokenPolicy,
+        store: &dyn Store,
+        now: i64,
+    ) -> Result<Option<String>, RevokeError> {
+        let Ok(claims) = verify_signature(token, keys, policy) else {
+            return Ok(None);
+        };
+        if claims.client_id != client_id {
+            return Err(RevokeError::NotOwner);
+        }
+        if claims.exp <= now || self.revocations.contains(&claims.jti) {
+            return Ok(None);
+        }
+        let revocation = Revocation {
+            jti: claims.jti,
+            client_id: claims.client_id,
+            exp: claims.exp,
+            revoked_at: now,
+        };
+        store.revoke(&revocation).await?;
+        self.revocations
+            .insert(revocation.jti.clone(), revocation.exp);
         self.cache.invalidate(&token_hash(token));
+        Ok(Some(revocation.jti))
     }
 
     /// Validates `token` at `now`.

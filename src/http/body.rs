@@ -12,12 +12,9 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use tokio::time::Instant;
 
 use super::error::ApiError;
+use crate::activity::ConnectionActivity;
 use crate::domain::error::OAuthError;
-use crate::server::idle::ConnectionActivity;
-
-mod budget;
-
-pub use budget::{BodyBudget, BodyLimits};
+use crate::limit::body::BodyLimits;
 
 /// Reads the whole body within `limits`: more than `max_bytes` is 413 (a
 /// declared `Content-Length` over it is refused before reading anything), a

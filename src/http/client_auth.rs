@@ -9,10 +9,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 
-use super::AppState;
 use super::body::{Params, form_decode};
 use crate::domain::client::{Client, is_valid_client_id, verify_secret_of_unknown_client};
 use crate::domain::error::OAuthError;
+use crate::state::AppState;
 
 /// Credentials as presented, before they are checked.
 #[derive(PartialEq, Eq)]

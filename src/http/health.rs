@@ -1,30 +1,11 @@
 //! Health endpoints: `/health` (status, version, git sha), `/health/live`
 //! (the process answers) and `/health/ready` (it can serve traffic).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
-use super::AppState;
 use super::response::{Body, CachePolicy, json};
-
-/// Crate version.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Git commit the binary was built from.
-pub const GIT_SHA: &str = env!("BUILD_GIT_SHA");
-
-/// The `/health` document, built once.
-pub fn health_document() -> Bytes {
-    serde_json::json!({
-        "status": "ok",
-        "version": VERSION,
-        "git_sha": GIT_SHA,
-        "pid": std::process::id(),
-    })
-    .to_string()
-    .into()
-}
+use crate::state::AppState;
 
 /// `GET /health` and `GET {base}/oauth/`.
 pub fn health(state: &AppState) -> Response<Body> {
@@ -42,44 +23,6 @@ pub fn live() -> Response<Body> {
         Bytes::from_static(br#"{"status":"ok"}"#),
         CachePolicy::NoStore,
     )
-}
-
-/// What readiness depends on, updated by the server and the change feed.
-#[derive(Debug)]
-pub struct ServingStatus {
-    draining: AtomicBool,
-    store_reachable: AtomicBool,
-}
-
-impl Default for ServingStatus {
-    fn default() -> Self {
-        Self {
-            draining: AtomicBool::new(false),
-            store_reachable: AtomicBool::new(true),
-        }
-    }
-}
-
-impl ServingStatus {
-    /// Marks the instance as draining (shutdown started).
-    pub fn set_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
-    }
-
-    /// Records whether the last store round trip succeeded.
-    pub fn set_store_reachable(&self, reachable: bool) {
-        self.store_reachable.store(reachable, Ordering::Relaxed);
-    }
-
-    /// True while shutting down.
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    /// True when the last store round trip succeeded.
-    pub fn store_reachable(&self) -> bool {
-        self.store_reachable.load(Ordering::Relaxed)
-    }
 }
 
 /// `GET /health/ready`: 503 while draining, or while the store is

@@ -6,10 +6,10 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use serde_json::json;
 
-use super::AppState;
 use super::client_auth::read_token_request;
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
+use crate::state::AppState;
 
 /// Answers an introspection request.
 pub async fn handle<B>(state: &AppState, request: Request<B>) -> Result<Response<Body>, ApiError>

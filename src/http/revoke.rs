@@ -5,13 +5,12 @@
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 
-use super::AppState;
 use super::client_auth::read_token_request;
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
 use crate::domain::error::OAuthError;
-use crate::domain::token::verify_signature;
-use crate::store::Revocation;
+use crate::state::AppState;
+use crate::validation::RevokeError;
 
 /// Handles a revocation request.
 pub async fn handle<B>(state: &AppState, request: Request<B>) -> Result<Response<Body>, ApiError>
@@ -20,38 +19,29 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (client, token) = read_token_request(state, request).await?;
-    let token = token.as_str();
-
-    let now = state.now();
-    // Not ours, or not a token at all: nothing to revoke.
-    let Ok(claims) = verify_signature(token, &state.keys(), &state.policy) else {
-        return Ok(done());
-    };
-    if claims.client_id != client.id {
-        return Err(OAuthError::UnauthorizedClient(
-            "a client may revoke only its own tokens".into(),
-        )
-        .into());
-    }
-    if claims.exp <= now || state.validator.revocations().contains(&claims.jti) {
-        return Ok(done());
-    }
-    let revocation = Revocation {
-        jti: claims.jti.clone(),
-        client_id: claims.client_id.clone(),
-        exp: claims.exp,
-        revoked_at: now,
-    };
-    state.store.revoke(&revocation).await.map_err(|e| {
-        tracing::warn!(error = %e, "revocation could not be stored");
-        OAuthError::TemporarilyUnavailable("the revocation could not be stored; retry".into())
-    })?;
-    state
+    let revoked = state
         .validator
-        .revocations()
-        .insert(revocation.jti, revocation.exp);
-    state.validator.forget(token);
-    tracing::info!(jti = %claims.jti, client_id = %client.id, "token revoked");
+        .revoke_own(
+            &token,
+            &client.id,
+            &state.keys(),
+            &state.policy,
+            state.store.as_ref(),
+            state.now(),
+        )
+        .await
+        .map_err(|e| match e {
+            RevokeError::NotOwner => OAuthError::UnauthorizedClient(e.to_string().into()),
+            RevokeError::Store(e) => {
+                tracing::warn!(error = %e, "revocation could not be stored");
+                OAuthError::TemporarilyUnavailable(
+                    "the revocation could not be stored; retry".into(),
+                )
+            }
+        })?;
+    if let Some(jti) = revoked {
+        tracing::info!(jti = %jti, client_id = %client.id, "token revoked");
+    }
     Ok(done())
 }
 

@@ -8,10 +8,11 @@ use super::body::read_params;
 use super::client_auth::authenticate;
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
-use super::{AppState, LoggedClientId, peer_ip};
+use super::{LoggedClientId, peer_ip};
 use crate::domain::error::OAuthError;
 use crate::domain::scope::grant_scopes;
 use crate::domain::token::{choose_audience, mint_access_token};
+use crate::state::AppState;
 
 /// The only grant this server issues.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";

@@ -11,9 +11,10 @@ use serde::Serialize;
 use super::body::{body_kind, parse, read_limited};
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
-use super::{AppState, LoggedReason, peer_ip};
+use super::{LoggedReason, peer_ip};
 use crate::domain::endpoint::normalize_url;
 use crate::domain::error::OAuthError;
+use crate::state::AppState;
 
 /// Method assumed when the request names none.
 pub const DEFAULT_METHOD: &str = "GET";

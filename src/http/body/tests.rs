@@ -1,6 +1,7 @@
 use http::HeaderValue;
 
 use super::*;
+use crate::limit::body::BodyBudget;
 
 fn headers(content_type: Option<&'static str>) -> HeaderMap {
     let mut h = HeaderMap::new();

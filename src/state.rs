@@ -1,22 +1,27 @@
-//! The state every handler shares, built once at start (and by the benches
-//! the same way).
+//! The state every request shares, built once at start by `app` (and by the
+//! benches the same way): keys, caches, validator, limits, metrics, serving
+//! status. The HTTP layer reads it; it does not own it.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::body::{BodyBudget, BodyLimits};
-use super::{discovery, health};
+use crate::build_info;
 use crate::cache::{CacheBudget, ClientCache, RevocationSet, ValidationCache};
 use crate::config::{Config, Secret};
 use crate::domain::endpoint::{EndpointPattern, EndpointRule, ScopeRules};
 use crate::domain::token::TokenPolicy;
 use crate::keys::KeySet;
 use crate::limit::RateLimits;
+use crate::limit::body::{BodyBudget, BodyLimits};
 use crate::metrics::{Metrics, MetricsError};
 use crate::store::{ClientStore, Store};
 use crate::validation::{Rejection, TokenValidator, Validated};
+
+mod status;
+
+pub use status::ServingStatus;
 
 /// Why the state could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +63,7 @@ pub struct AppState {
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Serving status for readiness: draining, store reachability.
-    pub status: health::ServingStatus,
+    pub status: ServingStatus,
     /// Size, time and memory limits of request bodies.
     pub body_limits: BodyLimits,
     /// Bearer token `/metrics` requires; `None`: loopback callers only.
@@ -88,9 +93,9 @@ impl AppState {
         );
         Ok(Self {
             base_path: config.base_path().to_owned(),
-            metadata_json: discovery::metadata_document(issuer, &keys, &config.scope_names())
+            metadata_json: crate::metadata::metadata_document(issuer, &keys, &config.scope_names())
                 .into(),
-            health_json: health::health_document(),
+            health_json: build_info::health_document(),
             policy: TokenPolicy {
                 issuer: issuer.to_owned(),
                 default_lifetime_secs: config.token.lifetime_secs,
@@ -121,7 +126,7 @@ impl AppState {
             ),
             scope_rules: compile_scope_rules(config)?,
             limits: RateLimits::new(&config.limits),
-            status: health::ServingStatus::default(),
+            status: ServingStatus::default(),
             metrics,
             body_limits: BodyLimits {
                 max_bytes: config.http.max_body_bytes,

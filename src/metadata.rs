@@ -1,0 +1,34 @@
+//! The RFC 8414 authorization server metadata document: what a client can
+//! learn about this server from its well-known address.
+
+use serde_json::json;
+
+use crate::keys::KeySet;
+
+/// Builds the metadata document for `issuer`.
+pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<u8> {
+    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let mut doc = json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "jwks_uri": format!("{issuer}/oauth/jwks"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "service_documentation": format!("{issuer}/oauth/"),
+    });
+    if let Some(obj) = doc.as_object_mut() {
+        if !scopes.is_empty() {
+            obj.insert("scopes_supported".into(), json!(scopes));
+        }
+        obj.insert(
+            "access_token_signing_alg_values_supported".into(),
+            json!([keys.active().alg().name()]),
+        );
+    }
+    doc.to_string().into_bytes()
+}
