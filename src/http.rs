@@ -200,6 +200,7 @@ fn metrics_response<B>(state: &AppState, request: &Request<B>) -> Result<Respons
         limits: state.limits.stats(),
         keys: state.keys().timeline().copied(),
         now: state.now(),
+        pool: state.store.pool_status(),
     });
     Ok(response::with_content_type(
         http::StatusCode::OK,

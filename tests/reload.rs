@@ -8,7 +8,7 @@
 mod common;
 
 use auth_server::tls;
-use common::{TestServer, api, get_token, unverified_claims};
+use common::{TestServer, api, unverified_claims};
 use reqwest::StatusCode;
 
 fn client_trusting(pem: &[u8]) -> reqwest::Client {
@@ -78,8 +78,9 @@ async fn a_new_certificate_reaches_new_connections_and_a_broken_one_is_refused()
 async fn a_reload_rereads_the_stored_keys_and_keeps_out_a_damaged_one() {
     let server = TestServer::start().await;
     let (id, secret) = server.standard_client().await;
+    let (http, base) = (server.client(), server.base_url.clone());
     let kid = |token: &serde_json::Value| api::kid(token["access_token"].as_str().unwrap());
-    let first = get_token(&server, &id, &secret, &[]).await;
+    let first = api::token_body(&http, &base, &id, &secret, &[]).await;
 
     // A damaged row (no change-feed entry: only a reload looks).
     let db = rusqlite::Connection::open(server.path("data/auth.db")).unwrap();
@@ -90,11 +91,8 @@ async fn a_reload_rereads_the_stored_keys_and_keeps_out_a_damaged_one() {
     .unwrap();
     assert!(!server.reload().await.keys_reloaded);
     let failures = r#"auth_reload_failures_total{what="signing_key"}"#;
-    assert_eq!(
-        common::metric(&server.client(), &server, failures).await,
-        1.0
-    );
-    let same = get_token(&server, &id, &secret, &[]).await;
+    assert_eq!(common::metric(&http, &server, failures).await, 1.0);
+    let same = api::token_body(&http, &base, &id, &secret, &[]).await;
     assert_eq!(kid(&same), kid(&first), "the old key stays in use");
 
     // Replaced in the store (as `keys rotate --now` does): a reload takes
@@ -105,9 +103,9 @@ async fn a_reload_rereads_the_stored_keys_and_keeps_out_a_damaged_one() {
         .await
         .unwrap();
     assert!(server.reload().await.keys_reloaded);
-    let rotated = get_token(&server, &id, &secret, &[]).await;
+    let rotated = api::token_body(&http, &base, &id, &secret, &[]).await;
     assert_eq!(kid(&rotated), new.kid);
-    let published = api::jwks_kids(&server.client(), &server.base_url).await;
+    let published = api::jwks_kids(&http, &base).await;
     assert_eq!(published, std::slice::from_ref(&new.kid));
     assert_eq!(
         unverified_claims(rotated["access_token"].as_str().unwrap())["sub"],

@@ -21,7 +21,7 @@ use auth_server::tls;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::process::{self, ServerProcess, command, text};
-use common::{HMAC_SECRET, TestServer, api, get_token};
+use common::{HMAC_SECRET, TestServer, api};
 use reqwest::StatusCode;
 
 /// Environment variables, as name and value.
@@ -318,10 +318,7 @@ async fn an_emergency_rotation_refuses_cached_tokens_within_a_second() {
     })
     .await;
     let (id, secret) = server.standard_client().await;
-    let old = get_token(&server, &id, &secret, &[]).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let old = api::token(&server.client(), &server.base_url, &id, &secret).await;
     let http = server.client();
     for _ in 0..2 {
         // The second answer comes from the validation cache.
@@ -357,10 +354,7 @@ async fn an_emergency_rotation_refuses_cached_tokens_within_a_second() {
     let reason = r#"auth_validate_rejections_total{reason="unsupported_header"}"#;
     assert!(common::metric(&http, &server, reason).await >= 1.0);
     assert!(!api::introspect_active(&http, &server.base_url, (&id, &secret), &old).await);
-    let fresh = get_token(&server, &id, &secret, &[]).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fresh = api::token(&server.client(), &server.base_url, &id, &secret).await;
     assert_eq!(api::kid(&fresh), new.kid);
     assert_eq!(
         api::validate(&http, &server.base_url, &fresh).await,
@@ -416,10 +410,7 @@ async fn hs256_verifies_the_previous_secret_but_signs_with_the_current_one() {
     })
     .await;
     let (id, secret) = server.standard_client().await;
-    let current = get_token(&server, &id, &secret, &[]).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let current = api::token(&server.client(), &server.base_url, &id, &secret).await;
     let current_key = SigningKey::from_hmac_secret(HMAC_SECRET.as_bytes()).unwrap();
     let previous_key = SigningKey::from_hmac_secret(PREVIOUS.as_bytes()).unwrap();
     assert_eq!(api::kid(&current), current_key.kid());
@@ -444,10 +435,7 @@ async fn a_key_older_than_the_rotation_period_is_replaced_on_schedule() {
     })
     .await;
     let (id, secret) = server.standard_client().await;
-    let first = get_token(&server, &id, &secret, &[]).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = api::token(&server.client(), &server.base_url, &id, &secret).await;
     let old = api::kid(&first);
     // The current key has signed for a day already.
     let db = rusqlite::Connection::open(server.path("data/auth.db")).unwrap();
@@ -474,10 +462,10 @@ async fn a_key_older_than_the_rotation_period_is_replaced_on_schedule() {
     };
     assert_eq!(published[0], old, "the old key still signs");
     let next = published[1].clone();
-    let token = get_token(&server, &id, &secret, &[]).await;
+    let token = api::token_body(&server.client(), &server.base_url, &id, &secret, &[]).await;
     assert_eq!(api::kid(token["access_token"].as_str().unwrap()), old);
     loop {
-        let token = get_token(&server, &id, &secret, &[]).await;
+        let token = api::token_body(&server.client(), &server.base_url, &id, &secret, &[]).await;
         if api::kid(token["access_token"].as_str().unwrap()) == next {
             break;
         }
