@@ -33,9 +33,10 @@
 # Each instance's directory is laid out as a deployment directory
 # (bin/auth-server, config.toml, certs/, run/auth-server.pid, log/), so
 # scripts/deploy.sh works in it as on a real host (DEPLOY_DIR=that dir).
-# Instance 1 starts first and makes the key material every instance must
-# share (today the signing key file and the development TLS certificate in
-# certs/); the others start with a copy of its certs/.
+# Instance 1 starts first and makes what every instance must share besides
+# the store (the development TLS certificate and key-encryption key in
+# certs/; the signing keys are in the store); the others start with a copy of
+# its certs/.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -10,6 +10,7 @@ use prometheus::{
 };
 
 use crate::build_info::{GIT_SHA, VERSION};
+use crate::keys::lifecycle::KeyTimeline;
 
 /// Latency buckets in seconds: 50 µs to 2.5 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -51,8 +52,8 @@ pub struct Metrics {
     pub validation_rejections: IntCounterVec,
     /// Seconds between a revocation and its arrival here via the feed.
     pub revocation_lag: Histogram,
-    /// Store connection pool: size, in use, waiting (PostgreSQL).
-    pub db_pool: IntGaugeVec,
+    /// Store connection pool by state (PostgreSQL), set at scrape time.
+    db_pool: IntGaugeVec,
     /// Revoked tokens held in memory.
     pub revocations_held: IntGauge,
     /// Live instances of the fleet, as the last heartbeat counted them.
@@ -70,6 +71,12 @@ pub struct ScrapeSources<'a> {
     pub validation: &'a crate::validation::ValidationStats,
     /// Rate-limit rejections.
     pub limits: &'a crate::limit::LimitStats,
+    /// Where the stored signing keys stand (`None` for HS256).
+    pub keys: Option<KeyTimeline>,
+    /// The time of the scrape, Unix seconds.
+    pub now: i64,
+    /// The store's connection pool, where it has one.
+    pub pool: Option<crate::store::PoolStatus>,
 }
 
 impl Metrics {
@@ -144,7 +151,10 @@ impl Metrics {
             .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
         )?;
         let db_pool = IntGaugeVec::new(
-            Opts::new("auth_db_pool_connections", "Store connection pool by state"),
+            Opts::new(
+                "auth_db_pool_connections",
+                "Store connection pool (PostgreSQL) by state: max, size (open), in_use, available (idle), waiting (calls waiting for one)",
+            ),
             &["state"],
         )?;
         let revocations_held =
@@ -225,6 +235,9 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self, extra: &ScrapeSources<'_>) -> Vec<u8> {
+        if let Some(pool) = extra.pool {
+            self.set_pool(pool);
+        }
         let mut out = Vec::with_capacity(16 * 1024);
         if TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -266,8 +279,59 @@ impl Metrics {
             load(&l.validate),
         );
         out.extend_from_slice(text.as_bytes());
+        if let Some(keys) = &extra.keys {
+            out.extend_from_slice(render_keys(keys, extra.now).as_bytes());
+        }
         out
     }
+
+    /// Sets `auth_db_pool_connections{state}` from one sample of the pool.
+    fn set_pool(&self, pool: crate::store::PoolStatus) {
+        for (state, connections) in [
+            ("max", pool.max_size),
+            ("size", pool.size),
+            ("in_use", pool.in_use()),
+            ("available", pool.available),
+            ("waiting", pool.waiting),
+        ] {
+            let connections = i64::try_from(connections).unwrap_or(i64::MAX);
+            self.db_pool.with_label_values(&[state]).set(connections);
+        }
+    }
+}
+
+/// The signing-key gauges, computed at scrape time from the key set's
+/// timeline (ages change with every second, not with every key change).
+fn render_keys(keys: &KeyTimeline, now: i64) -> String {
+    let mut text = format!(
+        "# HELP auth_signing_key_age_seconds Seconds since the current signing key started signing\n\
+         # TYPE auth_signing_key_age_seconds gauge\n\
+         auth_signing_key_age_seconds {}\n\
+         # HELP auth_signing_key_rotation_period_seconds Scheduled signing-key rotation period (0: manual only)\n\
+         # TYPE auth_signing_key_rotation_period_seconds gauge\n\
+         auth_signing_key_rotation_period_seconds {}\n",
+        (now - keys.current_since).max(0),
+        keys.rotation_period_secs,
+    );
+    if let Some(at) = keys.next_promotion_at {
+        text.push_str(&format!(
+            "# HELP auth_signing_key_next_promotion_seconds Seconds until a signing key next becomes current (negative: overdue)\n\
+             # TYPE auth_signing_key_next_promotion_seconds gauge\n\
+             auth_signing_key_next_promotion_seconds {}\n",
+            at - now
+        ));
+    }
+    text.push_str(
+        "# HELP auth_signing_keys Stored signing keys by state, as of the last change\n\
+         # TYPE auth_signing_keys gauge\n",
+    );
+    for (state, count) in keys.by_state {
+        text.push_str(&format!(
+            "auth_signing_keys{{state=\"{}\"}} {count}\n",
+            state.name()
+        ));
+    }
+    text
 }
 
 /// Formats a status code (always three digits) without allocating.
@@ -293,9 +357,18 @@ mod tests {
         let validation = crate::validation::ValidationStats::default();
         validation.accepted.fetch_add(3, Ordering::Relaxed);
         let limits = crate::limit::LimitStats::default();
+        let timeline = KeyTimeline {
+            current_since: 1_000,
+            next_promotion_at: Some(2_000),
+            rotation_period_secs: 7_776_000,
+            by_state: crate::keys::lifecycle::KeyState::ALL.map(|s| (s, 1)),
+        };
         let text = String::from_utf8(metrics.render(&ScrapeSources {
             validation: &validation,
             limits: &limits,
+            keys: Some(timeline),
+            now: 1_500,
+            pool: None,
         }))
         .unwrap();
         for needle in [
@@ -306,9 +379,54 @@ mod tests {
             "auth_validations_total{result=\"accepted\"} 3",
             "auth_rate_limited_total{limiter=\"client\"} 0",
             "auth_build_info{git_sha=",
+            "auth_signing_key_age_seconds 500",
+            "auth_signing_key_next_promotion_seconds 500",
+            "auth_signing_key_rotation_period_seconds 7776000",
+            "auth_signing_keys{state=\"retired\"} 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn renders_the_pool_sampled_at_scrape_time() {
+        let metrics = Metrics::new().unwrap();
+        let validation = crate::validation::ValidationStats::default();
+        let limits = crate::limit::LimitStats::default();
+        let scrape = |pool| {
+            String::from_utf8(metrics.render(&ScrapeSources {
+                validation: &validation,
+                limits: &limits,
+                keys: None,
+                now: 0,
+                pool,
+            }))
+            .unwrap()
+        };
+        assert!(!scrape(None).contains("auth_db_pool_connections{"));
+        let busy = scrape(Some(crate::store::PoolStatus {
+            max_size: 8,
+            size: 8,
+            available: 1,
+            waiting: 5,
+        }));
+        for needle in [
+            "auth_db_pool_connections{state=\"max\"} 8",
+            "auth_db_pool_connections{state=\"size\"} 8",
+            "auth_db_pool_connections{state=\"in_use\"} 7",
+            "auth_db_pool_connections{state=\"available\"} 1",
+            "auth_db_pool_connections{state=\"waiting\"} 5",
+        ] {
+            assert!(busy.contains(needle), "{needle} missing from\n{busy}");
+        }
+        let idle = scrape(Some(crate::store::PoolStatus {
+            max_size: 8,
+            size: 2,
+            available: 2,
+            waiting: 0,
+        }));
+        assert!(idle.contains("auth_db_pool_connections{state=\"in_use\"} 0"));
+        assert!(idle.contains("auth_db_pool_connections{state=\"waiting\"} 0"));
     }
 
     #[test]

@@ -11,28 +11,11 @@ use common::contract;
 async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("data/auth.db")).unwrap();
-    assert_eq!(store.migrate().await.unwrap().applied, [1, 2, 3]);
+    assert_eq!(store.migrate().await.unwrap().applied, [1, 2, 3, 4]);
     (store, dir)
 }
 
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let (store, _dir) = fresh_store().await;
-            contract::$name(&store).await;
-        }
-    )*};
-}
-
-contract_tests!(
-    clients_round_trip,
-    migrate_is_idempotent,
-    revocations_are_kept_until_expiry,
-    the_change_feed_lists_every_write,
-    a_cursor_behind_the_pruned_log_reloads,
-    heartbeats_count_the_live_instances,
-);
+contract::contract_tests!(fresh: fresh_store().await);
 
 #[tokio::test]
 async fn the_embedded_store_has_no_push_signal() {

@@ -5,11 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use auth_server::admin::{self, NewClient};
 use auth_server::app::{self, RunningServer};
-use auth_server::config::{Config, Secret};
-use auth_server::keys::Algorithm;
+use auth_server::config::{Config, ScopeRule, Secret};
+use auth_server::keyring::KeyRing;
+use auth_server::keys::{Algorithm, KeySet};
 use auth_server::store::ClientStore;
 use auth_server::store::sqlite::SqliteStore;
 use tokio::sync::oneshot;
@@ -40,6 +42,9 @@ pub fn test_config(dir: &std::path::Path, alg: Algorithm) -> Config {
     config.server.shutdown_timeout_secs = 5;
     config.server.drain_grace_ms = 50;
     config.server.pid_file = dir.join("run/auth-server.pid").display().to_string();
+    // One KEK for every test server, as for a fleet: servers sharing a
+    // database (restarts, several instances) open each other's keys.
+    config.kek = Some(Secret(TEST_KEK.into()));
     if alg == Algorithm::HS256 {
         config.jwt_secret = Some(Secret(HMAC_SECRET.into()));
     }
@@ -51,6 +56,30 @@ pub fn test_config(dir: &std::path::Path, alg: Algorithm) -> Config {
 pub fn unlimited_clients(config: &mut Config) {
     config.limits.client_rps = 100_000;
     config.limits.client_burst = 1_000_000;
+}
+
+/// The key-encryption key of in-process test servers (a fixture, not a
+/// secret: 32 bytes, base64).
+pub const TEST_KEK: &str = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=";
+
+/// Endpoint rules over `https://api.test/v1/users/**`: scope `read` may
+/// GET it, `write` may POST and DELETE.
+pub fn user_api_rules(config: &mut Config) {
+    let rule = |name: &str, methods: &[&str]| ScopeRule {
+        name: name.into(),
+        description: String::new(),
+        endpoints: vec!["https://api.test/v1/users/**".into()],
+        methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+    };
+    config.scopes = vec![rule("read", &["GET"]), rule("write", &["POST", "DELETE"])];
+}
+
+/// A server with [`user_api_rules`] and one [`TestServer::standard_client`]:
+/// the server, the client's id and its secret.
+pub async fn start_with_rules() -> (TestServer, String, String) {
+    let server = TestServer::start_with(Algorithm::EdDSA, user_api_rules).await;
+    let (id, secret) = server.standard_client().await;
+    (server, id, secret)
 }
 
 /// The HS256 secret used by tests.
@@ -80,7 +109,9 @@ impl TestServer {
         Self::start_in(dir, Algorithm::EdDSA, tweak).await
     }
 
-    async fn start_in(
+    /// Starts a server on an existing directory (its store, certificate and
+    /// key files as they are).
+    pub async fn start_in(
         dir: tempfile::TempDir,
         alg: Algorithm,
         tweak: impl FnOnce(&mut Config),
@@ -121,7 +152,12 @@ impl TestServer {
 
     /// URL of the token endpoint.
     pub fn token_url(&self) -> String {
-        self.url("/auth-server/v1/oauth/token")
+        api::endpoint(&self.base_url, "token")
+    }
+
+    /// Sends `GET path` with [`Self::client`]; the answer, whatever it is.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
     }
 
     /// An HTTPS client trusting only this server's certificate.
@@ -168,8 +204,25 @@ impl TestServer {
     }
 
     /// Re-reads certificate and keys, as SIGHUP does.
-    pub fn reload(&self) -> auth_server::reload::ReloadReport {
-        self.running.as_ref().expect("running").reloader.reload()
+    pub async fn reload(&self) -> auth_server::reload::ReloadReport {
+        self.running
+            .as_ref()
+            .expect("running")
+            .reloader
+            .reload()
+            .await
+    }
+
+    /// The server's stored signing keys (what `auth-server keys` changes).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        let running = self.running.as_ref().expect("running");
+        Arc::clone(running.key_ring.as_ref().expect("keys in the store"))
+    }
+
+    /// The server's keys as the store holds them now; `.active()` signs as
+    /// the server does.
+    pub async fn stored_keys(&self) -> KeySet {
+        self.key_ring().load().await.unwrap()
     }
 
     /// Path inside the server's temp dir.
@@ -200,39 +253,6 @@ pub fn unverified_claims(token: &str) -> serde_json::Value {
         .decode(payload)
         .expect("base64url payload");
     serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
-/// Sends a client-credentials token request with Basic auth.
-pub async fn token_request(server: &TestServer, id: &str, secret: &str) -> reqwest::Response {
-    server
-        .client()
-        .post(server.token_url())
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Gets a token with Basic auth and the given extra form fields.
-pub async fn get_token(
-    server: &TestServer,
-    id: &str,
-    secret: &str,
-    extra: &[(&str, &str)],
-) -> serde_json::Value {
-    let mut form = vec![("grant_type", "client_credentials")];
-    form.extend_from_slice(extra);
-    let response = server
-        .client()
-        .post(server.token_url())
-        .basic_auth(id, Some(secret))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::OK);
-    json_body(response).await
 }
 
 pub mod api;

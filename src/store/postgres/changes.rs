@@ -6,8 +6,8 @@ use tokio::sync::watch;
 
 use super::{CHANGE_LOG_LOCK, PostgresStore, rows, unavailable};
 use crate::store::{
-    CHANGE_LOG_RETENTION_SECS, ChangeBatch, Heartbeat, Revocation, RevocationStore, Store,
-    StoreError, StoreFuture,
+    CHANGE_LOG_RETENTION_SECS, ChangeBatch, Heartbeat, PoolStatus, Revocation, RevocationStore,
+    Store, StoreError, StoreFuture,
 };
 
 /// Appends to the change log. The lock makes concurrent writers commit in
@@ -153,5 +153,15 @@ impl Store for PostgresStore {
 
     fn leave<'a>(&'a self, instance: &'a str) -> StoreFuture<'a, ()> {
         self.forget(instance)
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let status = self.pool.status();
+        Some(PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        })
     }
 }

@@ -16,7 +16,11 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_revocations_and_changes.sql"),
     ),
-    (3, include_str!("../migrations/postgres/0003_instances.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_signing_keys.sql"),
+    ),
+    (4, include_str!("../migrations/postgres/0004_instances.sql")),
 ];
 
 /// Advisory-lock key held while migrating ("auth-mig" in ASCII).

@@ -1,4 +1,4 @@
--- Version 3: the live instances of a fleet. Each running instance renews its
+-- Version 4: the live instances of a fleet. Each running instance renews its
 -- row every few seconds; a row not renewed for a while belongs to an instance
 -- that is gone, and is deleted by the next heartbeat of any other. Per-client
 -- rate limits are divided by the number of live rows.

@@ -1,4 +1,4 @@
--- Version 3: the live instances of a fleet (see the PostgreSQL migration).
+-- Version 4: the live instances of a fleet (see the PostgreSQL migration).
 -- The embedded store usually has one, but several processes may share a file.
 CREATE TABLE instances (
     id         TEXT PRIMARY KEY NOT NULL,
