@@ -49,7 +49,7 @@ TEST_PG_URL="$(scripts/pg.sh start)"
 export TEST_PG_URL
 started=$SECONDS
 # The fleet tests (module behind_haproxy) have a phase of their own below.
-cargo test --all-targets --locked -- --ignored --skip behind_haproxy::
+cargo test --tests --locked -- --ignored --skip behind_haproxy::
 echo "    PostgreSQL tests took $((SECONDS - started)) s"
 scripts/pg.sh stop
 trap - EXIT
