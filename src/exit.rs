@@ -8,6 +8,7 @@ use crate::app::AppError;
 use crate::cli::CliError;
 use crate::state::StateError;
 use crate::store::StoreError;
+use crate::tls::TlsError;
 
 /// A failure with no more specific code.
 pub const FAILURE: u8 = 1;
@@ -30,20 +31,25 @@ pub fn code(error: &CliError) -> u8 {
         CliError::App(e) => app_code(e),
         CliError::Admin(AdminError::Invalid(_)) | CliError::Refused(_) => USAGE,
         CliError::Admin(AdminError::NotFound(_)) => DATA,
-        CliError::Admin(_) => FAILURE,
+        CliError::Admin(_) | CliError::Unhealthy(_) => FAILURE,
     }
 }
 
 fn app_code(error: &AppError) -> u8 {
     match error {
+        // A configured certificate that is missing, unreadable, not PEM or
+        // not matching its key: fix the configuration (or the mount).
         AppError::ImportedSecrets(_)
         | AppError::State(StateError::ScopeRule { .. })
-        | AppError::Store(StoreError::Settings(_)) => CONFIG,
+        | AppError::Store(StoreError::Settings(_))
+        | AppError::Tls(TlsError::Io { .. } | TlsError::BadPem(_) | TlsError::Rejected(_)) => {
+            CONFIG
+        }
         AppError::State(StateError::Metrics(_)) => SOFTWARE,
         AppError::Signals(_) => OS,
         AppError::PidFile { .. } => CANT_CREATE,
         AppError::Store(_)
-        | AppError::Tls(_)
+        | AppError::Tls(TlsError::Generate(_))
         | AppError::Key(_)
         | AppError::Bind { .. }
         | AppError::Admin(_) => FAILURE,
@@ -65,6 +71,11 @@ mod tests {
             code(&CliError::Admin(AdminError::NotFound("c".into()))),
             DATA
         );
+        let missing_certificate = CliError::App(AppError::Tls(TlsError::Io {
+            path: "/run/secrets/auth-server/tls.crt".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        }));
+        assert_eq!(code(&missing_certificate), CONFIG);
         let signals = CliError::App(AppError::Signals(std::io::Error::other("x")));
         assert_eq!(code(&signals), OS, "not a configuration problem");
     }
