@@ -45,6 +45,7 @@ rm -rf "$db_dir/$name/.git"
         commit -q -m "RustSec advisory database snapshot of $taken"
 )
 
+mkdir -p "$(dirname "$config_out")"
 awk -v db="$db_dir" -v stale="P${age_days}D" '
     { print }
     /^\[advisories\]/ { print "db-path = \"" db "\""; print "maximum-db-staleness = \"" stale "\"" }

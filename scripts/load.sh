@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Load test on loopback. Builds the release binary, starts it on 127.0.0.1 with
-# a throwaway config, embedded store, certificate and signing key in a temp
-# dir, creates a client, then drives each route with oha for a bounded time:
+# Load test on loopback, against a fixed ceiling in the same run. First the
+# ceiling server (examples/ceiling.rs: the same runtime, TLS, HTTP server,
+# signing key type and token code, and nothing else) is driven, then the
+# release auth-server (throwaway config, embedded store, certificate and key
+# in a temp dir, one client), each route with oha for a bounded time:
 #
-#   GET  /health/live        keep-alive     the ceiling of this stack
-#   POST {base}/oauth/token  keep-alive     Basic auth, form body, EdDSA
-#   POST {base}/oauth/token  new TLS connection per request
-#   POST {base}/oauth/validate (Bearer, cache hit), once the route exists
+#   ceiling      POST /hello, POST /sign, POST /verify (keep-alive);
+#                POST /hello with a new TLS connection per request
+#   auth-server  GET /health/live; POST {base}/oauth/token (Basic, form,
+#                EdDSA); POST {base}/oauth/validate (Bearer, cache hit);
+#                POST {base}/oauth/introspect; all keep-alive; token with a
+#                new TLS connection per request
 #
-# and prints RPS, p50, p99, errors and each route's RPS as a ratio of
-# /health/live in the same run. The server is stopped on exit.
+# and prints RPS, p50, p99 and errors per route, then the ratios of the
+# targets: token / sign, validate / hello, introspect / hello, health / hello,
+# new-connection token / new-connection hello, and token p99 / sign p99.
+# Both servers are stopped on exit.
 #
 # Usage: scripts/load.sh [--duration SECS] [--connections N] [--json]
-#   --duration SECS   per-route duration (default 20: the run stays under 2 min)
+#   --duration SECS   per-route duration (default 10: the run stays under 2 min)
 #   --connections N   concurrent connections (default 64)
 #   --json            print one JSON document instead of the table
 #
@@ -22,11 +28,11 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE=/auth-server/v1
-DURATION=20
+DURATION=10
 CONNECTIONS=64
 JSON=false
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while (($# > 0)); do
     case "$1" in
@@ -50,34 +56,46 @@ OHA_BIN=$(find_oha)
 build_release
 
 WORK=$(mktemp -d)
+CEILING_PID=""
+stop_ceiling() {
+    if [[ -n $CEILING_PID ]] && kill -0 "$CEILING_PID" 2>/dev/null; then
+        kill -KILL "$CEILING_PID" 2>/dev/null || true
+        wait "$CEILING_PID" 2>/dev/null || true
+    fi
+    CEILING_PID=""
+}
 cleanup() {
+    stop_ceiling
     stop_server
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-write_config
-start_server
-create_client "Load test"
-FORM="grant_type=client_credentials&scope=api%3Aread"
-TOKEN_URL=$URL$BASE/oauth/token
+log "building the ceiling server"
+(cd "$ROOT" && cargo build --release --locked --example ceiling >&2)
+CEILING_BIN=$(dirname "$BIN")/examples/ceiling
 
-# Runs oha against a URL; extra arguments are passed through. Prints oha's JSON.
+FORM="grant_type=client_credentials&scope=api%3Aread"
+
+# Runs oha against a URL with the CA in $2; extra arguments are passed
+# through. Prints oha's JSON.
 oha_run() {
-    local url=$1
-    shift
-    timeout $((DURATION + 60)) "$OHA_BIN" --no-tui --output-format json --cacert "$CERT" \
+    local url=$1 cacert=$2
+    shift 2
+    timeout $((DURATION + 60)) "$OHA_BIN" --no-tui --output-format json --cacert "$cacert" \
         -z "${DURATION}s" -w -c "$CONNECTIONS" "$@" "$url"
 }
 
-# Runs oha and keeps one result row: route label, keep-alive, oha's figures.
+# Runs oha and keeps one result row under a short name: keep-alive, RPS,
+# latency percentiles, requests, errors (non-2xx counted as errors).
 RESULTS=()
 measure() {
-    local route=$1 keepalive=$2 report
-    shift 2
+    local name=$1 route=$2 keepalive=$3 report
+    shift 3
     report=$(oha_run "$@")
-    RESULTS+=("$(jq -c --arg route "$route" --argjson keepalive "$keepalive" '{
+    RESULTS+=("$(jq -c --arg name "$name" --arg route "$route" --argjson keepalive "$keepalive" '{
+        name: $name,
         route: $route,
         keepalive: $keepalive,
         rps: .summary.requestsPerSec,
@@ -89,71 +107,106 @@ measure() {
     }' <<<"$report")")
 }
 
-health_live() {
-    log "GET /health/live, keep-alive, $CONNECTIONS connections, ${DURATION}s"
-    measure "GET /health/live" true "$URL/health/live"
-}
+# --- the ceiling -------------------------------------------------------------
+port=$(free_port) || { log "no free loopback port found"; exit 1; }
+mkdir -p "$WORK/ceiling"
+"$CEILING_BIN" --dir "$WORK/ceiling" --bind "127.0.0.1:$port" >"$WORK/ceiling.out" 2>&1 &
+CEILING_PID=$!
+CEILING_URL=https://127.0.0.1:$port
+CEILING_CERT=$WORK/ceiling/dev-cert.pem
+for _ in $(seq 100); do
+    if [[ -f $CEILING_CERT ]] && curl --http1.1 -s -o /dev/null --max-time 1 --cacert "$CEILING_CERT" \
+        -X POST "$CEILING_URL/hello"; then
+        break
+    fi
+    sleep 0.1
+done
 
-token_keepalive() {
-    log "POST $BASE/oauth/token, keep-alive, $CONNECTIONS connections, ${DURATION}s"
-    measure "POST $BASE/oauth/token" true "$TOKEN_URL" -m POST \
-        -a "$CLIENT_ID:$CLIENT_SECRET" -T application/x-www-form-urlencoded -d "$FORM"
-}
+log "ceiling: POST /hello, keep-alive, $CONNECTIONS connections, ${DURATION}s"
+measure hello "ceiling POST /hello" true "$CEILING_URL/hello" "$CEILING_CERT" -m POST \
+    -T application/x-www-form-urlencoded -d "$FORM"
+log "ceiling: POST /sign, keep-alive"
+measure sign "ceiling POST /sign" true "$CEILING_URL/sign" "$CEILING_CERT" -m POST \
+    -T application/x-www-form-urlencoded -d "$FORM"
+ceiling_token=$(curl --http1.1 -s --fail --cacert "$CEILING_CERT" -X POST "$CEILING_URL/sign" | jq -r .access_token)
+log "ceiling: POST /verify, keep-alive"
+measure verify "ceiling POST /verify" true "$CEILING_URL/verify" "$CEILING_CERT" -m POST \
+    -H "Authorization: Bearer $ceiling_token"
+log "ceiling: POST /hello, new TLS connection per request"
+measure hello_new "ceiling POST /hello" false "$CEILING_URL/hello" "$CEILING_CERT" --disable-keepalive \
+    -m POST -T application/x-www-form-urlencoded -d "$FORM"
+stop_ceiling
 
-token_new_connection() {
-    log "POST $BASE/oauth/token, new TLS connection per request, $CONNECTIONS connections, ${DURATION}s"
-    measure "POST $BASE/oauth/token" false "$TOKEN_URL" --disable-keepalive -m POST \
-        -a "$CLIENT_ID:$CLIENT_SECRET" -T application/x-www-form-urlencoded -d "$FORM"
-}
+# --- auth-server -------------------------------------------------------------
+write_config
+start_server
+create_client "Load test"
+TOKEN_URL=$URL$BASE/oauth/token
+VALIDATE_URL=$URL$BASE/oauth/validate
+INTROSPECT_URL=$URL$BASE/oauth/introspect
+VALIDATE_BODY='{"endpoint_url":"https://api.example.com/v1/items","method":"GET"}'
 
-# POST {base}/oauth/validate with a Bearer token that is already in the
-# validation cache. Skipped (no row) while the server has no such route.
-validate_cache_hit() {
-    local validate_url=$URL$BASE/oauth/validate body token status
-    body='{"endpoint_url":"https://api.example.com/v1/items","method":"GET"}'
-    status=$(curl --http1.1 -s -o /dev/null -w "%{http_code}" --cacert "$CERT" -X POST \
-        -H "Content-Type: application/json" -d "$body" "$validate_url") || true
-    case $status in
-        404) log "POST $BASE/oauth/validate: not served by this build, skipped"; return 0 ;;
-        000) log "POST $BASE/oauth/validate: no answer to the probe, skipped"; return 0 ;;
-    esac
-    token=$(curl --http1.1 -s --fail --cacert "$CERT" -u "$CLIENT_ID:$CLIENT_SECRET" -d "$FORM" "$TOKEN_URL" \
-        | jq -r .access_token)
-    # The first call fills the cache; the load below is all cache hits.
-    curl --http1.1 -s -o /dev/null --cacert "$CERT" -X POST -H "Authorization: Bearer $token" \
-        -H 'Content-Type: application/json' -d "$body" "$validate_url"
-    log "POST $BASE/oauth/validate, keep-alive, cache hit, $CONNECTIONS connections, ${DURATION}s"
-    measure "POST $BASE/oauth/validate" true "$validate_url" -m POST \
-        -H "Authorization: Bearer $token" -T application/json -d "$body"
-}
+log "GET /health/live, keep-alive, $CONNECTIONS connections, ${DURATION}s"
+measure health "GET /health/live" true "$URL/health/live" "$CERT"
 
-health_live
-token_keepalive
-validate_cache_hit
-token_new_connection
+log "POST $BASE/oauth/token, keep-alive"
+measure token "POST $BASE/oauth/token" true "$TOKEN_URL" "$CERT" -m POST \
+    -a "$CLIENT_ID:$CLIENT_SECRET" -T application/x-www-form-urlencoded -d "$FORM"
+
+token=$(curl --http1.1 -s --fail --cacert "$CERT" -u "$CLIENT_ID:$CLIENT_SECRET" -d "$FORM" "$TOKEN_URL" \
+    | jq -r .access_token)
+# The first call fills the validation cache; the load below is all cache hits.
+curl --http1.1 -s -o /dev/null --cacert "$CERT" -X POST -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d "$VALIDATE_BODY" "$VALIDATE_URL"
+log "POST $BASE/oauth/validate, keep-alive, cache hit"
+measure validate "POST $BASE/oauth/validate" true "$VALIDATE_URL" "$CERT" -m POST \
+    -H "Authorization: Bearer $token" -T application/json -d "$VALIDATE_BODY"
+
+log "POST $BASE/oauth/introspect, keep-alive, cache hit"
+measure introspect "POST $BASE/oauth/introspect" true "$INTROSPECT_URL" "$CERT" -m POST \
+    -a "$CLIENT_ID:$CLIENT_SECRET" -T application/x-www-form-urlencoded -d "token=$token"
+
+log "POST $BASE/oauth/token, new TLS connection per request"
+measure token_new "POST $BASE/oauth/token" false "$TOKEN_URL" "$CERT" --disable-keepalive -m POST \
+    -a "$CLIENT_ID:$CLIENT_SECRET" -T application/x-www-form-urlencoded -d "$FORM"
 
 REPORT=$(printf '%s\n' "${RESULTS[@]}" | jq -s \
     --argjson cpus "$(nproc)" --argjson duration "$DURATION" --argjson connections "$CONNECTIONS" '
-    (.[0].rps) as $ceiling
-    | {
+    (map({key: .name, value: .}) | from_entries) as $r
+    | def ratio(a; b): if ($r[b].rps // 0) > 0 then ($r[a].rps / $r[b].rps) else null end;
+    {
         cpus: $cpus, duration_secs: $duration, connections: $connections,
-        results: map(. + {ratio_to_health_live: (if $ceiling > 0 then .rps / $ceiling else null end)})
+        results: .,
+        ratios: [
+            {what: "token / sign", value: ratio("token"; "sign"), target: 0.85},
+            {what: "validate / hello", value: ratio("validate"; "hello"), target: 0.85},
+            {what: "introspect / hello", value: ratio("introspect"; "hello"), target: null},
+            {what: "health / hello", value: ratio("health"; "hello"), target: 0.95},
+            {what: "new-connection token / new-connection hello", value: ratio("token_new"; "hello_new"), target: 0.90},
+            {what: "token p99 / sign p99 (lower is better)",
+             value: (if ($r.sign.p99_ms // 0) > 0 then $r.token.p99_ms / $r.sign.p99_ms else null end),
+             target: 1.3}
+        ]
     }')
 
 if [[ $JSON == true ]]; then
     echo "$REPORT"
 else
     echo
-    echo "auth-server load: ${DURATION}s per route, $CONNECTIONS connections, $(nproc) CPUs, oha on the same machine"
+    echo "load: ${DURATION}s per route, $CONNECTIONS connections, $(nproc) CPUs, oha on the same machine"
     echo
-    printf '%-34s %-13s %9s %8s %8s %7s %16s\n' \
-        route keep-alive RPS "p50 ms" "p99 ms" errors "vs /health/live"
+    printf '%-36s %-13s %9s %8s %8s %7s\n' route keep-alive RPS "p50 ms" "p99 ms" errors
     jq -r '.results[] | [.route, (if .keepalive then "yes" else "no (new TLS)" end),
             (.rps | floor), (.p50_ms * 100 | round / 100), (.p99_ms * 100 | round / 100),
-            .errors, ((.ratio_to_health_live * 100 | round | tostring) + "%")] | @tsv' \
-        <<<"$REPORT" |
-        while IFS=$'\t' read -r route keepalive rps p50 p99 errors ratio; do
-            printf '%-34s %-13s %9s %8s %8s %7s %16s\n' \
-                "$route" "$keepalive" "$rps" "$p50" "$p99" "$errors" "$ratio"
+            .errors] | @tsv' <<<"$REPORT" |
+        while IFS=$'\t' read -r route keepalive rps p50 p99 errors; do
+            printf '%-36s %-13s %9s %8s %8s %7s\n' "$route" "$keepalive" "$rps" "$p50" "$p99" "$errors"
+        done
+    echo
+    printf '%-46s %7s %8s\n' ratio value target
+    jq -r '.ratios[] | [.what, (if .value == null then "-" else (.value * 100 | round / 100 | tostring) end),
+            (if .target == null then "-" else (.target | tostring) end)] | @tsv' <<<"$REPORT" |
+        while IFS=$'\t' read -r what value target; do
+            printf '%-46s %7s %8s\n' "$what" "$value" "$target"
         done
 fi

@@ -67,6 +67,8 @@ start() {
         timeout 600 apt-get install -y -qq postgresql-15 >&2
     fi
     [ -x "$pg_bin/initdb" ] || { log "PostgreSQL binaries not found in $pg_bin"; exit 1; }
+    # On a fresh clone target/ does not exist until cargo has run.
+    mkdir -p "$(dirname "$state")"
     PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/auth-server-pg.XXXXXX")"
     if [ "$(id -u)" -eq 0 ]; then
         chown postgres: "$PG_DIR"
@@ -104,7 +106,6 @@ synchronous_commit = off
 full_page_writes = off
 EOF
         printf 'PG_DIR=%q\nPG_PORT=%q\n' "$PG_DIR" "$PG_PORT" >"$state.tmp"
-        mkdir -p "$(dirname "$state")"
         mv "$state.tmp" "$state"
         if pg_ctl_run start; then
             "$pg_bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \

@@ -51,8 +51,8 @@ pub struct Metrics {
     pub validation_rejections: IntCounterVec,
     /// Seconds between a revocation and its arrival here via the feed.
     pub revocation_lag: Histogram,
-    /// Store connection pool: size, in use, waiting (PostgreSQL).
-    pub db_pool: IntGaugeVec,
+    /// Store connection pool by state (PostgreSQL), set at scrape time.
+    db_pool: IntGaugeVec,
     /// Revoked tokens held in memory.
     pub revocations_held: IntGauge,
     /// `notAfter` of the served TLS certificate (Unix seconds).
@@ -68,6 +68,8 @@ pub struct ScrapeSources<'a> {
     pub validation: &'a crate::validation::ValidationStats,
     /// Rate-limit rejections.
     pub limits: &'a crate::limit::LimitStats,
+    /// The store's connection pool, where it has one.
+    pub pool: Option<crate::store::PoolStatus>,
 }
 
 impl Metrics {
@@ -142,7 +144,10 @@ impl Metrics {
             .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
         )?;
         let db_pool = IntGaugeVec::new(
-            Opts::new("auth_db_pool_connections", "Store connection pool by state"),
+            Opts::new(
+                "auth_db_pool_connections",
+                "Store connection pool (PostgreSQL) by state: max, size (open), in_use, available (idle), waiting (calls waiting for one)",
+            ),
             &["state"],
         )?;
         let revocations_held =
@@ -216,6 +221,9 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self, extra: &ScrapeSources<'_>) -> Vec<u8> {
+        if let Some(pool) = extra.pool {
+            self.set_pool(pool);
+        }
         let mut out = Vec::with_capacity(16 * 1024);
         if TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
@@ -259,6 +267,20 @@ impl Metrics {
         out.extend_from_slice(text.as_bytes());
         out
     }
+
+    /// Sets `auth_db_pool_connections{state}` from one sample of the pool.
+    fn set_pool(&self, pool: crate::store::PoolStatus) {
+        for (state, connections) in [
+            ("max", pool.max_size),
+            ("size", pool.size),
+            ("in_use", pool.in_use()),
+            ("available", pool.available),
+            ("waiting", pool.waiting),
+        ] {
+            let connections = i64::try_from(connections).unwrap_or(i64::MAX);
+            self.db_pool.with_label_values(&[state]).set(connections);
+        }
+    }
 }
 
 /// Formats a status code (always three digits) without allocating.
@@ -287,6 +309,7 @@ mod tests {
         let text = String::from_utf8(metrics.render(&ScrapeSources {
             validation: &validation,
             limits: &limits,
+            pool: None,
         }))
         .unwrap();
         for needle in [
@@ -300,6 +323,45 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn renders_the_pool_sampled_at_scrape_time() {
+        let metrics = Metrics::new().unwrap();
+        let validation = crate::validation::ValidationStats::default();
+        let limits = crate::limit::LimitStats::default();
+        let scrape = |pool| {
+            String::from_utf8(metrics.render(&ScrapeSources {
+                validation: &validation,
+                limits: &limits,
+                pool,
+            }))
+            .unwrap()
+        };
+        assert!(!scrape(None).contains("auth_db_pool_connections{"));
+        let busy = scrape(Some(crate::store::PoolStatus {
+            max_size: 8,
+            size: 8,
+            available: 1,
+            waiting: 5,
+        }));
+        for needle in [
+            "auth_db_pool_connections{state=\"max\"} 8",
+            "auth_db_pool_connections{state=\"size\"} 8",
+            "auth_db_pool_connections{state=\"in_use\"} 7",
+            "auth_db_pool_connections{state=\"available\"} 1",
+            "auth_db_pool_connections{state=\"waiting\"} 5",
+        ] {
+            assert!(busy.contains(needle), "{needle} missing from\n{busy}");
+        }
+        let idle = scrape(Some(crate::store::PoolStatus {
+            max_size: 8,
+            size: 2,
+            available: 2,
+            waiting: 0,
+        }));
+        assert!(idle.contains("auth_db_pool_connections{state=\"in_use\"} 0"));
+        assert!(idle.contains("auth_db_pool_connections{state=\"waiting\"} 0"));
     }
 
     #[test]

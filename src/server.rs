@@ -22,7 +22,7 @@ mod idle;
 mod per_ip;
 mod preface;
 
-use crate::activity::ConnectionActivity;
+use crate::activity::{ConnectionActivity, Sample};
 use crate::config::Config;
 use crate::http::AuthService;
 use crate::state::AppState;
@@ -32,9 +32,13 @@ use per_ip::{ConnectionsPerIp, IpSlot};
 /// How often the accept loop asks for room while every slot is taken.
 const SHED_INTERVAL: Duration = Duration::from_millis(50);
 
-/// A connection younger than this is never shed: it has had no fair chance
-/// to send its request yet.
-const SHED_MIN_AGE: Duration = Duration::from_millis(250);
+/// A connection still in its TLS handshake or before its first request is
+/// shed only once it is this old: a client on a busy path needs a moment.
+const SHED_PRE_REQUEST_AGE: Duration = Duration::from_secs(1);
+
+/// A serving connection is shed only after it has been seen waiting on its
+/// client, with nothing changing, for this long.
+const SHED_MIN_WAIT: Duration = Duration::from_millis(250);
 
 /// Time a shed connection with nothing in flight gets to close cleanly
 /// (GOAWAY on HTTP/2) before it is dropped.
@@ -240,6 +244,29 @@ struct Connection {
     _ip_slot: IpSlot,
 }
 
+/// Whether a serving connection has been waiting on its client, unchanged,
+/// for [`SHED_MIN_WAIT`]: fed one activity sample per pressure round.
+#[derive(Debug, Default)]
+struct WaitWatch {
+    since: Option<(Instant, Sample)>,
+}
+
+impl WaitWatch {
+    fn has_waited(&mut self, sample: Sample, now: Instant) -> bool {
+        if !sample.is_waiting_on_client() {
+            self.since = None;
+            return false;
+        }
+        match self.since {
+            Some((since, seen)) if seen == sample => now.duration_since(since) >= SHED_MIN_WAIT,
+            _ => {
+                self.since = Some((now, sample));
+                false
+            }
+        }
+    }
+}
+
 /// How a connection's wait for its client's first bytes ended badly.
 enum PreRequestEnd {
     /// The phase's timeout passed.
@@ -249,10 +276,10 @@ enum PreRequestEnd {
 }
 
 impl Connection {
-    /// True when this connection may be shed: it has been open long enough
-    /// to have sent a request.
+    /// True when this connection, still before its first request, may be
+    /// shed: it has been open long enough to have sent one.
     fn old_enough_to_shed(&self) -> bool {
-        self.accepted.elapsed() >= SHED_MIN_AGE
+        self.accepted.elapsed() >= SHED_PRE_REQUEST_AGE
     }
 
     fn count_shed(&self) {
@@ -335,6 +362,7 @@ impl Connection {
         let shed_by = tokio::time::sleep(Duration::MAX);
         tokio::pin!(shed_by);
         let mut shedding = false;
+        let mut waiting = WaitWatch::default();
         let result = loop {
             tokio::select! {
                 result = conn.as_mut() => break Ok(result),
@@ -361,7 +389,7 @@ impl Connection {
                 // client that is not sending: close it cleanly if nothing
                 // is in flight, else drop it at once.
                 Ok(()) = self.pressure.changed(), if !shedding => {
-                    if activity.is_waiting_on_client() && self.old_enough_to_shed() {
+                    if waiting.has_waited(activity.sample(), Instant::now()) {
                         self.count_shed();
                         if !activity.is_empty() {
                             break Err(());
@@ -383,5 +411,33 @@ impl Connection {
             Ok(Ok(())) => {}
         }
         metrics.open_connections.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unchanged_wait_of_the_minimum_length_is_shed() {
+        let activity = Arc::new(ConnectionActivity::default());
+        let start = Instant::now();
+        let mut watch = WaitWatch::default();
+        assert!(!watch.has_waited(activity.sample(), start), "first sight");
+        assert!(!watch.has_waited(activity.sample(), start + SHED_MIN_WAIT / 2));
+        assert!(watch.has_waited(activity.sample(), start + SHED_MIN_WAIT));
+
+        // A request that starts resets the watch; one at work is never shed.
+        let mut watch = WaitWatch::default();
+        assert!(!watch.has_waited(activity.sample(), start));
+        let request = activity.start();
+        assert!(!watch.has_waited(activity.sample(), start + SHED_MIN_WAIT * 4));
+        drop(request);
+        let later = start + SHED_MIN_WAIT * 5;
+        assert!(
+            !watch.has_waited(activity.sample(), later),
+            "a finish is a change"
+        );
+        assert!(watch.has_waited(activity.sample(), later + SHED_MIN_WAIT));
     }
 }

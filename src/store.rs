@@ -109,6 +109,26 @@ pub struct ChangeBatch {
     pub full_reload: bool,
 }
 
+/// How busy a store's connection pool is, sampled at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The most connections the pool opens.
+    pub max_size: usize,
+    /// Connections open now, in use or idle.
+    pub size: usize,
+    /// Open connections idle in the pool.
+    pub available: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
+}
+
+impl PoolStatus {
+    /// Open connections handed out to a call.
+    pub fn in_use(&self) -> usize {
+        self.size.saturating_sub(self.available)
+    }
+}
+
 /// A store with clients, revocations and a change feed, as the server uses it.
 pub trait Store: ClientStore + RevocationStore {
     /// The newest cursor: start here to see only later changes.
@@ -121,6 +141,11 @@ pub trait Store: ClientStore + RevocationStore {
     /// on an interval as well. `None` (the default, and the embedded store):
     /// poll only.
     fn change_notifications(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+    /// The connection pool's occupancy, where the backend has a pool (for
+    /// metrics). `None` (the default, and the embedded store): no pool.
+    fn pool_status(&self) -> Option<PoolStatus> {
         None
     }
 }

@@ -92,8 +92,7 @@ async fn metrics_want_the_configured_token() {
         c.metrics_token = Some(Secret(METRICS_TOKEN.into()));
     })
     .await;
-    let url = server.url("/metrics");
-    let bare = server.client().get(&url).send().await.unwrap();
+    let bare = server.get("/metrics").await;
     assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         bare.headers()["www-authenticate"],
@@ -102,7 +101,7 @@ async fn metrics_want_the_configured_token() {
     assert_eq!(bare.headers()["cache-control"], "no-store");
     let wrong = server
         .client()
-        .get(&url)
+        .get(server.url("/metrics"))
         .bearer_auth("metrics-token-of-at-least-thirty-two-bytez")
         .send()
         .await
@@ -114,11 +113,5 @@ async fn metrics_want_the_configured_token() {
 #[tokio::test]
 async fn without_a_token_loopback_callers_read_metrics() {
     let server = TestServer::start().await;
-    let response = server
-        .client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.get("/metrics").await.status(), StatusCode::OK);
 }

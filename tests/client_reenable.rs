@@ -17,8 +17,9 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use auth_server::clock;
 use common::load::{REQUEST_LIMIT, RUN_LIMIT};
 use common::process::{self, ServerProcess, UNLIMITED_CLIENTS, text};
 use common::{api, unverified_claims};
@@ -62,8 +63,8 @@ const ENV: [(&str, &str); 4] = [
 struct Answer {
     /// When the answer arrived.
     received: Instant,
-    /// The same moment on the wall clock.
-    received_wall: SystemTime,
+    /// The same moment on the wall clock, since the Unix epoch.
+    received_wall: Duration,
     /// HTTP status; 0 when no answer came.
     status: u16,
     /// The access token of a 200.
@@ -82,23 +83,18 @@ impl Harvest {
     fn start(http: &reqwest::Client, base: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicU64::new(0));
-        let url = api::endpoint(base, "token");
         let started = Instant::now();
         let tasks = (0..WORKERS)
             .map(|_| {
                 let (stop, answered) = (stop.clone(), answered.clone());
-                let (http, url) = (http.clone(), url.clone());
+                let (http, base) = (http.clone(), base.to_owned());
                 tokio::spawn(async move {
                     let mut answers = Vec::new();
                     for _ in 0..MAX_EACH {
                         if stop.load(Ordering::Relaxed) || started.elapsed() > RUN_LIMIT {
                             break;
                         }
-                        let request = http
-                            .post(&url)
-                            .basic_auth(ID, Some(SECRET))
-                            .form(&[("grant_type", "client_credentials")])
-                            .send();
+                        let request = api::token_post(&http, &base, ID, SECRET, &[]).send();
                         answers.push(match tokio::time::timeout(REQUEST_LIMIT, request).await {
                             Ok(Ok(response)) => {
                                 let status = response.status().as_u16();
@@ -110,14 +106,14 @@ impl Harvest {
                                 };
                                 Answer {
                                     received: Instant::now(),
-                                    received_wall: SystemTime::now(),
+                                    received_wall: clock::since_unix_epoch(),
                                     status,
                                     token,
                                 }
                             }
                             _ => Answer {
                                 received: Instant::now(),
-                                received_wall: SystemTime::now(),
+                                received_wall: clock::since_unix_epoch(),
                                 status: 0,
                                 token: None,
                             },
@@ -182,15 +178,14 @@ async fn client_command(
     (shown, took)
 }
 
-/// How far into its second the wall-clock time `at` is.
-fn subsecond(at: SystemTime) -> Duration {
-    let nanos = at.duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-    Duration::from_nanos(u64::from(nanos))
+/// How far into its second the wall-clock time `at` (since the Unix epoch) is.
+fn subsecond(at: Duration) -> Duration {
+    Duration::from_nanos(u64::from(at.subsec_nanos()))
 }
 
 /// Sleeps until the wall clock is `at` into a second.
 async fn until_subsecond(at: Duration) {
-    let into = subsecond(SystemTime::now());
+    let into = subsecond(clock::since_unix_epoch());
     let wait = if at >= into {
         at - into
     } else {
@@ -207,13 +202,7 @@ async fn fresh_token_validates(http: &reqwest::Client, base: &str) -> u32 {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let response = http
-            .post(api::endpoint(base, "token"))
-            .basic_auth(ID, Some(SECRET))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
+        let response = api::token_request(http, base, ID, SECRET).await;
         if response.status() == StatusCode::OK {
             let body: serde_json::Value = response.json().await.unwrap();
             let token = body["access_token"].as_str().unwrap();

@@ -6,7 +6,8 @@
 mod common;
 
 use auth_server::keys::Algorithm;
-use common::{HMAC_SECRET, TestServer, get_token, json_body};
+use common::api::{self, BASE_PATH};
+use common::{HMAC_SECRET, TestServer, json_body};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use reqwest::StatusCode;
@@ -22,16 +23,16 @@ async fn tokens_verify_against_the_served_jwks_for_every_algorithm() {
     ] {
         let server = TestServer::start_with(alg, |_| {}).await;
         let (id, secret) = server.standard_client().await;
-        let token = get_token(&server, &id, &secret, &[("scope", "read write")]).await;
+        let (http, base) = (server.client(), server.base_url.clone());
+        let token = api::token_body(&http, &base, &id, &secret, &[("scope", "read write")]).await;
         let token = token["access_token"].as_str().unwrap().to_owned();
 
         let header = decode_header(&token).unwrap();
         assert_eq!(header.typ.as_deref(), Some("at+jwt"), "{alg:?}");
         let kid = header.kid.clone().expect("kid");
 
-        let jwks: JwkSet = server
-            .client()
-            .get(server.url("/auth-server/v1/oauth/jwks"))
+        let jwks: JwkSet = http
+            .get(api::endpoint(&base, "jwks"))
             .send()
             .await
             .unwrap()
@@ -67,11 +68,11 @@ async fn metadata_is_served_at_all_three_paths() {
     let client = server.client();
     let mut documents = Vec::new();
     for path in [
-        "/.well-known/oauth-authorization-server/auth-server/v1",
-        "/.well-known/oauth-authorization-server",
-        "/auth-server/v1/.well-known/openid-configuration",
+        format!("/.well-known/oauth-authorization-server{BASE_PATH}"),
+        "/.well-known/oauth-authorization-server".into(),
+        format!("{BASE_PATH}/.well-known/openid-configuration"),
     ] {
-        let response = client.get(server.url(path)).send().await.unwrap();
+        let response = server.get(&path).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         assert_eq!(response.headers()["cache-control"], "public, max-age=300");
         documents.push(json_body(response).await);
@@ -106,11 +107,7 @@ async fn metadata_is_served_at_all_three_paths() {
         .await
         .unwrap();
     assert_eq!(jwks.status(), StatusCode::OK);
-    let same = client
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let same = server.get("/.well-known/jwks.json").await;
     assert_eq!(json_body(jwks).await, json_body(same).await);
 }
 
@@ -125,15 +122,7 @@ async fn scopes_from_config_are_advertised() {
         }];
     })
     .await;
-    let doc = json_body(
-        server
-            .client()
-            .get(server.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let doc = json_body(server.get("/.well-known/oauth-authorization-server").await).await;
     assert_eq!(doc["scopes_supported"], serde_json::json!(["orders:read"]));
 }
 
@@ -142,12 +131,12 @@ async fn health_unknown_paths_and_wrong_methods() {
     let server = TestServer::start().await;
     let client = server.client();
     for path in [
-        "/health",
-        "/auth-server/v1/oauth/",
-        "/health/live",
-        "/health/ready",
+        "/health".into(),
+        api::path(""),
+        "/health/live".into(),
+        "/health/ready".into(),
     ] {
-        let response = client.get(server.url(path)).send().await.unwrap();
+        let response = server.get(&path).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
         let body = json_body(response).await;
@@ -160,20 +149,20 @@ async fn health_unknown_paths_and_wrong_methods() {
         .await
         .unwrap();
     assert_eq!(traced.headers()["x-request-id"], "trace-123");
-    let generated = client.get(server.url("/health")).send().await.unwrap();
+    let generated = server.get("/health").await;
     assert_eq!(generated.headers()["x-request-id"].len(), 21);
-    let health = json_body(client.get(server.url("/health")).send().await.unwrap()).await;
+    let health = json_body(server.get("/health").await).await;
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert!(health["git_sha"].is_string());
 
     for path in [
-        "/debug/pprof/",
-        "/debug/pprof/heap",
-        "/",
-        "/admin",
-        "/auth-server/v1/oauth/tokens",
+        "/debug/pprof/".into(),
+        "/debug/pprof/heap".into(),
+        "/".into(),
+        "/admin".into(),
+        api::path("tokens"),
     ] {
-        let response = client.get(server.url(path)).send().await.unwrap();
+        let response = server.get(&path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         assert_eq!(json_body(response).await["error"], "not_found");
     }
@@ -182,7 +171,7 @@ async fn health_unknown_paths_and_wrong_methods() {
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "POST");
     let response = client
-        .post(server.url("/auth-server/v1/oauth/jwks"))
+        .post(api::endpoint(&server.base_url, "jwks"))
         .send()
         .await
         .unwrap();
@@ -194,14 +183,9 @@ async fn health_unknown_paths_and_wrong_methods() {
 async fn metrics_are_exposed_with_route_labels_not_raw_paths() {
     let server = TestServer::start().await;
     let (id, secret) = server.standard_client().await;
-    get_token(&server, &id, &secret, &[]).await;
-    let client = server.client();
-    client
-        .get(server.url("/no/such/path/123"))
-        .send()
-        .await
-        .unwrap();
-    let response = client.get(server.url("/metrics")).send().await.unwrap();
+    api::token(&server.client(), &server.base_url, &id, &secret).await;
+    server.get("/no/such/path/123").await;
+    let response = server.get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response.headers()["content-type"]
@@ -225,5 +209,19 @@ async fn metrics_are_exposed_with_route_labels_not_raw_paths() {
     assert!(
         !text.contains("/no/such/path"),
         "raw paths never become labels"
+    );
+}
+
+#[tokio::test]
+async fn metadata_lists_introspection_and_revocation() {
+    let server = TestServer::start().await;
+    let doc = json_body(server.get("/.well-known/oauth-authorization-server").await).await;
+    assert_eq!(
+        doc["introspection_endpoint"],
+        format!("{}/oauth/introspect", server.issuer).as_str()
+    );
+    assert_eq!(
+        doc["revocation_endpoint"],
+        format!("{}/oauth/revoke", server.issuer).as_str()
     );
 }

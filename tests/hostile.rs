@@ -7,11 +7,12 @@
 
 mod common;
 
-use auth_server::keys::Algorithm;
-use common::TestServer;
-use common::raw::{Answer, assert_token_works, basic_line, exchange, head};
+use std::time::Duration;
 
-const TOKEN: &str = "/auth-server/v1/oauth/token";
+use auth_server::keys::Algorithm;
+use common::raw::{Answer, alongside, basic_line, exchange, head};
+use common::{TestServer, api};
+
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded\r\n";
 const JSON: &str = "Content-Type: application/json\r\n";
 const LIMIT: usize = 64 * 1024;
@@ -28,21 +29,19 @@ async fn start() -> (TestServer, String, String) {
 
 /// A request with a `Content-Length` body.
 fn with_body(extra: &str, body: &[u8]) -> Vec<u8> {
-    let mut request =
-        head(TOKEN, &format!("{extra}Content-Length: {}\r\n", body.len())).into_bytes();
+    let mut request = head(
+        &api::path("token"),
+        &format!("{extra}Content-Length: {}\r\n", body.len()),
+    )
+    .into_bytes();
     request.extend_from_slice(body);
     request
 }
 
-/// Runs `attack` while a normal token request is made on another connection.
-async fn alongside<F: std::future::Future<Output = Answer>>(
-    server: &TestServer,
-    id: &str,
-    secret: &str,
-    attack: F,
-) -> Answer {
-    let (answer, ()) = tokio::join!(attack, assert_token_works(server, id, secret));
-    answer
+/// Sends `request` on a connection of its own while a normal token request
+/// is made on another; what came back.
+async fn exchange_alongside(server: &TestServer, client: (&str, &str), request: Vec<u8>) -> Answer {
+    alongside(server, client, Duration::ZERO, exchange(server, request)).await
 }
 
 fn assert_status(answer: &Answer, status: u16, what: &str) {
@@ -60,43 +59,42 @@ async fn oversized_bodies_get_413() {
     let (server, id, secret) = start().await;
     let auth = basic_line(&id, &secret);
     let big = vec![b'a'; LIMIT + 1];
-    let answer = alongside(
+    let answer = exchange_alongside(
         &server,
-        &id,
-        &secret,
-        exchange(&server, with_body(&format!("{auth}{FORM}"), &big)),
+        (&id, &secret),
+        with_body(&format!("{auth}{FORM}"), &big),
     )
     .await;
     assert_status(&answer, 413, "body over the limit");
 
     // Declared too large and never sent: refused without waiting for it.
-    let request = head(TOKEN, &format!("{auth}{FORM}Content-Length: 100000000\r\n")).into_bytes();
-    let answer = alongside(&server, &id, &secret, exchange(&server, request)).await;
+    let request = head(
+        &api::path("token"),
+        &format!("{auth}{FORM}Content-Length: 100000000\r\n"),
+    )
+    .into_bytes();
+    let answer = exchange_alongside(&server, (&id, &secret), request).await;
     assert_status(&answer, 413, "declared length over the limit");
 
     // Chunked, no length declared, more than the limit in many chunks.
-    let mut request = head(
-        TOKEN,
-        &format!("{auth}{FORM}Transfer-Encoding: chunked\r\n"),
-    )
-    .into_bytes();
+    let chunked = || {
+        let extra = format!("{auth}{FORM}Transfer-Encoding: chunked\r\n");
+        head(&api::path("token"), &extra).into_bytes()
+    };
+    let mut request = chunked();
     for _ in 0..(LIMIT / 1000 + 2) {
         request.extend_from_slice(format!("{:x}\r\n", 1000).as_bytes());
         request.extend_from_slice(&[b'a'; 1000]);
         request.extend_from_slice(b"\r\n");
     }
     request.extend_from_slice(b"0\r\n\r\n");
-    let answer = alongside(&server, &id, &secret, exchange(&server, request)).await;
+    let answer = exchange_alongside(&server, (&id, &secret), request).await;
     assert_status(&answer, 413, "chunked body over the limit");
 
     // One chunk whose declared size overflows.
-    let mut request = head(
-        TOKEN,
-        &format!("{auth}{FORM}Transfer-Encoding: chunked\r\n"),
-    )
-    .into_bytes();
+    let mut request = chunked();
     request.extend_from_slice(b"FFFFFFFFFFFFFFFFFF\r\naaaa\r\n0\r\n\r\n");
-    let answer = alongside(&server, &id, &secret, exchange(&server, request)).await;
+    let answer = exchange_alongside(&server, (&id, &secret), request).await;
     answer.assert_refused("chunk size overflow");
 
     // Exactly at the limit is read and judged on its content.
@@ -114,30 +112,18 @@ async fn header_floods_get_431_or_a_close() {
     for i in 0..500 {
         many.push_str(&format!("X-Flood-{i}: {i}\r\n"));
     }
-    let answer = alongside(
-        &server,
-        &id,
-        &secret,
-        exchange(&server, with_body(&many, body)),
-    )
-    .await;
+    let answer = exchange_alongside(&server, (&id, &secret), with_body(&many, body)).await;
     answer.assert_refused("500 headers");
 
     let huge = format!("X-Huge: {}\r\n", "a".repeat(200 * 1024));
-    let answer = alongside(
-        &server,
-        &id,
-        &secret,
-        exchange(&server, with_body(&huge, body)),
-    )
-    .await;
+    let answer = exchange_alongside(&server, (&id, &secret), with_body(&huge, body)).await;
     answer.assert_refused("a 200 KiB header");
 
     let long_path = format!("/{}", "a".repeat(200 * 1024));
     let request =
         format!("GET {long_path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let request = request.into_bytes();
-    let answer = alongside(&server, &id, &secret, exchange(&server, request)).await;
+    let answer = exchange_alongside(&server, (&id, &secret), request).await;
     answer.assert_refused("a 200 KiB request line");
 }
 
@@ -166,13 +152,7 @@ async fn malformed_bodies_get_400_invalid_request() {
         ("NUL in a value", form.clone(), b"grant_type=client_credentials%00"),
     ];
     for (what, extra, body) in cases {
-        let answer = alongside(
-            &server,
-            &id,
-            &secret,
-            exchange(&server, with_body(&extra, body)),
-        )
-        .await;
+        let answer = exchange_alongside(&server, (&id, &secret), with_body(&extra, body)).await;
         assert_status(&answer, 400, what);
         assert!(
             answer.text.contains("\"invalid_request\""),
@@ -245,16 +225,11 @@ async fn smuggling_shapes_never_reach_a_second_request() {
             "HTTP/1.1"
         };
         let request = format!(
-            "POST {TOKEN} {version}\r\nHost: localhost\r\n{}{FORM}{rest}",
+            "POST {} {version}\r\nHost: localhost\r\n{}{FORM}{rest}",
+            api::path("token"),
             basic_line(&id, &secret)
         );
-        let answer = alongside(
-            &server,
-            &id,
-            &secret,
-            exchange(&server, request.into_bytes()),
-        )
-        .await;
+        let answer = exchange_alongside(&server, (&id, &secret), request.into_bytes()).await;
         let statuses = answer.statuses();
         assert!(statuses.len() <= 1, "{what}: answered {statuses:?}");
         answer.assert_refused(what);

@@ -19,9 +19,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::api;
 use common::attack::{
-    AttackError, BASIC_ID_LEN, FORM, ID_PREFIX_LEN, Outcome, POST_ID_LEN, StalledBody, TOKEN_PATH,
-    Tally, Target, VALIDATE_PATH, Victim, attacker, merge, tally_exchange, unknown_client_request,
+    AttackError, BASIC_ID_LEN, FORM, ID_PREFIX_LEN, Outcome, POST_ID_LEN, StalledBody, Tally,
+    Target, Victim, attacker, merge, tally_exchange, unknown_client_request,
 };
 use common::watch::Watch;
 use http::{Request, header};
@@ -55,7 +56,7 @@ async fn stall_http2_bodies(target: Target, until: Instant) -> String {
             continue;
         };
         for _ in 0..STALL_STREAMS {
-            let request = Request::post(target.uri(TOKEN_PATH))
+            let request = Request::post(target.uri(&api::path("token")))
                 .header(header::CONTENT_TYPE, FORM)
                 .header(header::CONTENT_LENGTH, STALL_DECLARED)
                 .body(StalledBody {
@@ -112,8 +113,9 @@ const TRICKLE_EVERY: Duration = Duration::from_secs(5);
 /// held, connections the server cut).
 async fn slow_body(target: Target, source: Ipv4Addr, trickle: bool, until: Instant) -> (u32, u32) {
     let head = format!(
-        "POST {TOKEN_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: {FORM}\r\n\
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {FORM}\r\n\
          Content-Length: 100\r\n\r\n",
+        api::path("token"),
         target.addr
     );
     let (mut held, mut cut) = (0, 0);
@@ -282,7 +284,7 @@ async fn validate_in_a_loop(
 ) -> Tally {
     let mut tally = Tally::new();
     for _ in 0..VALIDATIONS_EACH {
-        let request = Request::post(target.uri(VALIDATE_PATH))
+        let request = Request::post(target.uri(&api::path("validate")))
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Full::new(Bytes::new()))
             .unwrap();

@@ -11,15 +11,15 @@ mod common;
 use std::time::Duration;
 
 use auth_server::keys::Algorithm;
-use common::TestServer;
-use common::raw::{
-    Answer, DEADLINE, assert_token_works, connect_h1, connect_tcp, connect_tls, read_answer,
-};
+use common::raw::{Answer, DEADLINE, alongside, connect_h1, connect_tcp, connect_tls, read_answer};
+use common::{TestServer, api};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// The configured timeouts, and how late a close may come on a busy machine.
 const TIMEOUT_SECS: u64 = 1;
 const SLACK: Duration = Duration::from_secs(3);
+/// How long after an attack starts the normal token request is made.
+const PROBE_DELAY: Duration = Duration::from_millis(300);
 
 async fn start() -> (TestServer, String, String) {
     let server = TestServer::start_with(Algorithm::EdDSA, |c| {
@@ -68,26 +68,21 @@ fn assert_closed_in_time(answer: &Answer, what: &str) {
     answer.assert_refused(what);
 }
 
-/// Runs `attack` while a normal token request is made on another connection.
-async fn alongside<F: std::future::Future<Output = Answer>>(
-    server: &TestServer,
-    id: &str,
-    secret: &str,
-    attack: F,
-) -> Answer {
-    let (answer, ()) = tokio::join!(attack, async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_token_works(server, id, secret).await;
-    });
-    answer
+/// Sends `GET /health/live` on `stream` and reads what comes back.
+async fn ask_health<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> Answer {
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    read_answer(&mut stream, DEADLINE).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_headers_are_cut_off() {
     let (server, id, secret) = start().await;
-    let prefix = b"POST /auth-server/v1/oauth/token HTTP/1.1\r\n".to_vec();
+    let prefix = format!("POST {} HTTP/1.1\r\n", api::path("token")).into_bytes();
     let attack = dribble(connect_h1(&server).await, prefix, b"X-Slow: a\r\n".to_vec());
-    let answer = alongside(&server, &id, &secret, attack).await;
+    let answer = alongside(&server, (&id, &secret), PROBE_DELAY, attack).await;
     assert_closed_in_time(&answer, "headers dribbled");
 }
 
@@ -95,7 +90,7 @@ async fn slowloris_headers_are_cut_off() {
 async fn quiet_connections_are_closed() {
     let (server, id, secret) = start().await;
     let attack = async { read_answer(&mut connect_h1(&server).await, DEADLINE).await };
-    let answer = alongside(&server, &id, &secret, attack).await;
+    let answer = alongside(&server, (&id, &secret), PROBE_DELAY, attack).await;
     assert_closed_in_time(&answer, "nothing sent after the handshake");
 
     let attack = async {
@@ -103,18 +98,11 @@ async fn quiet_connections_are_closed() {
         stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
         read_answer(&mut stream, DEADLINE).await
     };
-    let answer = alongside(&server, &id, &secret, attack).await;
+    let answer = alongside(&server, (&id, &secret), PROBE_DELAY, attack).await;
     assert_closed_in_time(&answer, "half an HTTP/2 preface");
 
-    let attack = async {
-        let mut stream = connect_h1(&server).await;
-        stream
-            .write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        read_answer(&mut stream, DEADLINE).await
-    };
-    let answer = alongside(&server, &id, &secret, attack).await;
+    let attack = async { ask_health(connect_h1(&server).await).await };
+    let answer = alongside(&server, (&id, &secret), PROBE_DELAY, attack).await;
     assert_eq!(answer.statuses(), [200], "{}", answer.text);
     assert!(
         answer.closed,
@@ -169,7 +157,7 @@ async fn broken_and_legacy_handshakes_are_refused() {
     let (server, id, secret) = start().await;
 
     let attack = async { read_answer(&mut connect_tcp(&server).await, DEADLINE).await };
-    let answer = alongside(&server, &id, &secret, attack).await;
+    let answer = alongside(&server, (&id, &secret), PROBE_DELAY, attack).await;
     assert_closed_in_time(&answer, "a handshake that never starts");
 
     let hello = legacy_client_hello([0x03, 0x03]);
@@ -179,7 +167,7 @@ async fn broken_and_legacy_handshakes_are_refused() {
         stream.write_all(&truncated).await.unwrap();
         read_answer(&mut stream, DEADLINE).await
     };
-    let answer = alongside(&server, &id, &secret, attack).await;
+    let answer = alongside(&server, (&id, &secret), PROBE_DELAY, attack).await;
     assert_closed_in_time(&answer, "a truncated ClientHello");
     assert_no_server_hello(&answer, "a truncated ClientHello");
 
@@ -187,7 +175,7 @@ async fn broken_and_legacy_handshakes_are_refused() {
         let stream = connect_tcp(&server).await;
         dribble(stream, hello[..5].to_vec(), hello[5..].to_vec()).await
     };
-    let answer = alongside(&server, &id, &secret, attack).await;
+    let answer = alongside(&server, (&id, &secret), PROBE_DELAY, attack).await;
     assert_closed_in_time(&answer, "a ClientHello dribbled");
 
     for (version, what) in [([0x03, 0x01], "TLS 1.0"), ([0x03, 0x02], "TLS 1.1")] {
@@ -199,7 +187,7 @@ async fn broken_and_legacy_handshakes_are_refused() {
                 .unwrap();
             read_answer(&mut stream, DEADLINE).await
         };
-        let answer = alongside(&server, &id, &secret, attack).await;
+        let answer = alongside(&server, (&id, &secret), PROBE_DELAY, attack).await;
         assert!(answer.closed, "{what}: still open");
         assert_no_server_hello(&answer, what);
         // A fatal alert, if any: content type 21, level 2.
@@ -208,15 +196,8 @@ async fn broken_and_legacy_handshakes_are_refused() {
         }
     }
 
-    let attack = async {
-        let mut stream = connect_tcp(&server).await;
-        stream
-            .write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        read_answer(&mut stream, DEADLINE).await
-    };
-    let answer = alongside(&server, &id, &secret, attack).await;
+    let attack = async { ask_health(connect_tcp(&server).await).await };
+    let answer = alongside(&server, (&id, &secret), PROBE_DELAY, attack).await;
     assert!(answer.closed, "plaintext HTTP: still open");
     assert!(
         !answer.text.contains("HTTP/1"),

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use auth_server::keys::Algorithm;
 use bytes::Bytes;
-use common::TestServer;
 use common::raw::{
     DEADLINE, assert_token_works, basic_line, connect_h1, connect_tls, head, read_answer,
 };
+use common::{TestServer, api};
 use http::{Request, StatusCode};
 use http_body_util::Empty;
 use hyper::client::conn::http2::SendRequest;
@@ -219,7 +219,7 @@ async fn a_slow_request_in_flight_is_not_cut() {
     let (id, secret) = server.standard_client().await;
     let body = b"grant_type=client_credentials";
     let mut request = head(
-        "/auth-server/v1/oauth/token",
+        &api::path("token"),
         &format!(
             "{}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
             basic_line(&id, &secret),

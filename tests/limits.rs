@@ -8,7 +8,7 @@ mod common;
 
 use auth_server::admin::NewClient;
 use auth_server::keys::Algorithm;
-use common::{TestServer, json_body, token_request};
+use common::{TestServer, api, json_body};
 use reqwest::StatusCode;
 
 async fn assert_429(response: reqwest::Response) {
@@ -31,17 +31,22 @@ async fn each_client_has_its_own_bucket_and_override() {
         c.limits.client_burst = 3;
     })
     .await;
+    let (http, base) = (server.client(), server.base_url.clone());
     let (a, a_secret) = server.standard_client().await;
     let (b, b_secret) = server.standard_client().await;
     for _ in 0..3 {
         assert_eq!(
-            token_request(&server, &a, &a_secret).await.status(),
+            api::token_request(&http, &base, &a, &a_secret)
+                .await
+                .status(),
             StatusCode::OK
         );
     }
-    assert_429(token_request(&server, &a, &a_secret).await).await;
+    assert_429(api::token_request(&http, &base, &a, &a_secret).await).await;
     assert_eq!(
-        token_request(&server, &b, &b_secret).await.status(),
+        api::token_request(&http, &base, &b, &b_secret)
+            .await
+            .status(),
         StatusCode::OK
     );
 
@@ -54,7 +59,9 @@ async fn each_client_has_its_own_bucket_and_override() {
         .await;
     for _ in 0..20 {
         assert_eq!(
-            token_request(&server, &big, &big_secret).await.status(),
+            api::token_request(&http, &base, &big, &big_secret)
+                .await
+                .status(),
             StatusCode::OK
         );
     }
@@ -67,22 +74,17 @@ async fn repeated_failed_authentication_blocks_the_ip_even_for_good_secrets() {
         c.limits.failed_auth_burst = 3;
     })
     .await;
+    let (http, base) = (server.client(), server.base_url.clone());
     let (id, secret) = server.standard_client().await;
     for _ in 0..4 {
-        let response = token_request(&server, &id, "guess").await;
+        let response = api::token_request(&http, &base, &id, "guess").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     // Blocked now: the right secret does not get through either, so guessing
     // cannot continue at full speed.
-    assert_429(token_request(&server, &id, &secret).await).await;
-    assert_429(token_request(&server, &id, "guess").await).await;
-    let health = server
-        .client()
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
+    assert_429(api::token_request(&http, &base, &id, &secret).await).await;
+    assert_429(api::token_request(&http, &base, &id, "guess").await).await;
+    assert_eq!(server.get("/health").await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -92,29 +94,24 @@ async fn the_global_bucket_guards_every_oauth_endpoint() {
         c.limits.global_burst = 2;
     })
     .await;
+    let (http, base) = (server.client(), server.base_url.clone());
     let (id, secret) = server.standard_client().await;
     assert_eq!(
-        token_request(&server, &id, &secret).await.status(),
+        api::token_request(&http, &base, &id, &secret)
+            .await
+            .status(),
         StatusCode::OK
     );
     assert_eq!(
-        token_request(&server, &id, &secret).await.status(),
+        api::token_request(&http, &base, &id, &secret)
+            .await
+            .status(),
         StatusCode::OK
     );
-    assert_429(token_request(&server, &id, &secret).await).await;
-    let validate = server
-        .client()
-        .post(server.url("/auth-server/v1/oauth/validate"))
-        .send()
-        .await
-        .unwrap();
-    assert_429(validate).await;
-    let jwks = server
-        .client()
-        .get(server.url("/auth-server/v1/oauth/jwks"))
-        .send()
-        .await
-        .unwrap();
+    assert_429(api::token_request(&http, &base, &id, &secret).await).await;
+    let validate = api::validate_post(&http, &base, None, None).send();
+    assert_429(validate.await.unwrap()).await;
+    let jwks = http.get(api::endpoint(&base, "jwks")).send().await.unwrap();
     assert_eq!(
         jwks.status(),
         StatusCode::OK,
@@ -131,18 +128,10 @@ async fn validations_spend_the_callers_bucket_not_the_clients() {
         c.limits.validate_per_ip_burst = 3;
     })
     .await;
+    let (http, base) = (server.client(), server.base_url.clone());
     let (id, secret) = server.standard_client().await;
-    let token = common::get_token(&server, &id, &secret, &[]).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let validate = || {
-        server
-            .client()
-            .post(server.url("/auth-server/v1/oauth/validate"))
-            .bearer_auth(&token)
-            .send()
-    };
+    let token = api::token(&http, &base, &id, &secret).await;
+    let validate = || api::validate_post(&http, &base, Some(&token), None).send();
     for _ in 0..3 {
         assert_eq!(validate().await.unwrap().status(), StatusCode::OK);
     }
@@ -150,10 +139,11 @@ async fn validations_spend_the_callers_bucket_not_the_clients() {
     // The holder of the token drained only its own bucket: the client's
     // second token request of its burst of two still succeeds.
     assert_eq!(
-        token_request(&server, &id, &secret).await.status(),
+        api::token_request(&http, &base, &id, &secret)
+            .await
+            .status(),
         StatusCode::OK
     );
-    let http = server.client();
     for (limiter, refused) in [("validate", 1.0), ("client", 0.0)] {
         let sample = format!("auth_rate_limited_total{{limiter=\"{limiter}\"}}");
         assert_eq!(common::metric(&http, &server, &sample).await, refused);
@@ -169,32 +159,41 @@ async fn past_the_failed_authentication_ceiling_only_known_clients_get_in() {
         c.limits.failed_auth_per_ip_per_minute = 1_000;
     })
     .await;
+    let (http, base) = (server.client(), server.base_url.clone());
     let (known, known_secret) = server.standard_client().await;
     let (cold, cold_secret) = server.standard_client().await;
     // `known` is now in memory; `cold` is not.
     assert_eq!(
-        token_request(&server, &known, &known_secret).await.status(),
+        api::token_request(&http, &base, &known, &known_secret)
+            .await
+            .status(),
         StatusCode::OK
     );
     for i in 0..4 {
-        let response = token_request(&server, &format!("nobody-{i}"), "wrong").await;
+        let response = api::token_request(&http, &base, &format!("nobody-{i}"), "wrong").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {i}");
     }
     // The ceiling holds now: unknown ids, wrong secrets and clients not in
     // memory get 429 without reaching the store; a known client with its
     // secret is served.
-    assert_429(token_request(&server, "nobody-else", "wrong").await).await;
-    assert_429(token_request(&server, &known, "wrong").await).await;
-    assert_429(token_request(&server, &cold, &cold_secret).await).await;
+    assert_429(api::token_request(&http, &base, "nobody-else", "wrong").await).await;
+    assert_429(api::token_request(&http, &base, &known, "wrong").await).await;
+    assert_429(api::token_request(&http, &base, &cold, &cold_secret).await).await;
     assert_eq!(
-        token_request(&server, &known, &known_secret).await.status(),
+        api::token_request(&http, &base, &known, &known_secret)
+            .await
+            .status(),
         StatusCode::OK
     );
     // It lifts as the bucket refills.
     let mut served = false;
     for _ in 0..30 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if token_request(&server, &cold, &cold_secret).await.status() == StatusCode::OK {
+        if api::token_request(&http, &base, &cold, &cold_secret)
+            .await
+            .status()
+            == StatusCode::OK
+        {
             served = true;
             break;
         }

@@ -6,13 +6,12 @@
 
 mod common;
 
-use auth_server::admin::{self, NewClient};
 use auth_server::app;
 use auth_server::config::Secret;
 use auth_server::keys::Algorithm;
 use auth_server::store::postgres::PostgresStore;
 use auth_server::store::{ClientStore, StoreError};
-use common::{contract, pg};
+use common::{api, contract, pg};
 
 const TEST_PASSWORD: &str = "pg-test-password";
 
@@ -89,32 +88,14 @@ async fn the_server_issues_tokens_for_clients_in_postgres() {
     .unwrap();
 
     let store = PostgresStore::open(&pg::settings(&url), None).unwrap();
-    let created = admin::create_client(
-        &store,
-        NewClient {
-            name: "pg client".into(),
-            allowed_scopes: "read".into(),
-            ..NewClient::default()
-        },
-        auth_server::clock::unix_now(),
-    )
-    .await
-    .unwrap();
+    let (id, secret) = pg::create_client(&store, "pg client").await;
     let cert = std::fs::read(&running.certificate.cert).unwrap();
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&cert).unwrap()])
         .build()
         .unwrap();
-    let response = http
-        .post(format!(
-            "https://127.0.0.1:{}/auth-server/v1/oauth/token",
-            running.local_addr.port()
-        ))
-        .basic_auth(&created.client.id, Some(&created.secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let base = format!("https://127.0.0.1:{}", running.local_addr.port());
+    let response = api::token_request(&http, &base, &id, &secret).await;
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     let _ = stop.send(());
     running.wait().await;

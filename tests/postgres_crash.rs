@@ -16,9 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use auth_server::keys::Algorithm;
 use auth_server::store::postgres::PostgresStore;
-use common::{TestServer, api, pg, unverified_claims};
+use common::{api, pg, unverified_claims};
 use reqwest::StatusCode;
 
 const TOKENS: usize = 600;
@@ -28,16 +27,6 @@ const ANSWER_BOUND: Duration = Duration::from_secs(6);
 
 /// One revocation attempt: token index, status (0: none in time), latency.
 type Attempt = (usize, u16, Duration);
-
-async fn start_server(url: &str) -> TestServer {
-    let url = url.to_owned();
-    TestServer::start_with(Algorithm::EdDSA, move |c| {
-        c.database = pg::fast_settings(&url);
-        c.cache.change_poll_interval_ms = 200;
-        common::unlimited_clients(c);
-    })
-    .await
-}
 
 /// Revokes tokens in order until none is left, retrying a 503 (as RFC 7009
 /// clients do) with a short pause; records every attempt.
@@ -90,7 +79,7 @@ async fn wait_until(
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn revocations_answered_200_survive_a_database_crash() {
     let url = pg::fresh_database().await;
-    let server = start_server(&url).await;
+    let server = pg::start_server(&url, common::unlimited_clients).await;
     let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
     let (id, secret) = pg::create_client(&admin_store, "revoker").await;
     let http = server.client();
@@ -171,7 +160,7 @@ async fn revocations_answered_200_survive_a_database_crash() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let fresh = start_server(&url).await;
+    let fresh = pg::start_server(&url, common::unlimited_clients).await;
     let mut lost = Vec::new();
     for &i in &answered_200 {
         let jti = unverified_claims(&tokens[i])["jti"]

@@ -6,16 +6,14 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use auth_server::admin::{self, NewClient};
+use auth_server::admin;
 use auth_server::config::Config;
 use auth_server::keys::Algorithm;
 use auth_server::store::postgres::PostgresStore;
-use common::{TestServer, get_token, pg};
+use common::{TestServer, api, pg};
 use reqwest::StatusCode;
-
-const ISSUER: &str = "https://auth.test/auth-server/v1";
 
 /// Both instances share the database, the signing key and the issuer, as a
 /// fleet does.
@@ -24,29 +22,23 @@ fn fleet_member(url: String, keys: &Path) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
         c.database = pg::settings(&url);
         c.token.key_dir = keys;
-        c.issuer = ISSUER.into();
+        c.issuer = format!("https://auth.test{}", api::BASE_PATH);
         c.cache.change_poll_interval_ms = 1_000;
     }
 }
 
 async fn validate_status(server: &TestServer, token: &str) -> StatusCode {
-    server
-        .client()
-        .post(server.url("/auth-server/v1/oauth/validate"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    api::validate(&server.client(), &server.base_url, token).await
 }
 
 async fn until_refused(server: &TestServer, token: &str) -> Duration {
-    let started = Instant::now();
-    while validate_status(server, token).await != StatusCode::UNAUTHORIZED {
-        assert!(started.elapsed() < Duration::from_secs(3), "never refused");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    started.elapsed()
+    api::until_refused(
+        &server.client(),
+        &server.base_url,
+        token,
+        Duration::from_secs(3),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,36 +49,15 @@ async fn revocations_and_client_changes_reach_the_other_instance_within_a_second
     let a = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone(), keys.path())).await;
     let b = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone(), keys.path())).await;
     let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
-    let created = admin::create_client(
-        &admin_store,
-        NewClient {
-            name: "fleet".into(),
-            allowed_scopes: "read".into(),
-            ..NewClient::default()
-        },
-        auth_server::clock::unix_now(),
-    )
-    .await
-    .unwrap();
-    let (id, secret) = (created.client.id, created.secret);
+    let (id, secret) = pg::create_client(&admin_store, "fleet").await;
 
     // A token from A validates on B (same key, same issuer).
-    let token = get_token(&a, &id, &secret, &[]).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = api::token(&a.client(), &a.base_url, &id, &secret).await;
     assert_eq!(validate_status(&b, &token).await, StatusCode::OK);
 
     // Revoked on A: refused on A at once, on B within a second.
-    let revoked = a
-        .client()
-        .post(a.url("/auth-server/v1/oauth/revoke"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
+    let revoked = api::revoke(&a.client(), &a.base_url, (&id, &secret), &token).await;
+    assert_eq!(revoked.unwrap().status(), StatusCode::OK);
     assert_eq!(validate_status(&a, &token).await, StatusCode::UNAUTHORIZED);
     let took = until_refused(&b, &token).await;
     eprintln!(
@@ -97,10 +68,7 @@ async fn revocations_and_client_changes_reach_the_other_instance_within_a_second
 
     // Disabled through the store (as the CLI does): both refuse its tokens
     // and its token requests within a second.
-    let second = get_token(&b, &id, &secret, &[]).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = api::token(&b.client(), &b.base_url, &id, &secret).await;
     assert_eq!(validate_status(&a, &second).await, StatusCode::OK);
     admin::set_enabled(&admin_store, &id, false, auth_server::clock::unix_now())
         .await
@@ -111,6 +79,6 @@ async fn revocations_and_client_changes_reach_the_other_instance_within_a_second
         took.as_millis()
     );
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    let refused = common::token_request(&b, &id, &secret).await;
+    let refused = api::token_request(&b.client(), &b.base_url, &id, &secret).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }

@@ -9,40 +9,33 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use auth_server::keys::Algorithm;
 use auth_server::store::postgres::PostgresStore;
-use common::{TestServer, get_token, json_body, pg};
+use common::{api, json_body, pg};
 use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn cached_clients_survive_an_outage_and_the_server_recovers() {
     let url = pg::fresh_database().await;
-    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
-        c.database = pg::fast_settings(&url);
-        c.cache.change_poll_interval_ms = 200;
-    })
-    .await;
+    let server = pg::start_server(&url, |_| {}).await;
+    let (http, base) = (server.client(), server.base_url.clone());
     let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
     let (cached, cached_secret) = pg::create_client(&admin_store, "cached").await;
     let (uncached, uncached_secret) = pg::create_client(&admin_store, "uncached").await;
-    let token = get_token(&server, &cached, &cached_secret, &[]).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = api::token(&http, &base, &cached, &cached_secret).await;
 
     let outage = tokio::task::spawn_blocking(|| pg::Paused::start("halt", "resume"))
         .await
         .unwrap();
 
     let started = Instant::now();
-    let response = common::token_request(&server, &cached, &cached_secret).await;
+    let response = api::token_request(&http, &base, &cached, &cached_secret).await;
     assert_eq!(
         response.status(),
         StatusCode::OK,
         "cached client keeps getting tokens"
     );
-    let response = common::token_request(&server, &uncached, &uncached_secret).await;
+    let response = api::token_request(&http, &base, &uncached, &uncached_secret).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(
@@ -53,28 +46,15 @@ async fn cached_clients_survive_an_outage_and_the_server_recovers() {
         started.elapsed() < Duration::from_secs(5),
         "no request hangs"
     );
-    let validated = server
-        .client()
-        .post(server.url("/auth-server/v1/oauth/validate"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        validated.status(),
+        api::validate(&http, &base, &token).await,
         StatusCode::OK,
         "validation needs no store"
     );
     // Readiness notices within a poll interval or two.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let ready = server
-            .client()
-            .get(server.url("/health/ready"))
-            .send()
-            .await
-            .unwrap();
-        let body = json_body(ready).await;
+        let body = json_body(server.get("/health/ready").await).await;
         if body["status"] != "ready" {
             break;
         }
@@ -90,7 +70,7 @@ async fn cached_clients_survive_an_outage_and_the_server_recovers() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let response = common::token_request(&server, &uncached, &uncached_secret).await;
+        let response = api::token_request(&http, &base, &uncached, &uncached_secret).await;
         if response.status() == StatusCode::OK {
             break;
         }

@@ -5,7 +5,9 @@
 //! a revocation get 503 `temporarily_unavailable` with Retry-After within the
 //! statement timeout plus a margin (never a 500, never a hang), and readiness
 //! stays 200 (cached clients are served). Once the lock is released and the
-//! trigger dropped, everything recovers without a restart.
+//! trigger dropped, everything recovers without a restart. While lookups
+//! wait on the lock, `auth_db_pool_connections` shows the pool full and
+//! callers queued, and it falls back to idle afterwards.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -46,12 +48,7 @@ async fn assert_unavailable(response: reqwest::Response, started: Instant) -> Du
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn a_locked_table_and_slow_writes_degrade_and_recover() {
     let url = pg::fresh_database().await;
-    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
-        c.database = pg::fast_settings(&url);
-        c.cache.change_poll_interval_ms = 200;
-        common::unlimited_clients(c);
-    })
-    .await;
+    let server = pg::start_server(&url, common::unlimited_clients).await;
     let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
     let (cached, cached_secret) = pg::create_client(&admin_store, "cached").await;
     let (uncached, uncached_secret) = pg::create_client(&admin_store, "uncached").await;
@@ -74,7 +71,7 @@ async fn a_locked_table_and_slow_writes_degrade_and_recover() {
     let mut took = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let response = common::token_request(&server, &uncached, &uncached_secret).await;
+        let response = api::token_request(&http, &base, &uncached, &uncached_secret).await;
         took.push(assert_unavailable(response, started).await);
     }
     let started = Instant::now();
@@ -106,7 +103,7 @@ async fn a_locked_table_and_slow_writes_degrade_and_recover() {
         .unwrap();
     let released = Instant::now();
     loop {
-        let response = common::token_request(&server, &uncached, &uncached_secret).await;
+        let response = api::token_request(&http, &base, &uncached, &uncached_secret).await;
         if response.status() == StatusCode::OK {
             break;
         }
@@ -133,4 +130,98 @@ async fn a_locked_table_and_slow_writes_degrade_and_recover() {
         "cached client's token requests: {tokens:?}"
     );
     assert!(load::all(&validations, 200), "validations: {validations:?}");
+}
+
+/// One `auth_db_pool_connections` sample from a `/metrics` text.
+fn pool_gauge(metrics: &str, state: &str) -> f64 {
+    common::metric_sample(
+        metrics,
+        &format!("auth_db_pool_connections{{state=\"{state}\"}}"),
+    )
+}
+
+/// Scrapes `/metrics` until `seen` holds of it, for at most `limit`;
+/// returns that scrape.
+async fn scrape_until(server: &TestServer, limit: Duration, seen: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let response = server.get("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let metrics = response.text().await.unwrap();
+        if seen(&metrics) {
+            return metrics;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not seen in {limit:?}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The pool gauge follows the load: uncached client lookups stuck behind a
+/// locked table take every pooled connection and queue the rest, and
+/// `/metrics` shows it; once the lock is gone the gauge falls back to idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test.sh"]
+async fn the_pool_gauge_follows_concurrent_lookups() {
+    const LOOKUPS: usize = 20;
+    let url = pg::fresh_database().await;
+    let settings = pg::settings(&url);
+    let pool_size = settings.max_connections as f64;
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| c.database = settings).await;
+    let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
+    let mut clients = Vec::new();
+    for i in 0..LOOKUPS {
+        clients.push(pg::create_client(&admin_store, &format!("uncached-{i}")).await);
+    }
+    let idle = server.get("/metrics").await.text().await.unwrap();
+    assert_eq!(pool_gauge(&idle, "max"), pool_size);
+
+    let locker = pg::connect(&url).await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE clients IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let lookups: Vec<_> = clients
+        .into_iter()
+        .map(|(id, secret)| {
+            let (http, base) = (server.client(), server.base_url.clone());
+            tokio::spawn(async move {
+                api::token_request(&http, &base, &id, &secret)
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    let busiest = scrape_until(&server, Duration::from_secs(4), |metrics| {
+        pool_gauge(metrics, "in_use") == pool_size && pool_gauge(metrics, "waiting") > 0.0
+    })
+    .await;
+    eprintln!(
+        "{LOOKUPS} lookups behind the lock: in_use {}, waiting {}, size {}",
+        pool_gauge(&busiest, "in_use"),
+        pool_gauge(&busiest, "waiting"),
+        pool_gauge(&busiest, "size"),
+    );
+    assert_eq!(pool_gauge(&busiest, "size"), pool_size);
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    for lookup in lookups {
+        let status = lookup.await.unwrap();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status}"
+        );
+    }
+    let released = Instant::now();
+    let settled = scrape_until(&server, Duration::from_secs(5), |metrics| {
+        pool_gauge(metrics, "in_use") == 0.0 && pool_gauge(metrics, "waiting") == 0.0
+    })
+    .await;
+    assert!(pool_gauge(&settled, "available") > 0.0, "{settled}");
+    eprintln!(
+        "pool idle again {} ms after the last lookup answered",
+        released.elapsed().as_millis()
+    );
 }

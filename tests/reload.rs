@@ -9,7 +9,7 @@ mod common;
 
 use auth_server::keys::{Algorithm, generate_pkcs8, pkcs8_pem};
 use auth_server::tls;
-use common::{TestServer, api, get_token, unverified_claims};
+use common::{TestServer, api, unverified_claims};
 use reqwest::StatusCode;
 
 fn client_trusting(pem: &[u8]) -> reqwest::Client {
@@ -79,18 +79,16 @@ async fn a_new_certificate_reaches_new_connections_and_a_broken_one_is_refused()
 async fn signing_keys_reload_and_an_unreadable_key_is_kept_out() {
     let server = TestServer::start().await;
     let (id, secret) = server.standard_client().await;
+    let (http, base) = (server.client(), server.base_url.clone());
     let kid = |token: &serde_json::Value| api::kid(token["access_token"].as_str().unwrap());
-    let first = get_token(&server, &id, &secret, &[]).await;
+    let first = api::token_body(&http, &base, &id, &secret, &[]).await;
     let key_file = server.path("certs/signing-eddsa.pem");
 
     std::fs::write(&key_file, "not a key").unwrap();
     assert!(!server.reload().keys_reloaded);
     let failures = r#"auth_reload_failures_total{what="signing_key"}"#;
-    assert_eq!(
-        common::metric(&server.client(), &server, failures).await,
-        1.0
-    );
-    let same = get_token(&server, &id, &secret, &[]).await;
+    assert_eq!(common::metric(&http, &server, failures).await, 1.0);
+    let same = api::token_body(&http, &base, &id, &secret, &[]).await;
     assert_eq!(kid(&same), kid(&first), "the old key stays in use");
 
     std::fs::write(
@@ -99,9 +97,9 @@ async fn signing_keys_reload_and_an_unreadable_key_is_kept_out() {
     )
     .unwrap();
     assert!(server.reload().keys_reloaded);
-    let rotated = get_token(&server, &id, &secret, &[]).await;
+    let rotated = api::token_body(&http, &base, &id, &secret, &[]).await;
     assert_ne!(kid(&rotated), kid(&first));
-    let published = api::jwks_kids(&server.client(), &server.base_url).await;
+    let published = api::jwks_kids(&http, &base).await;
     assert_eq!(
         published,
         [kid(&rotated), kid(&first)],

@@ -14,14 +14,17 @@ use reqwest::StatusCode;
 
 const ID: &str = "svc";
 const SECRET: &str = "revocation-restart-secret";
+
 /// A fixed issuer: the default one names the port, which changes on restart.
-const ISSUER: (&str, &str) = ("AUTH_SERVER_ISSUER", "https://127.0.0.1/auth-server/v1");
+fn issuer() -> String {
+    format!("https://127.0.0.1{}", api::BASE_PATH)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_answered_200_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     process::create_client(dir.path(), ID, SECRET);
-    let mut server = ServerProcess::spawn(dir.path(), &[ISSUER]);
+    let mut server = ServerProcess::spawn(dir.path(), &[("AUTH_SERVER_ISSUER", &issuer())]);
     let base = server.base_url();
     let http = server.http();
     let mut tokens = Vec::new();
@@ -51,7 +54,7 @@ async fn revocations_answered_200_survive_sigkill() {
     }
     server.kill();
 
-    let mut server = ServerProcess::spawn(dir.path(), &[ISSUER]);
+    let mut server = ServerProcess::spawn(dir.path(), &[("AUTH_SERVER_ISSUER", &issuer())]);
     let base = server.base_url();
     let http = server.http();
     for token in revoked {

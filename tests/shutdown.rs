@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::TestServer;
+use common::{TestServer, api};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -43,10 +43,11 @@ async fn in_flight_requests_finish_and_idle_connections_close() {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
     let mut busy = connect(&server).await;
     let head = format!(
-        "POST /auth-server/v1/oauth/token HTTP/1.1\r\nHost: localhost\r\n\
+        "POST {} HTTP/1.1\r\nHost: localhost\r\n\
          Authorization: Basic {basic}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
+        api::path("token"),
         body.len()
     );
     busy.write_all(head.as_bytes()).await.unwrap();

@@ -14,23 +14,9 @@ use auth_server::store::postgres::PostgresStore;
 use auth_server::store::{ClientStore, RevocationStore, Store};
 use common::{contract, pg};
 
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test]
-        #[ignore = "needs PostgreSQL: scripts/test.sh"]
-        async fn $name() {
-            let (store, _url) = pg::fresh_store().await;
-            contract::$name(&store).await;
-        }
-    )*};
-}
-
-contract_tests!(
-    clients_round_trip,
-    migrate_is_idempotent,
-    revocations_are_kept_until_expiry,
-    the_change_feed_lists_every_write,
-    a_cursor_behind_the_pruned_log_reloads,
+contract::contract_tests!(
+    #[ignore = "needs PostgreSQL: scripts/test.sh"]
+    fresh: pg::fresh_store().await
 );
 
 #[tokio::test]
@@ -220,7 +206,7 @@ async fn a_small_pool_serves_many_concurrent_calls() {
     for call in calls {
         assert_eq!(call.await.unwrap().id, "c1");
     }
-    let status = store.pool_status();
+    let status = store.pool_status().unwrap();
     eprintln!(
         "400 lookups through 4 connections in {} ms; pool {status:?}",
         started.elapsed().as_millis()

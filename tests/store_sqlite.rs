@@ -15,23 +15,7 @@ async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
     (store, dir)
 }
 
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let (store, _dir) = fresh_store().await;
-            contract::$name(&store).await;
-        }
-    )*};
-}
-
-contract_tests!(
-    clients_round_trip,
-    migrate_is_idempotent,
-    revocations_are_kept_until_expiry,
-    the_change_feed_lists_every_write,
-    a_cursor_behind_the_pruned_log_reloads,
-);
+contract::contract_tests!(fresh: fresh_store().await);
 
 #[tokio::test]
 async fn the_embedded_store_has_no_push_signal() {

@@ -10,7 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_auth-server");
+mod common;
+
+use common::api;
+use common::process::BIN;
+
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
 
 fn free_port() -> u16 {
@@ -102,7 +106,7 @@ async fn deploy_and_rollback_under_load_lose_no_request() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let url = format!("https://127.0.0.1:{port}/auth-server/v1/oauth/token");
+    let base = format!("https://127.0.0.1:{port}");
     let stop = Arc::new(AtomicBool::new(false));
     let (sent, ok, failed) = (
         Arc::new(AtomicU64::new(0)),
@@ -111,17 +115,14 @@ async fn deploy_and_rollback_under_load_lose_no_request() {
     );
     let mut workers = Vec::new();
     for _ in 0..8 {
-        let (client, url, secret, stop) =
-            (client.clone(), url.clone(), secret.clone(), stop.clone());
+        let (client, base, secret, stop) =
+            (client.clone(), base.clone(), secret.clone(), stop.clone());
         let (sent, ok, failed) = (sent.clone(), ok.clone(), failed.clone());
         workers.push(tokio::spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(90);
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 sent.fetch_add(1, Ordering::Relaxed);
-                let response = client
-                    .post(&url)
-                    .basic_auth("load", Some(&secret))
-                    .form(&[("grant_type", "client_credentials")])
+                let response = api::token_post(&client, &base, "load", &secret, &[])
                     .send()
                     .await;
                 match response {

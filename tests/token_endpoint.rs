@@ -6,7 +6,7 @@
 mod common;
 
 use auth_server::admin::NewClient;
-use common::{TestServer, get_token, json_body, unverified_claims};
+use common::{TestServer, api, json_body, unverified_claims};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ async fn expect_error(response: reqwest::Response, status: StatusCode, code: &st
 async fn client_secret_basic_gets_a_bearer_token() {
     let server = TestServer::start().await;
     let (id, secret) = server.standard_client().await;
-    let response = common::token_request(&server, &id, &secret).await;
+    let response = api::token_request(&server.client(), &server.base_url, &id, &secret).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.version(), reqwest::Version::HTTP_2, "h2 by ALPN");
     assert_no_store(&response);
@@ -248,16 +248,18 @@ async fn oversized_bodies_get_413_and_the_server_keeps_serving() {
     let server = TestServer::start().await;
     let (id, secret) = server.standard_client().await;
     let client = server.client();
-    for size in [64 * 1024 + 1, 2 * 1024 * 1024] {
-        let mut body = String::from("grant_type=client_credentials&pad=");
-        body.push_str(&"a".repeat(size));
-        let response = client
+    let send = |body: String| {
+        client
             .post(server.token_url())
             .basic_auth(&id, Some(&secret))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
-            .await;
+    };
+    for size in [64 * 1024 + 1, 2 * 1024 * 1024] {
+        let mut body = String::from("grant_type=client_credentials&pad=");
+        body.push_str(&"a".repeat(size));
+        let response = send(body).await;
         // The server may answer 413 and close before the client finishes
         // sending 2 MB; either way it must not be a 5xx or a hang.
         if let Ok(response) = response {
@@ -268,15 +270,7 @@ async fn oversized_bodies_get_413_and_the_server_keeps_serving() {
     let mut body = String::from("grant_type=client_credentials&pad=");
     body.push_str(&"a".repeat(64 * 1024 - body.len()));
     assert_eq!(body.len(), 64 * 1024);
-    let response = client
-        .post(server.token_url())
-        .basic_auth(&id, Some(&secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(send(body).await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -290,7 +284,7 @@ async fn resource_selects_the_audience() {
             "https://other.test",
         ),
     ] {
-        let body = get_token(&server, &id, &secret, extra).await;
+        let body = api::token_body(&server.client(), &server.base_url, &id, &secret, extra).await;
         let claims = unverified_claims(body["access_token"].as_str().unwrap());
         assert_eq!(claims["aud"], expected);
     }
@@ -307,8 +301,8 @@ async fn a_thousand_tokens_have_a_thousand_jtis() {
         .await;
     let mut jtis = std::collections::HashSet::new();
     for _ in 0..1_000 {
-        let body = get_token(&server, &id, &secret, &[]).await;
-        let claims = unverified_claims(body["access_token"].as_str().unwrap());
+        let token = api::token(&server.client(), &server.base_url, &id, &secret).await;
+        let claims = unverified_claims(&token);
         assert!(jtis.insert(claims["jti"].as_str().unwrap().to_owned()));
     }
     assert_eq!(jtis.len(), 1_000);

@@ -132,11 +132,6 @@ impl PostgresStore {
         })
     }
 
-    /// Pool occupancy, for metrics and readiness.
-    pub fn pool_status(&self) -> deadpool_postgres::Status {
-        self.pool.status()
-    }
-
     /// A receiver that changes shortly after any instance commits a client
     /// change or revocation (PostgreSQL `LISTEN auth_server_changes`), and
     /// after the listening connection reconnects (notifications may have

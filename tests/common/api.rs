@@ -1,61 +1,147 @@
 //! The OAuth endpoints as plain calls on any server, in-process or a child
 //! process: an HTTPS client and the server's base URL are all they need.
+//! Every test that asks for, validates, introspects or revokes a token over
+//! reqwest does it through these.
 
-use reqwest::StatusCode;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde_json::Value;
 
-/// The OAuth endpoints' path prefix.
+use super::json_body;
+
+/// The OAuth endpoints' path prefix (`http.base_path`).
 pub const BASE_PATH: &str = "/auth-server/v1";
 
-/// URL of the OAuth endpoint `name` (token, validate, revoke...).
-pub fn endpoint(base_url: &str, name: &str) -> String {
-    format!("{base_url}{BASE_PATH}/oauth/{name}")
+/// Path of the OAuth endpoint `name` (token, validate, revoke...).
+pub fn path(name: &str) -> String {
+    format!("{BASE_PATH}/oauth/{name}")
 }
 
-/// Gets an access token (asserting 200) with Basic authentication.
-pub async fn token(http: &reqwest::Client, base_url: &str, id: &str, secret: &str) -> String {
-    let response = http
-        .post(endpoint(base_url, "token"))
+/// URL of the OAuth endpoint `name` on the server at `base_url`.
+pub fn endpoint(base_url: &str, name: &str) -> String {
+    format!("{base_url}{}", path(name))
+}
+
+/// A client-credentials token request with Basic authentication and the
+/// further form fields `extra`, ready to send.
+pub fn token_post(
+    http: &reqwest::Client,
+    base_url: &str,
+    id: &str,
+    secret: &str,
+    extra: &[(&str, &str)],
+) -> RequestBuilder {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    http.post(endpoint(base_url, "token"))
         .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
+        .form(&form)
+}
+
+/// Sends a client-credentials token request with Basic authentication;
+/// the answer, whatever it is.
+pub async fn token_request(
+    http: &reqwest::Client,
+    base_url: &str,
+    id: &str,
+    secret: &str,
+) -> Response {
+    token_post(http, base_url, id, secret, &[])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The body of a token response (asserting 200), asked for with Basic
+/// authentication and the further form fields `extra`.
+pub async fn token_body(
+    http: &reqwest::Client,
+    base_url: &str,
+    id: &str,
+    secret: &str,
+    extra: &[(&str, &str)],
+) -> Value {
+    let response = token_post(http, base_url, id, secret, extra)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let body: serde_json::Value = response.json().await.unwrap();
+    json_body(response).await
+}
+
+/// Gets an access token (asserting 200) with Basic authentication.
+pub async fn token(http: &reqwest::Client, base_url: &str, id: &str, secret: &str) -> String {
+    let body = token_body(http, base_url, id, secret, &[]).await;
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-/// Revokes `token` as client `id`; the status of the answer.
-pub async fn revoke(
+/// A request to `/oauth/validate` with the bearer `token` (none: no
+/// `Authorization` header) and the JSON `body`, ready to send.
+pub fn validate_post(
     http: &reqwest::Client,
     base_url: &str,
-    (id, secret): (&str, &str),
-    token: &str,
-) -> reqwest::Result<reqwest::Response> {
-    http.post(endpoint(base_url, "revoke"))
-        .basic_auth(id, Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> RequestBuilder {
+    let mut request = http.post(endpoint(base_url, "validate"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    match body {
+        Some(body) => request.json(body),
+        None => request,
+    }
 }
 
 /// The status `/oauth/validate` gives `token`.
 pub async fn validate(http: &reqwest::Client, base_url: &str, token: &str) -> StatusCode {
-    http.post(endpoint(base_url, "validate"))
-        .bearer_auth(token)
+    validate_post(http, base_url, Some(token), None)
         .send()
         .await
         .unwrap()
         .status()
 }
 
-/// Whether introspection (as client `id`) calls `token` active.
-pub async fn introspect_active(
+/// Validates `token` until it is refused (401); how long that took.
+/// Fails if it is still accepted after `limit`.
+pub async fn until_refused(
+    http: &reqwest::Client,
+    base_url: &str,
+    token: &str,
+    limit: std::time::Duration,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    while validate(http, base_url, token).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            started.elapsed() < limit,
+            "still not refused after {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+/// Revokes `token` (hinted as an access token) as client `id`.
+pub async fn revoke(
     http: &reqwest::Client,
     base_url: &str,
     (id, secret): (&str, &str),
     token: &str,
-) -> bool {
+) -> reqwest::Result<Response> {
+    http.post(endpoint(base_url, "revoke"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token), ("token_type_hint", "access_token")])
+        .send()
+        .await
+}
+
+/// What introspection (as client `id`) says of `token`, asserting a 200
+/// that may not be cached.
+pub async fn introspect(
+    http: &reqwest::Client,
+    base_url: &str,
+    (id, secret): (&str, &str),
+    token: &str,
+) -> Value {
     let response = http
         .post(endpoint(base_url, "introspect"))
         .basic_auth(id, Some(secret))
@@ -64,14 +150,25 @@ pub async fn introspect_active(
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    json_body(response).await
+}
+
+/// Whether introspection (as client `id`) calls `token` active.
+pub async fn introspect_active(
+    http: &reqwest::Client,
+    base_url: &str,
+    credentials: (&str, &str),
+    token: &str,
+) -> bool {
+    let body = introspect(http, base_url, credentials, token).await;
     body["active"].as_bool().expect("active is a boolean")
 }
 
 /// The `kid`s the JWKS publishes, in order.
 pub async fn jwks_kids(http: &reqwest::Client, base_url: &str) -> Vec<String> {
     let response = http.get(endpoint(base_url, "jwks")).send().await.unwrap();
-    let jwks: serde_json::Value = response.json().await.unwrap();
+    let jwks: Value = response.json().await.unwrap();
     let keys = jwks["keys"].as_array().expect("a keys array");
     keys.iter()
         .map(|k| k["kid"].as_str().expect("kid").to_owned())
@@ -85,6 +182,6 @@ pub fn kid(token: &str) -> String {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(header)
         .expect("base64url header");
-    let header: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON header");
+    let header: Value = serde_json::from_slice(&bytes).expect("JSON header");
     header["kid"].as_str().expect("kid").to_owned()
 }

@@ -23,16 +23,12 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use super::api;
 use super::process::{self, ServerProcess};
 
 /// Whatever stopped an attacker's connection or request; attackers count
 /// these, they never fail a test.
 pub type AttackError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The token endpoint under the default base path.
-pub const TOKEN_PATH: &str = "/auth-server/v1/oauth/token";
-/// The validation endpoint under the default base path.
-pub const VALIDATE_PATH: &str = "/auth-server/v1/oauth/validate";
 
 /// The media type of form bodies.
 pub const FORM: &str = "application/x-www-form-urlencoded";
@@ -159,7 +155,7 @@ impl Target {
     /// The legitimate client's token request (Basic authentication).
     pub fn token_request(&self) -> Request<Full<Bytes>> {
         self.post(
-            TOKEN_PATH,
+            &api::path("token"),
             &[
                 (header::AUTHORIZATION, basic(CLIENT_ID, CLIENT_SECRET)),
                 (header::CONTENT_TYPE, FORM.into()),
@@ -200,7 +196,7 @@ pub fn unknown_client_request(target: &Target, n: u32, i: u32) -> Request<Full<B
             "grant_type=client_credentials&client_id={prefix}{}&client_secret=wrong-secret",
             "x".repeat(POST_ID_LEN - ID_PREFIX_LEN)
         );
-        target.post(TOKEN_PATH, &[form], Full::new(Bytes::from(body)))
+        target.post(&api::path("token"), &[form], Full::new(Bytes::from(body)))
     } else {
         let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let value = format!(
@@ -211,7 +207,7 @@ pub fn unknown_client_request(target: &Target, n: u32, i: u32) -> Request<Full<B
         );
         let body = Bytes::from_static(b"grant_type=client_credentials");
         target.post(
-            TOKEN_PATH,
+            &api::path("token"),
             &[(header::AUTHORIZATION, value), form],
             Full::new(body),
         )

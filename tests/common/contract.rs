@@ -6,6 +6,38 @@ use auth_server::domain::client::{Client, SecretHash};
 use auth_server::domain::scope::ScopeSet;
 use auth_server::store::{CHANGE_LOG_RETENTION_SECS, Revocation, Store, StoreError};
 
+/// One test per check of the contract, each on a fresh store. `fresh` is an
+/// async expression (awaited in the test) giving the store and what must
+/// live as long as it; attributes written first go on every test:
+/// `contract_tests!(#[ignore = "why"] fresh: make_store().await);`.
+/// A new check is added here once and runs on every backend.
+// Only the store test binaries use it; every test binary compiles common.
+#[allow(unused_macros)]
+macro_rules! contract_tests {
+    ($(#[$attr:meta])* fresh: $fresh:expr) => {
+        $crate::common::contract::contract_tests!(@each [$(#[$attr])*] $fresh;
+            clients_round_trip,
+            migrate_is_idempotent,
+            revocations_are_kept_until_expiry,
+            the_change_feed_lists_every_write,
+            a_cursor_behind_the_pruned_log_reloads,
+        );
+    };
+    (@each $attrs:tt $fresh:expr; $($name:ident),* $(,)?) => {$(
+        $crate::common::contract::contract_tests!(@one $attrs $fresh; $name);
+    )*};
+    (@one [$(#[$attr:meta])*] $fresh:expr; $name:ident) => {
+        #[tokio::test]
+        $(#[$attr])*
+        async fn $name() {
+            let (store, _keep) = $fresh;
+            $crate::common::contract::$name(&store).await;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use contract_tests;
+
 /// A client with every optional field set.
 pub fn sample(id: &str) -> Client {
     Client {

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use tokio::task::JoinHandle;
 
+use super::api;
+
 /// Outcomes by HTTP status; [`NO_ANSWER`] and [`HUNG`] for the rest.
 pub type Tally = BTreeMap<u16, u64>;
 
@@ -75,31 +77,29 @@ impl Load {
         workers: usize,
         max_each: u64,
         http: reqwest::Client,
-        url: String,
+        base_url: String,
         id: &str,
         secret: &str,
     ) -> Self {
         let credentials = Arc::new((id.to_owned(), secret.to_owned()));
         Self::start(workers, max_each, move |_| {
-            let request = http
-                .post(&url)
-                .basic_auth(&credentials.0, Some(&credentials.1))
-                .form(&[("grant_type", "client_credentials")]);
+            let (id, secret) = (&credentials.0, &credentials.1);
+            let request = api::token_post(&http, &base_url, id, secret, &[]);
             async move { request.send().await.map(|r| r.status()) }
         })
     }
 
-    /// Validations of one bearer token at `url` (the validate endpoint).
+    /// Validations of one bearer token.
     pub fn validations(
         workers: usize,
         max_each: u64,
         http: reqwest::Client,
-        url: String,
+        base_url: String,
         token: &str,
     ) -> Self {
         let token = token.to_owned();
         Self::start(workers, max_each, move |_| {
-            let request = http.post(&url).bearer_auth(&token);
+            let request = api::validate_post(&http, &base_url, Some(&token), None);
             async move { request.send().await.map(|r| r.status()) }
         })
     }
@@ -113,10 +113,9 @@ impl Load {
         token: &str,
         max_each: u64,
     ) -> (Self, Self) {
-        let token_url = super::api::endpoint(base_url, "token");
-        let tokens = Self::tokens(2, max_each, http.clone(), token_url, id, secret);
-        let validate_url = super::api::endpoint(base_url, "validate");
-        let validations = Self::validations(1, max_each, http.clone(), validate_url, token);
+        let base_url = base_url.to_owned();
+        let tokens = Self::tokens(2, max_each, http.clone(), base_url.clone(), id, secret);
+        let validations = Self::validations(1, max_each, http.clone(), base_url, token);
         (tokens, validations)
     }
 

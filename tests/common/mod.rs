@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use auth_server::admin::{self, NewClient};
 use auth_server::app::{self, RunningServer};
-use auth_server::config::{Config, Secret};
+use auth_server::config::{Config, ScopeRule, Secret};
 use auth_server::keys::Algorithm;
 use auth_server::store::ClientStore;
 use auth_server::store::sqlite::SqliteStore;
@@ -51,6 +51,26 @@ pub fn test_config(dir: &std::path::Path, alg: Algorithm) -> Config {
 pub fn unlimited_clients(config: &mut Config) {
     config.limits.client_rps = 100_000;
     config.limits.client_burst = 1_000_000;
+}
+
+/// Endpoint rules over `https://api.test/v1/users/**`: scope `read` may
+/// GET it, `write` may POST and DELETE.
+pub fn user_api_rules(config: &mut Config) {
+    let rule = |name: &str, methods: &[&str]| ScopeRule {
+        name: name.into(),
+        description: String::new(),
+        endpoints: vec!["https://api.test/v1/users/**".into()],
+        methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+    };
+    config.scopes = vec![rule("read", &["GET"]), rule("write", &["POST", "DELETE"])];
+}
+
+/// A server with [`user_api_rules`] and one [`TestServer::standard_client`]:
+/// the server, the client's id and its secret.
+pub async fn start_with_rules() -> (TestServer, String, String) {
+    let server = TestServer::start_with(Algorithm::EdDSA, user_api_rules).await;
+    let (id, secret) = server.standard_client().await;
+    (server, id, secret)
 }
 
 /// The HS256 secret used by tests.
@@ -121,7 +141,12 @@ impl TestServer {
 
     /// URL of the token endpoint.
     pub fn token_url(&self) -> String {
-        self.url("/auth-server/v1/oauth/token")
+        api::endpoint(&self.base_url, "token")
+    }
+
+    /// Sends `GET path` with [`Self::client`]; the answer, whatever it is.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
     }
 
     /// An HTTPS client trusting only this server's certificate.
@@ -200,39 +225,6 @@ pub fn unverified_claims(token: &str) -> serde_json::Value {
         .decode(payload)
         .expect("base64url payload");
     serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
-/// Sends a client-credentials token request with Basic auth.
-pub async fn token_request(server: &TestServer, id: &str, secret: &str) -> reqwest::Response {
-    server
-        .client()
-        .post(server.token_url())
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Gets a token with Basic auth and the given extra form fields.
-pub async fn get_token(
-    server: &TestServer,
-    id: &str,
-    secret: &str,
-    extra: &[(&str, &str)],
-) -> serde_json::Value {
-    let mut form = vec![("grant_type", "client_credentials")];
-    form.extend_from_slice(extra);
-    let response = server
-        .client()
-        .post(server.token_url())
-        .basic_auth(id, Some(secret))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::OK);
-    json_body(response).await
 }
 
 pub mod api;

@@ -1,11 +1,14 @@
 //! A fresh database per test on the cluster that `scripts/test.sh` starts
 //! (`scripts/pg.sh`), whose URL arrives in `TEST_PG_URL`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use auth_server::config::DatabaseConfig;
+use auth_server::config::{Config, DatabaseConfig};
+use auth_server::keys::Algorithm;
 use auth_server::store::ClientStore;
 use auth_server::store::postgres::PostgresStore;
+
+use super::TestServer;
 
 /// The variable holding the cluster's URL.
 pub const URL_VAR: &str = "TEST_PG_URL";
@@ -38,6 +41,17 @@ pub fn fast_settings(url: &str) -> DatabaseConfig {
         statement_timeout_secs: 1,
         ..settings(url)
     }
+}
+
+/// A server on the database at `url` for fault tests: [`fast_settings`],
+/// the change feed polled every 200 ms, and then `tweak`.
+pub async fn start_server(url: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.database = fast_settings(url);
+        c.cache.change_poll_interval_ms = 200;
+        tweak(c);
+    })
+    .await
 }
 
 /// Creates an empty database and returns its URL.
@@ -86,6 +100,27 @@ pub async fn create_client(store: &PostgresStore, name: &str) -> (String, String
         .await
         .unwrap();
     (created.client.id, created.secret)
+}
+
+/// Asks `store` for client `id` until it answers (a database back from a
+/// fault), for at most 15 s; how long that took.
+pub async fn until_client_found(store: &PostgresStore, id: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        match store.get_client(id).await {
+            Ok(found) => {
+                assert_eq!(found.unwrap().id, id);
+                return started.elapsed();
+            }
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(15),
+                    "no recovery: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// A plain connection for inspecting or tampering with a database.

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::TestServer;
+use super::{TestServer, api};
 
 /// The longest any single wait in these tests may take.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -151,15 +151,25 @@ pub fn basic_line(id: &str, secret: &str) -> String {
 /// Asserts that a normal token request on its own connection succeeds
 /// within the deadline: the server keeps serving during an attack.
 pub async fn assert_token_works(server: &TestServer, id: &str, secret: &str) {
-    let request = server
-        .client()
-        .post(server.token_url())
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send();
+    let http = server.client();
+    let request = api::token_request(&http, &server.base_url, id, secret);
     let response = tokio::time::timeout(DEADLINE, request)
         .await
-        .expect("a normal token request is answered during the attack")
-        .unwrap();
+        .expect("a normal token request is answered during the attack");
     assert_eq!(response.status(), reqwest::StatusCode::OK);
+}
+
+/// Runs `attack` while a normal token request, started `delay` later, is
+/// made on another connection; what the attack got back.
+pub async fn alongside(
+    server: &TestServer,
+    (id, secret): (&str, &str),
+    delay: Duration,
+    attack: impl Future<Output = Answer>,
+) -> Answer {
+    let (answer, ()) = tokio::join!(attack, async {
+        tokio::time::sleep(delay).await;
+        assert_token_works(server, id, secret).await;
+    });
+    answer
 }

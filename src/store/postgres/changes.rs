@@ -6,8 +6,8 @@ use tokio::sync::watch;
 
 use super::{CHANGE_LOG_LOCK, PostgresStore, rows, unavailable};
 use crate::store::{
-    CHANGE_LOG_RETENTION_SECS, ChangeBatch, Revocation, RevocationStore, Store, StoreError,
-    StoreFuture,
+    CHANGE_LOG_RETENTION_SECS, ChangeBatch, PoolStatus, Revocation, RevocationStore, Store,
+    StoreError, StoreFuture,
 };
 
 /// Appends to the change log. The lock makes concurrent writers commit in
@@ -145,5 +145,15 @@ impl Store for PostgresStore {
 
     fn change_notifications(&self) -> Option<watch::Receiver<u64>> {
         self.listen_for_changes()
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let status = self.pool.status();
+        Some(PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        })
     }
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::store::Store;
 
 fn settings(url: &str) -> DatabaseConfig {
     DatabaseConfig {
@@ -64,7 +65,7 @@ async fn require_uses_tls_and_other_modes_do_not() {
     )
     .unwrap();
     assert!(matches!(plain.tls, Tls::Plain));
-    assert_eq!(plain.pool_status().max_size, 200);
+    assert_eq!(plain.pool_status().map(|pool| pool.max_size), Some(200));
 }
 
 #[test]
