@@ -16,7 +16,7 @@ use auth_server::admin::{self, NewClient};
 use auth_server::cache::RevocationSet;
 use auth_server::config::Config;
 use auth_server::http::handle;
-use auth_server::keys::{Algorithm, KeySet, SigningKey};
+use auth_server::keys::{Algorithm, KeySet, SigningKey, generate_pkcs8};
 use auth_server::state::AppState;
 use auth_server::store::ClientStore;
 use auth_server::store::sqlite::SqliteStore;
@@ -38,13 +38,13 @@ fn fixture(rt: &Runtime) -> (tempfile::TempDir, AppState, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.database.sqlite_path = dir.path().join("auth.db");
-    config.token.key_dir = dir.path().join("keys");
     config.token.algorithm = Algorithm::EdDSA;
     // Measure the work, not the 429 that a realistic limit would return.
     config.limits.global_rps = 0;
     config.limits.client_rps = u32::MAX;
     config.limits.client_burst = u32::MAX;
-    let (key, _) = SigningKey::load_or_generate(Algorithm::EdDSA, &config.token.key_dir, None)
+    // The key set as the server holds it in memory, wherever it came from.
+    let key = SigningKey::from_pkcs8(Algorithm::EdDSA, &generate_pkcs8(Algorithm::EdDSA).unwrap())
         .expect("signing key");
     let store = SqliteStore::open(&config.database.sqlite_path).unwrap();
     let created = rt.block_on(async {

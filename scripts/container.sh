@@ -11,8 +11,8 @@
 #                                  a test CA and what deploy/config.toml reads
 #                                  from /run/secrets/auth-server: a server
 #                                  certificate for localhost, 127.0.0.1 and the
-#                                  NAMEs, a signing key, a metrics token, a
-#                                  database password (never printed)
+#                                  NAMEs, a key-encryption key, a metrics
+#                                  token, a database password (never printed)
 #   scripts/container.sh run SECRETS [ARGS...]
 #                                  run the image with deploy/config.toml and the
 #                                  secrets in SECRETS, read-only, the state in
@@ -155,7 +155,7 @@ make_secrets() {
         openssl x509 -req -in postgres.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
             -extfile <(printf 'subjectAltName=DNS:postgres\nextendedKeyUsage=serverAuth\n') \
             -out postgres.crt 2>/dev/null
-        openssl genpkey -algorithm ed25519 -out signing-eddsa.pem
+        openssl rand -base64 32 >kek
         openssl rand -hex 32 >metrics-token
         openssl rand -hex 24 >db-password
         rm -f ca.key ca.srl ./*.csr

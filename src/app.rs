@@ -1,6 +1,7 @@
 //! Wiring, in start order: store (migrated) -> TLS certificate -> signing
-//! keys -> listener -> demo client (development) -> revocations -> shared
-//! state -> change feed -> server; plus the signals that stop it (SIGTERM,
+//! keys (from the store, opened with the KEK) -> listener -> demo client
+//! (development) -> revocations -> shared state -> change feed and key
+//! lifecycle tasks -> server; plus the signals that stop it (SIGTERM,
 //! SIGINT) and reload it (SIGHUP).
 
 use std::future::Future;
@@ -18,6 +19,8 @@ use crate::cache::RevocationSet;
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
 use crate::feed;
+use crate::keyring::kek::{self, KekSource};
+use crate::keyring::{KeyRing, KeySettings, KeyringError};
 use crate::keys::{KeyError, KeySet, SigningKey};
 use crate::reload::Reloader;
 use crate::server::{self, ConnectionLimits};
@@ -60,9 +63,12 @@ pub enum AppError {
     /// The TLS certificate could not be loaded or generated.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
-    /// The signing key could not be loaded or generated.
+    /// The HS256 key could not be built.
     #[error("signing key: {0}")]
     Key(#[from] KeyError),
+    /// The stored signing keys could not be opened or made.
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyringError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -112,6 +118,8 @@ pub struct RunningServer {
     pub certificate: CertificatePaths,
     /// Re-reads certificate and keys (what SIGHUP does).
     pub reloader: Reloader,
+    /// The stored signing keys (`None` with HS256).
+    pub key_ring: Option<Arc<KeyRing>>,
     task: JoinHandle<()>,
 }
 
@@ -139,7 +147,7 @@ pub async fn start(
 
     let certificate = certificate_paths(config)?;
     let tls_config = tls::server_config(&certificate)?;
-    let keys = load_keys(config)?;
+    let (keys, key_ring) = signing_keys(config, &store).await?;
 
     let listener =
         server::bind(config.server.bind, config.server.reuse_port).map_err(|source| {
@@ -178,25 +186,33 @@ pub async fn start(
         Arc::clone(&state),
         cursor,
         Duration::from_millis(cache.change_poll_interval_ms),
+        key_ring.clone(),
     ));
+    let lifecycle_task = key_ring
+        .clone()
+        .map(|ring| tokio::spawn(feed::keys::follow_lifecycle(Arc::clone(&state), ring)));
     let limits = ConnectionLimits::from(config);
     let (tls_tx, tls_rx) = watch::channel(tls_config);
     let reloader = Reloader::new(
-        Arc::new(config.clone()),
         certificate.clone(),
         tls_tx,
         Arc::clone(&state),
+        key_ring.clone(),
     );
     reloader.record_certificate_expiry();
     let task = tokio::spawn(async move {
         server::run(listener, tls_rx, state, limits, shutdown).await;
         feed_task.abort();
+        if let Some(task) = lifecycle_task {
+            task.abort();
+        }
     });
     Ok(RunningServer {
         local_addr,
         issuer,
         certificate,
         reloader,
+        key_ring,
         task,
     })
 }
@@ -305,19 +321,69 @@ async fn refuse_imported_secrets(store: &dyn Store) -> Result<(), AppError> {
     }
 }
 
-fn load_keys(config: &Config) -> Result<KeySet, AppError> {
-    let secret = config.jwt_secret.as_ref().map(|s| s.0.as_bytes());
-    let (key, generated) =
-        SigningKey::load_or_generate(config.token.algorithm, &config.token.key_dir, secret)?;
-    if generated {
-        tracing::info!(
-            alg = key.alg().name(),
-            kid = key.kid(),
-            dir = %config.token.key_dir.display(),
-            "generated a new signing key"
+/// The keys to sign and verify with: with HS256, `JWT_SECRET` (and
+/// `JWT_SECRET_PREVIOUS`, verifying only); otherwise the keys in the store,
+/// which a first start makes (or takes from the pre-store key file).
+async fn signing_keys(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> Result<(KeySet, Option<Arc<KeyRing>>), AppError> {
+    if !config.stores_signing_keys() {
+        let secret = |s: &crate::config::Secret| SigningKey::from_hmac_secret(s.0.as_bytes());
+        let current = config
+            .jwt_secret
+            .as_ref()
+            .map_or(Err(KeyError::WeakHmacSecret), secret)?;
+        let previous = config
+            .jwt_secret_previous
+            .as_ref()
+            .map(secret)
+            .transpose()?;
+        return Ok((
+            KeySet::with_verifiers(current, previous.into_iter().collect()),
+            None,
+        ));
+    }
+    let ring = Arc::new(open_key_ring(config, Arc::clone(store))?);
+    let keys = ring.start(&config.token.key_dir, unix_now()).await?;
+    tracing::info!(
+        current = keys.active().kid(),
+        alg = keys.active().alg().name(),
+        published = keys.keys().count(),
+        kek = ring.kek_id(),
+        kek_source = %ring.kek_source(),
+        "signing keys loaded from the store"
+    );
+    if keys.active().alg() != config.token.algorithm {
+        tracing::warn!(
+            stored = keys.active().alg().name(),
+            configured = config.token.algorithm.name(),
+            "the current signing key's algorithm is not token.algorithm; keys made from now on use token.algorithm"
         );
     }
-    Ok(KeySet::new(key))
+    Ok((keys, Some(ring)))
+}
+
+/// The stored signing keys with this instance's KEK (`AUTH_SERVER_KEK`,
+/// `token.kek_file`, or in development `<key_dir>/kek`, created if absent).
+pub fn open_key_ring(config: &Config, store: Arc<dyn Store>) -> Result<KeyRing, AppError> {
+    let dev_dir =
+        (config.environment == Mode::Development).then_some(config.token.key_dir.as_path());
+    let (kek, source) = kek::resolve(config.kek.as_ref(), &config.token.kek_file, dev_dir)
+        .map_err(KeyringError::from)?;
+    if let KekSource::Created(path) = &source {
+        tracing::warn!(
+            file = %path.display(),
+            "created a development key-encryption key; production needs AUTH_SERVER_KEK or \
+             token.kek_file, the same on every instance"
+        );
+    }
+    Ok(KeyRing::new(
+        store,
+        kek,
+        source,
+        KeySettings::from_config(config),
+    ))
 }
 
 async fn create_demo_client(

@@ -217,11 +217,15 @@ pub fn token_hash(token: &str) -> TokenHash {
     out
 }
 
-/// A cached verified token: its claims and the instant its `exp` passes.
+/// A cached verified token: its claims, the key that verified it, and the
+/// instant its `exp` passes.
 #[derive(Debug, Clone)]
 pub struct CachedClaims {
     /// The verified claims.
     pub claims: Arc<AccessTokenClaims>,
+    /// The `kid` of the key that verified the signature: a hit is refused
+    /// once that key is no longer in the key set (retired).
+    pub kid: Arc<str>,
     /// When the entry must be gone (the token's expiry).
     pub expires: Instant,
 }
@@ -253,7 +257,9 @@ impl ValidationCache {
         Self {
             valid: Cache::builder()
                 .max_capacity(budget.bytes)
-                .weigher(move |_, cached: &CachedClaims| budget.weigh(claims_size(&cached.claims)))
+                .weigher(move |_, cached: &CachedClaims| {
+                    budget.weigh(claims_size(&cached.claims) + cached.kid.len())
+                })
                 .expire_after(UntilTokenExpiry)
                 .build(),
             rejected: Cache::builder()
@@ -281,9 +287,15 @@ impl ValidationCache {
         self.rejected.insert(hash, error);
     }
 
-    /// Forgets a token (after it was revoked here).
+    /// Forgets a token (after it was revoked here, or its key retired).
     pub fn invalidate(&self, hash: &TokenHash) {
         self.valid.invalidate(hash);
+    }
+
+    /// Forgets every remembered rejection: after the keys change, a token
+    /// refused for an unknown `kid` may be signed by a key just learned of.
+    pub fn forget_rejections(&self) {
+        self.rejected.invalidate_all();
     }
 }
 

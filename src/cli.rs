@@ -1,5 +1,5 @@
 //! The command line: argument definitions and the one-shot admin commands.
-//! `serve` hands over to [`crate::app`].
+//! `serve` hands over to [`crate::app`]; `keys` commands are in `cli/keys.rs`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -10,7 +10,12 @@ use crate::admin::{self, AdminError, ClientUpdate, NewClient};
 use crate::app::{self, AppError};
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
+use crate::keyring::KeyringError;
 use crate::probe::{self, ProbeError};
+
+pub mod keys;
+
+pub use keys::KeysCommand;
 
 /// `--version` output: version and git commit.
 pub const VERSION_LINE: &str = concat!(
@@ -50,6 +55,9 @@ pub enum Command {
     /// Manage issued tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the signing keys (stored, shared by every instance).
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 /// Arguments of `health`.
@@ -210,6 +218,9 @@ pub enum CliError {
     /// An admin command failed.
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// A `keys` command failed.
+    #[error(transparent)]
+    Keys(#[from] KeyringError),
     /// The command is not allowed in this mode or with this input.
     #[error("{0}")]
     Refused(String),
@@ -238,6 +249,7 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
             Ok(())
         }
         Command::Client(cmd) => run_client(cmd, &config).await,
+        Command::Keys(cmd) => keys::run(cmd, &config).await,
         Command::Token(TokenCommand::Revoke { jti, client }) => {
             let store = app::open_store(&config)?;
             app::migrate(store.as_ref()).await?;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::keys::sealed::Kek;
 use crate::keys::{Algorithm, MIN_HMAC_SECRET_LEN};
 
 mod sections;
@@ -19,6 +20,9 @@ pub use sections::{
 /// Prefix of per-setting environment overrides: `AUTH_SERVER_<SECTION>_<KEY>`.
 pub const ENV_PREFIX: &str = "AUTH_SERVER_";
 
+/// The variable holding the key-encryption key (base64 of 32 bytes).
+pub const KEK_VAR: &str = "AUTH_SERVER_KEK";
+
 /// Variables read by name, besides the `AUTH_SERVER_<SECTION>_<KEY>`
 /// overrides. `AUTH_SERVER_CONFIG` is read by the binary before the file.
 pub const NAMED_VARS: &[&str] = &[
@@ -27,13 +31,22 @@ pub const NAMED_VARS: &[&str] = &[
     "DATABASE_URL",
     "DB_PASSWORD",
     "JWT_SECRET",
+    "JWT_SECRET_PREVIOUS",
+    KEK_VAR,
     "METRICS_TOKEN",
 ];
 
 /// Secrets that may come from a file instead: `<NAME>_FILE` names a file
 /// whose contents stand for `<NAME>` (container and Kubernetes secrets are
-/// mounted as files). Setting both is refused.
-pub const FILE_VARS: &[&str] = &["DATABASE_URL", "DB_PASSWORD", "JWT_SECRET", "METRICS_TOKEN"];
+/// mounted as files). Setting both is refused. The key-encryption key has a
+/// file setting of its own, `token.kek_file`.
+pub const FILE_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "DB_PASSWORD",
+    "JWT_SECRET",
+    "JWT_SECRET_PREVIOUS",
+    "METRICS_TOKEN",
+];
 
 /// Suffix of the variables that name a secret's file.
 pub const FILE_SUFFIX: &str = "_FILE";
@@ -141,6 +154,14 @@ pub struct Config {
     /// HS256 secret, from `JWT_SECRET` only (never from the file).
     #[serde(skip)]
     pub jwt_secret: Option<Secret>,
+    /// The HS256 secret before the last change, from `JWT_SECRET_PREVIOUS`
+    /// only: verifies, never signs.
+    #[serde(skip)]
+    pub jwt_secret_previous: Option<Secret>,
+    /// The key-encryption key of the stored signing keys, from
+    /// `AUTH_SERVER_KEK` only (else `token.kek_file`).
+    #[serde(skip)]
+    pub kek: Option<Secret>,
     /// Database password, from `DB_PASSWORD` only.
     #[serde(skip)]
     pub db_password: Option<Secret>,
@@ -178,6 +199,8 @@ impl Default for Config {
             dev: DevConfig::default(),
             scopes: Vec::new(),
             jwt_secret: None,
+            jwt_secret_previous: None,
+            kek: None,
             db_password: None,
             metrics_token: None,
         }
@@ -224,6 +247,8 @@ impl Config {
         for (name, value) in vars {
             match name.as_str() {
                 "JWT_SECRET" => config.jwt_secret = Some(Secret(value)),
+                "JWT_SECRET_PREVIOUS" => config.jwt_secret_previous = Some(Secret(value)),
+                KEK_VAR => config.kek = Some(Secret(value)),
                 "DB_PASSWORD" => config.db_password = Some(Secret(value)),
                 "METRICS_TOKEN" => config.metrics_token = Some(Secret(value)),
                 _ => {}
@@ -330,6 +355,16 @@ impl Config {
                 "token.algorithm = HS256 needs JWT_SECRET of at least {MIN_HMAC_SECRET_LEN} bytes"
             )));
         }
+        if self
+            .jwt_secret_previous
+            .as_ref()
+            .is_some_and(|s| s.0.len() < MIN_HMAC_SECRET_LEN)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "JWT_SECRET_PREVIOUS must be at least {MIN_HMAC_SECRET_LEN} bytes"
+            )));
+        }
+        self.validate_key_rotation()?;
         for rule in &self.scopes {
             if crate::domain::scope::ScopeSet::parse(&rule.name)
                 .map_or(true, |s| s.iter().count() != 1)
@@ -346,6 +381,46 @@ impl Config {
         Ok(())
     }
 
+    /// The signing-key settings: a key must be published longer than
+    /// resource servers cache the JWKS, and a given KEK must be usable.
+    fn validate_key_rotation(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
+        let token = &self.token;
+        if self.http.jwks_max_age_secs > 86_400 {
+            return invalid("http.jwks_max_age_secs must be at most 86400");
+        }
+        if !(1..=604_800).contains(&token.key_publish_ahead_secs)
+            || token.key_publish_ahead_secs <= self.http.jwks_max_age_secs
+        {
+            return invalid(
+                "token.key_publish_ahead_secs must exceed http.jwks_max_age_secs (and be at most \
+                 604800), so resource servers see a new key before any token carries it",
+            );
+        }
+        if token.key_rotation_days > 3_650 || token.key_retire_leeway_secs > 86_400 {
+            return invalid(
+                "token.key_rotation_days must be at most 3650 and key_retire_leeway_secs at most 86400",
+            );
+        }
+        // The message never includes the value.
+        if self
+            .kek
+            .as_ref()
+            .is_some_and(|kek| Kek::from_base64(&kek.0).is_err())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "{KEK_VAR} must be base64 of 32 random bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether signing keys are stored (sealed under a KEK): every
+    /// algorithm but HS256, whose key is `JWT_SECRET`.
+    pub fn stores_signing_keys(&self) -> bool {
+        self.token.algorithm != Algorithm::HS256
+    }
+
     /// Refusals of production mode that the configuration alone decides.
     fn check_production(&self) -> Result<(), ConfigError> {
         let refuse = |msg: &str| Err(ConfigError::Production(msg.to_owned()));
@@ -360,6 +435,11 @@ impl Config {
         let level = self.log.level.to_ascii_lowercase();
         if level.contains("debug") || level.contains("trace") {
             return refuse("log.level must not be debug or trace");
+        }
+        if self.stores_signing_keys() && self.kek.is_none() && self.token.kek_file.is_empty() {
+            return Err(ConfigError::Production(format!(
+                "no key-encryption key for the signing keys: set {KEK_VAR} or token.kek_file"
+            )));
         }
         Ok(())
     }
@@ -390,8 +470,11 @@ impl Config {
         let mut out = toml::to_string_pretty(&shown).unwrap_or_default();
         let mask = |s: &Option<Secret>| if s.is_some() { "set (masked)" } else { "unset" };
         out.push_str(&format!(
-            "\n# JWT_SECRET: {}\n# DB_PASSWORD: {}\n# METRICS_TOKEN: {}\n",
+            "\n# JWT_SECRET: {}\n# JWT_SECRET_PREVIOUS: {}\n# {KEK_VAR}: {}\n\
+             # DB_PASSWORD: {}\n# METRICS_TOKEN: {}\n",
             mask(&self.jwt_secret),
+            mask(&self.jwt_secret_previous),
+            mask(&self.kek),
             mask(&self.db_password),
             mask(&self.metrics_token)
         ));
@@ -450,7 +533,7 @@ fn apply_env_overrides(
                 table.insert("environment".into(), value.to_ascii_lowercase().into());
             }
             "DATABASE_URL" => set_in_section(table, "database", "url", value.clone().into()),
-            "AUTH_SERVER_CONFIG" => {}
+            "AUTH_SERVER_CONFIG" | KEK_VAR => {}
             _ => {
                 let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                     continue;

@@ -6,6 +6,8 @@
 use crate::admin::AdminError;
 use crate::app::AppError;
 use crate::cli::CliError;
+use crate::keyring::KeyringError;
+use crate::keys::lifecycle::LifecycleError;
 use crate::state::StateError;
 use crate::store::StoreError;
 use crate::tls::TlsError;
@@ -32,6 +34,21 @@ pub fn code(error: &CliError) -> u8 {
         CliError::Admin(AdminError::Invalid(_)) | CliError::Refused(_) => USAGE,
         CliError::Admin(AdminError::NotFound(_)) => DATA,
         CliError::Admin(_) | CliError::Unhealthy(_) => FAILURE,
+        CliError::Keys(e) => keys_code(e),
+    }
+}
+
+/// A KEK that is missing, malformed or not the one the keys are sealed
+/// under is configuration; an operator's request the lifecycle refuses, or
+/// a key file that is not a usable key, is usage; an unknown kid is data.
+fn keys_code(error: &KeyringError) -> u8 {
+    match error {
+        e if e.is_configuration() => CONFIG,
+        KeyringError::Lifecycle(LifecycleError::UnknownKey(_)) => DATA,
+        KeyringError::Lifecycle(_) | KeyringError::Key(_) | KeyringError::WrongAlgorithm { .. } => {
+            USAGE
+        }
+        _ => FAILURE,
     }
 }
 
@@ -46,11 +63,13 @@ fn app_code(error: &AppError) -> u8 {
             CONFIG
         }
         AppError::State(StateError::Metrics(_)) => SOFTWARE,
+        AppError::Keys(e) if e.is_configuration() => CONFIG,
         AppError::Signals(_) => OS,
         AppError::PidFile { .. } => CANT_CREATE,
         AppError::Store(_)
         | AppError::Tls(TlsError::Generate(_))
         | AppError::Key(_)
+        | AppError::Keys(_)
         | AppError::Bind { .. }
         | AppError::Admin(_) => FAILURE,
     }
@@ -78,5 +97,11 @@ mod tests {
         assert_eq!(code(&missing_certificate), CONFIG);
         let signals = CliError::App(AppError::Signals(std::io::Error::other("x")));
         assert_eq!(code(&signals), OS, "not a configuration problem");
+        let no_kek = KeyringError::Kek(crate::keyring::kek::KekError::Missing);
+        assert_eq!(code(&CliError::App(AppError::Keys(no_kek))), CONFIG);
+        let unknown = KeyringError::Lifecycle(LifecycleError::UnknownKey("k".into()));
+        assert_eq!(code(&CliError::Keys(unknown)), DATA);
+        let pending = KeyringError::Lifecycle(LifecycleError::RetiringCurrent("k".into()));
+        assert_eq!(code(&CliError::Keys(pending)), USAGE);
     }
 }

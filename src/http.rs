@@ -198,6 +198,8 @@ fn metrics_response<B>(state: &AppState, request: &Request<B>) -> Result<Respons
     let text = state.metrics.render(&crate::metrics::ScrapeSources {
         validation: state.validator.stats(),
         limits: state.limits.stats(),
+        keys: state.keys().timeline().copied(),
+        now: state.now(),
         pool: state.store.pool_status(),
     });
     Ok(response::with_content_type(

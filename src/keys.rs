@@ -1,11 +1,9 @@
-//! Signing keys: loaded or generated once at start, parsed once, kept in
-//! memory. Signs and verifies JWS with aws-lc-rs directly so no key is ever
-//! re-parsed per request, and publishes the public half as a JWKS (RFC 7517).
+//! Signing keys, parsed once and kept in memory: signs and verifies JWS with
+//! aws-lc-rs directly so no key is ever re-parsed per request, and publishes
+//! the public halves as a JWKS (RFC 7517). Pure: no files, no store. Where
+//! keys come from and how they age is `keys::lifecycle` (pure) and
+//! [`crate::keyring`] (the store); `keys::sealed` encrypts them at rest.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
@@ -22,6 +20,11 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+pub mod lifecycle;
+pub mod sealed;
+
+use lifecycle::KeyTimeline;
 
 /// Minimum length of an HS256 secret (`JWT_SECRET`), in bytes.
 pub const MIN_HMAC_SECRET_LEN: usize = 32;
@@ -50,39 +53,27 @@ impl Algorithm {
         }
     }
 
-    /// File name of the generated private key in the key directory.
-    fn key_file_name(self) -> &'static str {
-        match self {
-            Self::EdDSA => "signing-eddsa.pem",
-            Self::ES256 => "signing-es256.pem",
-            Self::RS256 => "signing-rs256.pem",
-            Self::HS256 => "",
-        }
+    /// The algorithm with this JOSE `alg` name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::EdDSA, Self::ES256, Self::RS256, Self::HS256]
+            .into_iter()
+            .find(|alg| alg.name() == name)
     }
 }
 
-/// Why a key could not be loaded, generated or used.
+/// Why a key could not be parsed, generated or used. Never carries key
+/// material.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// Reading or writing the key file failed.
-    #[error("key file {path}: {source}")]
-    Io {
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The file is not a PKCS#8 PEM private key.
-    #[error("key file {0} is not a PKCS#8 PEM private key")]
-    NotPem(PathBuf),
-    /// The key does not fit the configured algorithm.
-    #[error("key file {path} is not a valid {alg} key")]
-    WrongKind {
-        /// The file involved.
-        path: PathBuf,
-        /// The configured algorithm.
-        alg: &'static str,
-    },
+    /// The text is not a PKCS#8 PEM private key.
+    #[error("not a PKCS#8 PEM private key")]
+    NotPem,
+    /// The key does not fit the algorithm it is meant for.
+    #[error("not a valid {0} key")]
+    WrongKind(&'static str),
+    /// The key is of no algorithm we sign with (EdDSA, ES256, RS256).
+    #[error("not an Ed25519, P-256 or RSA private key")]
+    UnsupportedKey,
     /// HS256 needs `JWT_SECRET` of at least 32 bytes.
     #[error("HS256 needs JWT_SECRET of at least {MIN_HMAC_SECRET_LEN} bytes")]
     WeakHmacSecret,
@@ -123,51 +114,23 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Loads the key for `alg` from `dir`, generating it first if absent.
-    /// HS256 takes its key from `hmac_secret` instead. Returns the key and
-    /// whether it was generated now.
-    pub fn load_or_generate(
-        alg: Algorithm,
-        dir: &Path,
-        hmac_secret: Option<&[u8]>,
-    ) -> Result<(Self, bool), KeyError> {
-        if alg == Algorithm::HS256 {
-            return Ok((
-                Self::from_hmac_secret(hmac_secret.unwrap_or_default())?,
-                false,
-            ));
-        }
-        let path = dir.join(alg.key_file_name());
-        let generated = if path.exists() {
-            false
-        } else {
-            write_private_key(&path, &generate_pkcs8(alg)?)?;
-            true
-        };
-        Ok((Self::load(alg, dir, hmac_secret)?, generated))
+    /// Parses a PKCS#8 PEM private key (`PRIVATE KEY`) for `alg`.
+    pub fn from_pem(alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
+        Self::from_pkcs8(alg, &pem_to_pkcs8(pem)?).map_err(|_| KeyError::WrongKind(alg.name()))
     }
 
-    /// Loads the key for `alg` from `dir` (or `hmac_secret` for HS256),
-    /// never generating one: a reload must not silently rotate the key.
-    pub fn load(alg: Algorithm, dir: &Path, hmac_secret: Option<&[u8]>) -> Result<Self, KeyError> {
-        if alg == Algorithm::HS256 {
-            return Self::from_hmac_secret(hmac_secret.unwrap_or_default());
-        }
-        Self::from_pem_file(alg, &dir.join(alg.key_file_name()))
+    /// Parses a PKCS#8 PEM private key of any asymmetric algorithm, telling
+    /// which one it is.
+    pub fn from_pem_any(pem: &[u8]) -> Result<Self, KeyError> {
+        Self::from_pkcs8_any(&pem_to_pkcs8(pem)?)
     }
 
-    /// Parses a PKCS#8 PEM private key for `alg`.
-    pub fn from_pem_file(alg: Algorithm, path: &Path) -> Result<Self, KeyError> {
-        let pem = fs::read(path).map_err(|source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let der = PrivatePkcs8KeyDer::from_pem_slice(&pem)
-            .map_err(|_| KeyError::NotPem(path.to_owned()))?;
-        Self::from_pkcs8(alg, der.secret_pkcs8_der()).map_err(|_| KeyError::WrongKind {
-            path: path.to_owned(),
-            alg: alg.name(),
-        })
+    /// Parses PKCS#8 DER of any asymmetric algorithm.
+    pub fn from_pkcs8_any(der: &[u8]) -> Result<Self, KeyError> {
+        [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256]
+            .into_iter()
+            .find_map(|alg| Self::from_pkcs8(alg, der).ok())
+            .ok_or(KeyError::UnsupportedKey)
     }
 
     /// Parses PKCS#8 DER for an asymmetric algorithm.
@@ -322,65 +285,86 @@ impl SigningKey {
     }
 }
 
-/// The keys a server signs and verifies with: the active key, plus any
-/// verification-only keys kept published during a rotation.
+/// The keys a server signs and verifies with: the current key, which signs,
+/// and the other published keys, which only verify: during a rotation the
+/// next key (announced before it signs) and previous keys (until the tokens
+/// they signed have expired). Replaced whole when the keys change.
 #[derive(Debug)]
 pub struct KeySet {
-    active: Arc<SigningKey>,
-    /// The key in use before the last change of key: it signs nothing new,
-    /// but tokens it signed still verify, here and (through the JWKS) at
-    /// resource servers, until they expire.
-    previous: Option<Arc<SigningKey>>,
+    current: Arc<SigningKey>,
+    others: Vec<Arc<SigningKey>>,
     jwks: Vec<u8>,
+    timeline: Option<KeyTimeline>,
 }
 
 impl KeySet {
-    /// Wraps the active key and precomputes the JWKS document.
-    pub fn new(active: SigningKey) -> Self {
-        Self::build(Arc::new(active), None)
+    /// A set of one key, which signs.
+    pub fn new(current: SigningKey) -> Self {
+        Self::with_verifiers(current, Vec::new())
     }
 
-    /// The set after `next` replaces the active key (a reload). The key it
-    /// replaces stays published and accepted for verification, so tokens
-    /// already issued keep working; reloading the same key changes nothing.
-    pub fn succeeded_by(&self, next: SigningKey) -> Self {
-        let previous = if next.kid == self.active.kid {
-            self.previous.clone()
-        } else {
-            Some(Arc::clone(&self.active))
-        };
-        Self::build(Arc::new(next), previous)
-    }
-
-    fn build(active: Arc<SigningKey>, previous: Option<Arc<SigningKey>>) -> Self {
-        let keys: Vec<Value> = std::iter::once(&active)
-            .chain(&previous)
+    /// The `current` key plus keys that only verify, published in this order
+    /// after it: every instance building a set from the same keys in the
+    /// same order serves byte-identical JWKS documents.
+    pub fn with_verifiers(current: SigningKey, others: Vec<SigningKey>) -> Self {
+        let current = Arc::new(current);
+        let others: Vec<Arc<SigningKey>> = others
+            .into_iter()
+            .filter(|key| key.kid != current.kid)
+            .map(Arc::new)
+            .collect();
+        let keys: Vec<Value> = std::iter::once(&current)
+            .chain(&others)
             .filter_map(|key| key.public_jwk())
             .collect();
         let jwks = json!({ "keys": keys }).to_string().into_bytes();
         Self {
-            active,
-            previous,
+            current,
+            others,
             jwks,
+            timeline: None,
         }
+    }
+
+    /// The same set, carrying where the keys stand in their lifecycle (for
+    /// metrics).
+    pub fn with_timeline(mut self, timeline: KeyTimeline) -> Self {
+        self.timeline = Some(timeline);
+        self
     }
 
     /// The key new tokens are signed with.
     pub fn active(&self) -> &SigningKey {
-        &self.active
+        &self.current
+    }
+
+    /// Every key in the set, the signing one first.
+    pub fn keys(&self) -> impl Iterator<Item = &SigningKey> {
+        std::iter::once(&self.current)
+            .chain(&self.others)
+            .map(|key| key.as_ref())
     }
 
     /// Finds the key for a token header's `kid` and `alg`.
     pub fn find(&self, kid: &str, alg: &str) -> Option<&SigningKey> {
-        std::iter::once(&self.active)
-            .chain(&self.previous)
-            .map(|key| key.as_ref())
+        self.keys()
             .find(|key| key.kid == kid && key.alg.name() == alg)
+    }
+
+    /// True when a key with this `kid` is in the set: a token it signed is
+    /// still accepted. A retired key is not.
+    pub fn accepts_kid(&self, kid: &str) -> bool {
+        self.keys().any(|key| key.kid == kid)
     }
 
     /// The serialized JWKS (`{"keys":[...]}`).
     pub fn jwks_json(&self) -> &[u8] {
         &self.jwks
+    }
+
+    /// Where the stored keys stand, when the set came from the store.
+    pub fn timeline(&self) -> Option<&KeyTimeline> {
+        self.timeline.as_ref()
     }
 }
 
@@ -429,6 +413,13 @@ pub fn generate_pkcs8(alg: Algorithm) -> Result<Vec<u8>, KeyError> {
     }
 }
 
+/// The PKCS#8 DER inside a `PRIVATE KEY` PEM.
+pub fn pem_to_pkcs8(pem: &[u8]) -> Result<Vec<u8>, KeyError> {
+    PrivatePkcs8KeyDer::from_pem_slice(pem)
+        .map(|der| der.secret_pkcs8_der().to_vec())
+        .map_err(|_| KeyError::NotPem)
+}
+
 /// PEM-encodes PKCS#8 DER (`PRIVATE KEY`).
 pub fn pkcs8_pem(der: &[u8]) -> String {
     let body = STANDARD.encode(der);
@@ -439,25 +430,6 @@ pub fn pkcs8_pem(der: &[u8]) -> String {
     }
     pem.push_str("-----END PRIVATE KEY-----\n");
     pem
-}
-
-/// Writes a private key readable by the owner only, refusing to overwrite.
-fn write_private_key(path: &Path, der: &[u8]) -> Result<(), KeyError> {
-    let io_err = |source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(io_err)?;
-    }
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err)?;
-    file.write_all(pkcs8_pem(der).as_bytes()).map_err(io_err)?;
-    file.sync_all().map_err(io_err)
 }
 
 #[cfg(test)]

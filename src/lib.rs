@@ -5,14 +5,20 @@
 //!
 //! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
 //!   rules and URL normalisation, tokens, errors); no I/O, `now` passed in.
-//! - [`keys`]: signing keys, loaded or generated once; sign, verify, JWKS.
+//! - [`keys`]: parsed signing keys: sign, verify, JWKS (pure);
+//!   `keys::lifecycle` the key states and their transitions (pure, `now`
+//!   passed in); `keys::sealed` AES-256-GCM under the key-encryption key.
+//! - [`keyring`]: the signing keys in the store: opened into the in-memory
+//!   key set, moved through their lifecycle by conditional store writes;
+//!   where the key-encryption key comes from; the pre-store key file.
 //! - [`config`]: `config.toml` plus environment overrides, validated.
 //! - [`store`]: the store traits; [`store::sqlite`] is the embedded store,
 //!   [`store::postgres`] the shared one (pool, migrations, LISTEN/NOTIFY).
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state)?
-//! - [`feed`]: applies the store's change feed to the caches (polling).
+//! - [`feed`]: applies the store's change feed to the caches and the key
+//!   set (polling, PostgreSQL NOTIFY); makes due key lifecycle steps.
 //! - [`limit`]: global, per-client, per-caller validation and failed-auth
 //!   token buckets; [`limit::body`]: what a request body may cost.
 //! - [`state`]: everything a request needs (keys, caches, validator,
@@ -23,7 +29,7 @@
 //!   counts, the server reads.
 //! - [`metadata`]: the RFC 8414 metadata document.
 //! - [`build_info`]: version and git commit.
-//! - [`reload`]: SIGHUP re-reads the TLS certificate and signing keys.
+//! - [`reload`]: SIGHUP re-reads the TLS certificate and the stored keys.
 //! - [`server`]: the accept loop, TLS handshake, connection limits (in all
 //!   and per caller, shedding when full), idle connections, drain.
 //! - [`tls`]: rustls configuration and the development certificate.
@@ -31,7 +37,7 @@
 //!   request to this instance's own health route, its certificate pinned.
 //! - [`admin`]: client administration behind the CLI.
 //! - [`app`]: wires everything together; signals.
-//! - [`cli`]: command-line definitions and one-shot commands.
+//! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`).
 //! - [`exit`]: which failure exits with which code.
 //! - [`logging`]: JSON logs to stdout and a size-rotated file, written in
 //!   batches by one thread.
@@ -52,6 +58,7 @@ pub mod domain;
 pub mod exit;
 pub mod feed;
 pub mod http;
+pub mod keyring;
 pub mod keys;
 pub mod limit;
 pub mod logging;

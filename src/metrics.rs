@@ -10,6 +10,7 @@ use prometheus::{
 };
 
 use crate::build_info::{GIT_SHA, VERSION};
+use crate::keys::lifecycle::KeyTimeline;
 
 /// Latency buckets in seconds: 50 µs to 2.5 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -68,6 +69,10 @@ pub struct ScrapeSources<'a> {
     pub validation: &'a crate::validation::ValidationStats,
     /// Rate-limit rejections.
     pub limits: &'a crate::limit::LimitStats,
+    /// Where the stored signing keys stand (`None` for HS256).
+    pub keys: Option<KeyTimeline>,
+    /// The time of the scrape, Unix seconds.
+    pub now: i64,
     /// The store's connection pool, where it has one.
     pub pool: Option<crate::store::PoolStatus>,
 }
@@ -265,6 +270,9 @@ impl Metrics {
             load(&l.validate),
         );
         out.extend_from_slice(text.as_bytes());
+        if let Some(keys) = &extra.keys {
+            out.extend_from_slice(render_keys(keys, extra.now).as_bytes());
+        }
         out
     }
 
@@ -281,6 +289,40 @@ impl Metrics {
             self.db_pool.with_label_values(&[state]).set(connections);
         }
     }
+}
+
+/// The signing-key gauges, computed at scrape time from the key set's
+/// timeline (ages change with every second, not with every key change).
+fn render_keys(keys: &KeyTimeline, now: i64) -> String {
+    let mut text = format!(
+        "# HELP auth_signing_key_age_seconds Seconds since the current signing key started signing\n\
+         # TYPE auth_signing_key_age_seconds gauge\n\
+         auth_signing_key_age_seconds {}\n\
+         # HELP auth_signing_key_rotation_period_seconds Scheduled signing-key rotation period (0: manual only)\n\
+         # TYPE auth_signing_key_rotation_period_seconds gauge\n\
+         auth_signing_key_rotation_period_seconds {}\n",
+        (now - keys.current_since).max(0),
+        keys.rotation_period_secs,
+    );
+    if let Some(at) = keys.next_promotion_at {
+        text.push_str(&format!(
+            "# HELP auth_signing_key_next_promotion_seconds Seconds until a signing key next becomes current (negative: overdue)\n\
+             # TYPE auth_signing_key_next_promotion_seconds gauge\n\
+             auth_signing_key_next_promotion_seconds {}\n",
+            at - now
+        ));
+    }
+    text.push_str(
+        "# HELP auth_signing_keys Stored signing keys by state, as of the last change\n\
+         # TYPE auth_signing_keys gauge\n",
+    );
+    for (state, count) in keys.by_state {
+        text.push_str(&format!(
+            "auth_signing_keys{{state=\"{}\"}} {count}\n",
+            state.name()
+        ));
+    }
+    text
 }
 
 /// Formats a status code (always three digits) without allocating.
@@ -306,9 +348,17 @@ mod tests {
         let validation = crate::validation::ValidationStats::default();
         validation.accepted.fetch_add(3, Ordering::Relaxed);
         let limits = crate::limit::LimitStats::default();
+        let timeline = KeyTimeline {
+            current_since: 1_000,
+            next_promotion_at: Some(2_000),
+            rotation_period_secs: 7_776_000,
+            by_state: crate::keys::lifecycle::KeyState::ALL.map(|s| (s, 1)),
+        };
         let text = String::from_utf8(metrics.render(&ScrapeSources {
             validation: &validation,
             limits: &limits,
+            keys: Some(timeline),
+            now: 1_500,
             pool: None,
         }))
         .unwrap();
@@ -320,6 +370,10 @@ mod tests {
             "auth_validations_total{result=\"accepted\"} 3",
             "auth_rate_limited_total{limiter=\"client\"} 0",
             "auth_build_info{git_sha=",
+            "auth_signing_key_age_seconds 500",
+            "auth_signing_key_next_promotion_seconds 500",
+            "auth_signing_key_rotation_period_seconds 7776000",
+            "auth_signing_keys{state=\"retired\"} 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
@@ -334,6 +388,8 @@ mod tests {
             String::from_utf8(metrics.render(&ScrapeSources {
                 validation: &validation,
                 limits: &limits,
+                keys: None,
+                now: 0,
                 pool,
             }))
             .unwrap()

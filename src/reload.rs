@@ -1,15 +1,15 @@
-//! SIGHUP: re-read the TLS certificate and the signing keys without dropping
-//! connections. New TLS connections get the new certificate; open ones keep
-//! theirs. A new signing key signs new tokens while the one it replaces
-//! still verifies (and is published for) the tokens already issued. Anything
-//! that fails to load is logged and the old one kept.
+//! SIGHUP: re-read the TLS certificate, and the signing keys from the store,
+//! without dropping connections. New TLS connections get the new
+//! certificate; open ones keep theirs. Key changes arrive through the change
+//! feed anyway; SIGHUP only makes this instance look now. Anything that
+//! fails to load is logged and the old one kept.
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::keys::SigningKey;
+use crate::feed;
+use crate::keyring::KeyRing;
 use crate::state::AppState;
 use crate::tls::{self, CertificatePaths};
 
@@ -18,37 +18,39 @@ use crate::tls::{self, CertificatePaths};
 pub struct ReloadReport {
     /// The new certificate is in use.
     pub certificate_reloaded: bool,
-    /// The signing keys were re-read.
+    /// The signing keys were re-read from the store and opened (false
+    /// with HS256, whose key is `JWT_SECRET`).
     pub keys_reloaded: bool,
 }
 
 /// Everything a reload needs, cheap to clone.
 #[derive(Clone)]
 pub struct Reloader {
-    config: Arc<Config>,
     certificate: CertificatePaths,
     tls: Arc<watch::Sender<Arc<rustls::ServerConfig>>>,
     state: Arc<AppState>,
+    ring: Option<Arc<KeyRing>>,
 }
 
 impl Reloader {
-    /// A reloader for the server built from `config`.
+    /// A reloader for the server's certificate, TLS sender, state and
+    /// stored keys (`None` for HS256).
     pub fn new(
-        config: Arc<Config>,
         certificate: CertificatePaths,
         tls: watch::Sender<Arc<rustls::ServerConfig>>,
         state: Arc<AppState>,
+        ring: Option<Arc<KeyRing>>,
     ) -> Self {
         Self {
-            config,
             certificate,
             tls: Arc::new(tls),
             state,
+            ring,
         }
     }
 
     /// Re-reads the certificate and keys, keeping the old ones on failure.
-    pub fn reload(&self) -> ReloadReport {
+    pub async fn reload(&self) -> ReloadReport {
         let certificate_reloaded = match tls::server_config(&self.certificate) {
             Ok(config) => {
                 self.tls.send_replace(config);
@@ -62,21 +64,16 @@ impl Reloader {
                 false
             }
         };
-        let token = &self.config.token;
-        let secret = self.config.jwt_secret.as_ref().map(|s| s.0.as_bytes());
-        let keys_reloaded = match SigningKey::load(token.algorithm, &token.key_dir, secret) {
-            Ok(key) => {
-                // The replaced key keeps verifying the tokens it signed.
-                let keys = self.state.keys().succeeded_by(key);
-                tracing::info!(kid = keys.active().kid(), "signing key reloaded");
-                self.state.replace_keys(keys);
-                true
+        let keys_reloaded = match &self.ring {
+            Some(ring) => {
+                let loaded = feed::keys::reload(&self.state, ring).await.is_ok();
+                if loaded {
+                    let keys = self.state.keys();
+                    tracing::info!(current = keys.active().kid(), "signing keys reloaded");
+                }
+                loaded
             }
-            Err(e) => {
-                tracing::error!(error = %e, "signing key reload failed; keeping the current one");
-                self.count_failure("signing_key");
-                false
-            }
+            None => false,
         };
         ReloadReport {
             certificate_reloaded,
@@ -105,7 +102,7 @@ impl Reloader {
     pub async fn on_sighup(self, mut hangups: tokio::signal::unix::Signal) {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP received: reloading certificate and keys");
-            self.reload();
+            self.reload().await;
         }
     }
 }

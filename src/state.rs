@@ -41,15 +41,19 @@ pub enum StateError {
     Metrics(#[from] MetricsError),
 }
 
-/// Everything the handlers share, immutable after start (keys aside, which a
-/// reload replaces whole).
+/// Everything the handlers share, immutable after start (keys aside, which
+/// are replaced whole when they change).
 pub struct AppState {
     /// Prefix of the OAuth endpoints, e.g. `/auth-server/v1`.
     pub base_path: String,
     /// Settings that shape every token (issuer, lifetime, leeways).
     pub policy: TokenPolicy,
-    /// Signing and verification keys; replaced whole on reload (SIGHUP).
+    /// Signing and verification keys; replaced whole when the stored keys
+    /// change (change feed, lifecycle steps, SIGHUP), never read from the
+    /// store on a request.
     pub keys: RwLock<Arc<KeySet>>,
+    /// Seconds resource servers may cache the JWKS.
+    pub jwks_max_age_secs: u32,
     /// Clients, cached in front of the store.
     pub clients: ClientCache,
     /// The store, for writes (revocations).
@@ -104,6 +108,7 @@ impl AppState {
                 exp_leeway_secs: config.token.exp_leeway_secs,
             },
             keys: RwLock::new(Arc::new(keys)),
+            jwks_max_age_secs: config.http.jwks_max_age_secs,
             clients: ClientCache::new(
                 Arc::clone(&store) as Arc<dyn ClientStore>,
                 CacheBudget {
@@ -158,13 +163,17 @@ impl AppState {
         }
     }
 
-    /// Replaces the keys (SIGHUP reload).
+    /// Replaces the keys (they changed in the store). Remembered rejections
+    /// go too: a token refused for an unknown `kid` may carry a new key.
     pub fn replace_keys(&self, keys: KeySet) {
-        let mut guard = match self.keys.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Arc::new(keys);
+        {
+            let mut guard = match self.keys.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            *guard = Arc::new(keys);
+        }
+        self.validator.forget_rejections();
     }
 }
 

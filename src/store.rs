@@ -1,5 +1,6 @@
-//! The shared store of clients and revocations: the traits every backend
-//! implements and the types they share. Backends live in `store/`.
+//! The shared store of clients, revocations and signing keys: the traits
+//! every backend implements and the types they share. Backends live in
+//! `store/`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,6 +8,7 @@ use std::pin::Pin;
 use tokio::sync::watch;
 
 use crate::domain::client::Client;
+use crate::keys::lifecycle::{KeyRecord, KeyState};
 
 pub mod postgres;
 pub mod sqlite;
@@ -32,6 +34,10 @@ pub enum StoreError {
     /// The connection settings are unusable (never includes the password).
     #[error("store settings: {0}")]
     Settings(String),
+    /// A conditional write found the rows changed meanwhile (another
+    /// instance got there first); nothing was written. Read and decide again.
+    #[error("changed meanwhile: {0}")]
+    Conflict(String),
 }
 
 /// What `migrate` did.
@@ -68,6 +74,8 @@ pub trait ClientStore: Send + Sync {
     fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool>;
     /// Deletes a client; `false` if there was none.
     fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+    /// The longest per-client token lifetime override, if any client has one.
+    fn longest_client_lifetime(&self) -> StoreFuture<'_, Option<u32>>;
 }
 
 /// A revoked access token, kept until its `exp` passes.
@@ -102,6 +110,8 @@ pub struct ChangeBatch {
     pub revocations: Vec<Revocation>,
     /// Ids of clients created, changed or deleted after the cursor.
     pub clients: Vec<String>,
+    /// Signing keys were added or changed state after the cursor.
+    pub keys_changed: bool,
     /// The cursor to pass next time.
     pub cursor: i64,
     /// The cursor was older than the retained change log: reload everything
@@ -129,8 +139,60 @@ impl PoolStatus {
     }
 }
 
-/// A store with clients, revocations and a change feed, as the server uses it.
-pub trait Store: ClientStore + RevocationStore {
+/// A signing key as stored: its lifecycle record, public JWK, and the
+/// private key sealed under the key-encryption key (never in clear).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Kid, algorithm, state and timestamps.
+    pub record: KeyRecord,
+    /// The public JWK (with `kid`, `alg`, `use`), JSON.
+    pub public_jwk: String,
+    /// Public name of the key-encryption key it is sealed under.
+    pub kek_id: String,
+    /// The PKCS#8 private key, sealed (see `keys::sealed`).
+    pub sealed_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("record", &self.record)
+            .field("kek_id", &self.kek_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One write to the signing keys, applied only if the keys are still as the
+/// writer saw them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyWrite {
+    /// A new key; refused if its kid is taken, or if it would be a second
+    /// current or next key.
+    Insert(StoredKey),
+    /// New state and timestamps for a key that must still be in `from`.
+    Update {
+        /// The state the stored key must be in.
+        from: KeyState,
+        /// The record to store.
+        record: KeyRecord,
+    },
+}
+
+/// The signing keys every instance shares.
+pub trait KeyStore: Send + Sync {
+    /// Every stored key (retired ones too), oldest first.
+    fn signing_keys(&self) -> StoreFuture<'_, Vec<StoredKey>>;
+    /// Applies `writes` in order in one transaction, with a change-feed
+    /// entry, or none of them: [`StoreError::Conflict`] when a key is no
+    /// longer in the expected state, a kid is taken, or a second current or
+    /// next key would result. Of several instances making the same change
+    /// at once, exactly one succeeds.
+    fn write_signing_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> StoreFuture<'a, ()>;
+}
+
+/// A store with clients, revocations, signing keys and a change feed, as
+/// the server uses it.
+pub trait Store: ClientStore + RevocationStore + KeyStore {
     /// The newest cursor: start here to see only later changes.
     fn change_cursor(&self) -> StoreFuture<'_, i64>;
     /// Changes after `cursor`, oldest first.

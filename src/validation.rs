@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{CachedClaims, ClientCache, RevocationSet, ValidationCache, token_hash};
 use crate::domain::token::{
-    AccessTokenClaims, TokenError, TokenPolicy, check_time, verify_signature,
+    AccessTokenClaims, TokenError, TokenPolicy, check_time, verify_signature, verify_signature_by,
 };
 use crate::keys::KeySet;
 use crate::store::{Revocation, Store, StoreError};
@@ -154,6 +154,11 @@ impl TokenValidator {
         Ok(Some(revocation.jti))
     }
 
+    /// Forgets remembered rejections (the keys changed).
+    pub fn forget_rejections(&self) {
+        self.cache.forget_rejections();
+    }
+
     /// Validates `token` at `now`.
     pub async fn validate(
         &self,
@@ -185,12 +190,19 @@ impl TokenValidator {
         let claims = match self.cache.get(&hash) {
             Some(cached) => {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-                cached?.claims
+                let cached = cached?;
+                // Its key was retired (an emergency rotation): refused as a
+                // token with an unknown kid is, cached or not.
+                if !keys.accepts_kid(&cached.kid) {
+                    self.cache.invalidate(&hash);
+                    return Err(TokenError::UnsupportedHeader.into());
+                }
+                cached.claims
             }
             None => {
                 self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-                match verify_signature(token, keys, policy) {
-                    Ok(claims) => {
+                match verify_signature_by(token, keys, policy) {
+                    Ok((claims, key)) => {
                         let claims = Arc::new(claims);
                         let left =
                             u64::try_from(claims.exp.saturating_add(policy.exp_leeway_secs) - now)
@@ -200,6 +212,7 @@ impl TokenValidator {
                                 hash,
                                 CachedClaims {
                                     claims: Arc::clone(&claims),
+                                    kid: Arc::from(key.kid()),
                                     expires: Instant::now() + Duration::from_secs(left),
                                 },
                             );

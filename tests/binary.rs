@@ -45,7 +45,15 @@ async fn first_run_prints_a_demo_client_whose_credentials_get_a_token() {
 
     // The dev certificate was generated into certs/ and is what we trust.
     let cert = std::fs::read(dir.path().join("certs/dev-cert.pem")).unwrap();
-    assert!(dir.path().join("certs/signing-eddsa.pem").exists());
+    // Signing keys live in the store, sealed under a development KEK that
+    // only its owner may read; no key file is written.
+    let kek_file = dir.path().join("certs/kek");
+    let kek = std::fs::read_to_string(&kek_file).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&kek_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!dir.path().join("certs/signing-eddsa.pem").exists());
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&cert).unwrap()])
         .build()
@@ -64,7 +72,7 @@ async fn first_run_prints_a_demo_client_whose_credentials_get_a_token() {
     // SIGHUP reloads certificate and keys and the server keeps serving.
     server.signal("HUP");
     server.wait_for("TLS certificate reloaded");
-    server.wait_for("signing key reloaded");
+    server.wait_for("signing keys reloaded");
     let response = client
         .post(&token_url)
         .basic_auth(&id, Some(&secret))
@@ -129,6 +137,7 @@ async fn first_run_prints_a_demo_client_whose_credentials_get_a_token() {
         token.as_str(),
         token.split('.').nth(2).unwrap(),
         basic.as_str(),
+        kek.trim(),
         "wrong-secret-value",
         "Bearer ",
         "Basic ",
@@ -223,6 +232,7 @@ fn a_missing_certificate_exits_78_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = command(dir.path())
         .env("ENVIRONMENT", "production")
+        .env("AUTH_SERVER_KEK", common::TEST_KEK)
         .env("AUTH_SERVER_TLS_CERT", "/nonexistent/tls.crt")
         .env("AUTH_SERVER_TLS_KEY", "/nonexistent/tls.key")
         .env("AUTH_SERVER_LOG_DIR", "")
@@ -349,6 +359,10 @@ fn client_admin_commands() {
         .env("ENVIRONMENT", "production")
         .env("AUTH_SERVER_TLS_CERT", "c.pem")
         .env("AUTH_SERVER_TLS_KEY", "k.pem")
+        .env(
+            "AUTH_SERVER_KEK",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));

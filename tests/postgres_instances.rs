@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use auth_server::admin;
@@ -15,13 +14,12 @@ use auth_server::store::postgres::PostgresStore;
 use common::{TestServer, api, pg};
 use reqwest::StatusCode;
 
-/// Both instances share the database, the signing key and the issuer, as a
+/// Both instances share the database (and in it the signing keys), the
+/// key-encryption key (every test server has the same) and the issuer, as a
 /// fleet does.
-fn fleet_member(url: String, keys: &Path) -> impl FnOnce(&mut Config) {
-    let keys = keys.to_owned();
+fn fleet_member(url: String) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
         c.database = pg::settings(&url);
-        c.token.key_dir = keys;
         c.issuer = format!("https://auth.test{}", api::BASE_PATH);
         c.cache.change_poll_interval_ms = 1_000;
     }
@@ -45,13 +43,12 @@ async fn until_refused(server: &TestServer, token: &str) -> Duration {
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn revocations_and_client_changes_reach_the_other_instance_within_a_second() {
     let url = pg::fresh_database().await;
-    let keys = tempfile::tempdir().unwrap();
-    let a = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone(), keys.path())).await;
-    let b = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone(), keys.path())).await;
+    let a = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone())).await;
+    let b = TestServer::start_with(Algorithm::EdDSA, fleet_member(url.clone())).await;
     let admin_store = PostgresStore::open(&pg::settings(&url), None).unwrap();
     let (id, secret) = pg::create_client(&admin_store, "fleet").await;
 
-    // A token from A validates on B (same key, same issuer).
+    // A token from A validates on B (the same stored key, the same issuer).
     let token = api::token(&a.client(), &a.base_url, &id, &secret).await;
     assert_eq!(validate_status(&b, &token).await, StatusCode::OK);
 

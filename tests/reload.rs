@@ -1,13 +1,12 @@
 //! Reloading (what SIGHUP does): a new certificate is served to new
-//! connections while open ones keep working; a broken certificate or key is
-//! refused and the old one kept; a replaced signing key is picked up while
-//! the key it replaced stays published.
+//! connections while open ones keep working; a broken certificate or a
+//! damaged stored key is refused and the old one kept; a key change in the
+//! store is picked up at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use auth_server::keys::{Algorithm, generate_pkcs8, pkcs8_pem};
 use auth_server::tls;
 use common::{TestServer, api, unverified_claims};
 use reqwest::StatusCode;
@@ -44,7 +43,7 @@ async fn a_new_certificate_reaches_new_connections_and_a_broken_one_is_refused()
     tls::ensure_dev_certificate(&certs).unwrap();
     let new_pem = std::fs::read(certs.join(tls::DEV_CERT_FILE)).unwrap();
     assert_ne!(new_pem, old_pem);
-    let report = server.reload();
+    let report = server.reload().await;
     assert!(report.certificate_reloaded);
 
     // The open connection keeps working; new connections see the new cert.
@@ -61,7 +60,7 @@ async fn a_new_certificate_reaches_new_connections_and_a_broken_one_is_refused()
         "-----BEGIN CERTIFICATE-----\ngarbage\n",
     )
     .unwrap();
-    let report = server.reload();
+    let report = server.reload().await;
     assert!(!report.certificate_reloaded);
     let failures = r#"auth_reload_failures_total{what="certificate"}"#;
     let metrics_client = client_trusting(&new_pem);
@@ -76,35 +75,38 @@ async fn a_new_certificate_reaches_new_connections_and_a_broken_one_is_refused()
 }
 
 #[tokio::test]
-async fn signing_keys_reload_and_an_unreadable_key_is_kept_out() {
+async fn a_reload_rereads_the_stored_keys_and_keeps_out_a_damaged_one() {
     let server = TestServer::start().await;
     let (id, secret) = server.standard_client().await;
     let (http, base) = (server.client(), server.base_url.clone());
     let kid = |token: &serde_json::Value| api::kid(token["access_token"].as_str().unwrap());
     let first = api::token_body(&http, &base, &id, &secret, &[]).await;
-    let key_file = server.path("certs/signing-eddsa.pem");
 
-    std::fs::write(&key_file, "not a key").unwrap();
-    assert!(!server.reload().keys_reloaded);
+    // A damaged row (no change-feed entry: only a reload looks).
+    let db = rusqlite::Connection::open(server.path("data/auth.db")).unwrap();
+    db.execute(
+        "UPDATE signing_keys SET sealed_key = randomblob(length(sealed_key))",
+        [],
+    )
+    .unwrap();
+    assert!(!server.reload().await.keys_reloaded);
     let failures = r#"auth_reload_failures_total{what="signing_key"}"#;
     assert_eq!(common::metric(&http, &server, failures).await, 1.0);
     let same = api::token_body(&http, &base, &id, &secret, &[]).await;
     assert_eq!(kid(&same), kid(&first), "the old key stays in use");
 
-    std::fs::write(
-        &key_file,
-        pkcs8_pem(&generate_pkcs8(Algorithm::EdDSA).unwrap()),
-    )
-    .unwrap();
-    assert!(server.reload().keys_reloaded);
+    // Replaced in the store (as `keys rotate --now` does): a reload takes
+    // the new key at once; the damaged one is retired and gone.
+    let new = server
+        .key_ring()
+        .rotate_now(auth_server::clock::unix_now())
+        .await
+        .unwrap();
+    assert!(server.reload().await.keys_reloaded);
     let rotated = api::token_body(&http, &base, &id, &secret, &[]).await;
-    assert_ne!(kid(&rotated), kid(&first));
+    assert_eq!(kid(&rotated), new.kid);
     let published = api::jwks_kids(&http, &base).await;
-    assert_eq!(
-        published,
-        [kid(&rotated), kid(&first)],
-        "the replaced key stays published"
-    );
+    assert_eq!(published, std::slice::from_ref(&new.kid));
     assert_eq!(
         unverified_claims(rotated["access_token"].as_str().unwrap())["sub"],
         id.as_str()

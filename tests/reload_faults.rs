@@ -1,17 +1,17 @@
-//! SIGHUP with a broken signing key, under load, on the real binary. The key
-//! file replaced by garbage, an empty file, a key for another algorithm or a
-//! directory: each reload is refused and logged at ERROR, every request keeps
-//! succeeding, and new tokens are still signed with the old key, which stays
-//! in the JWKS. A good new key then takes over at the next SIGHUP, while
-//! tokens signed by the old one still validate and it stays published.
+//! Damaged signing keys in the store, under load, on the real binary: the
+//! sealed key replaced by garbage, truncated, bound to another algorithm, or
+//! marked as sealed under another key-encryption key. Each SIGHUP reload is
+//! refused and logged at ERROR, every request keeps succeeding, and new
+//! tokens are still signed with the key in memory, which stays in the JWKS.
+//! A good rotation (`keys rotate`) then takes over on its own schedule,
+//! while tokens signed by the replaced key still validate.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::path::Path;
+use std::time::{Duration, Instant};
 
-use auth_server::keys::{Algorithm, generate_pkcs8, pkcs8_pem};
 use common::api;
 use common::load::{self, Load};
 use common::process::{self, ServerProcess};
@@ -26,33 +26,37 @@ fn reload(server: &mut ServerProcess, outcome: &str) -> String {
     tokio::task::block_in_place(|| server.wait_for(outcome))
 }
 
-fn break_key(key_file: &Path, how: &str) {
-    if key_file.is_dir() {
-        std::fs::remove_dir(key_file).unwrap();
-    }
-    match how {
-        "garbage" => std::fs::write(key_file, "not a key at all").unwrap(),
-        "empty" => std::fs::write(key_file, "").unwrap(),
-        "another algorithm" => {
-            std::fs::write(
-                key_file,
-                pkcs8_pem(&generate_pkcs8(Algorithm::ES256).unwrap()),
+/// Damages the stored current key `how`, or (`None`) puts back `original`.
+fn tamper(db: &rusqlite::Connection, how: Option<&str>, original: &(Vec<u8>, String, String)) {
+    let sql = match how {
+        Some("garbage") => "UPDATE signing_keys SET sealed_key = randomblob(80)",
+        Some("truncated") => "UPDATE signing_keys SET sealed_key = substr(sealed_key, 1, 20)",
+        Some("another algorithm") => "UPDATE signing_keys SET algorithm = 'ES256'",
+        Some("another KEK") => "UPDATE signing_keys SET kek_id = 'someone-elses-kek'",
+        Some(other) => unreachable!("{other}"),
+        None => {
+            db.execute(
+                "UPDATE signing_keys SET sealed_key = ?1, kek_id = ?2, algorithm = ?3",
+                rusqlite::params![original.0, original.1, original.2],
             )
             .unwrap();
+            return;
         }
-        "a directory" => {
-            std::fs::remove_file(key_file).unwrap();
-            std::fs::create_dir(key_file).unwrap();
-        }
-        _ => unreachable!(),
-    }
+    };
+    db.execute(sql, []).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_key_is_refused_under_load_and_a_good_one_taken() {
+async fn a_damaged_stored_key_is_refused_under_load_and_a_good_rotation_taken() {
     let dir = tempfile::tempdir().unwrap();
     process::create_client(dir.path(), ID, SECRET);
-    let mut server = ServerProcess::spawn(dir.path(), &process::UNLIMITED_CLIENTS);
+    let mut env = process::UNLIMITED_CLIENTS.to_vec();
+    env.extend([
+        ("AUTH_SERVER_HTTP_JWKS_MAX_AGE_SECS", "1"),
+        ("AUTH_SERVER_TOKEN_KEY_PUBLISH_AHEAD_SECS", "2"),
+        ("AUTH_SERVER_CACHE_CHANGE_POLL_INTERVAL_MS", "200"),
+    ]);
+    let mut server = ServerProcess::spawn(dir.path(), &env);
     let base = server.base_url();
     let http = server.http();
     let first = api::token(&http, &base, ID, SECRET).await;
@@ -63,14 +67,22 @@ async fn a_broken_key_is_refused_under_load_and_a_good_one_taken() {
     );
     let (tokens, validations) =
         Load::tokens_and_validations(&http, &base, (ID, SECRET), &first, 5_000);
-    let key_file = dir.path().join("certs/signing-eddsa.pem");
+    let db = rusqlite::Connection::open(dir.path().join("data/auth-server.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let original: (Vec<u8>, String, String) = db
+        .query_row(
+            "SELECT sealed_key, kek_id, algorithm FROM signing_keys",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
 
-    for how in ["garbage", "empty", "another algorithm", "a directory"] {
-        break_key(&key_file, how);
-        let line = reload(&mut server, "signing key reload failed");
+    for how in ["garbage", "truncated", "another algorithm", "another KEK"] {
+        tamper(&db, Some(how), &original);
+        let line = reload(&mut server, "signing keys reload failed");
         let log: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(log["level"], "ERROR", "{line}");
-        eprintln!("key file {how}: {}", log["error"]);
+        eprintln!("stored key {how}: {}", log["error"]);
         let token = api::token(&http, &base, ID, SECRET).await;
         assert_eq!(api::kid(&token), old_kid, "{how}: the old key still signs");
         assert_eq!(
@@ -80,20 +92,32 @@ async fn a_broken_key_is_refused_under_load_and_a_good_one_taken() {
         );
         assert_eq!(api::validate(&http, &base, &token).await, StatusCode::OK);
         tokens.wait_for_more(10).await;
+        tamper(&db, None, &original);
     }
+    reload(&mut server, "signing keys reloaded");
 
-    std::fs::remove_dir(&key_file).unwrap();
-    std::fs::write(
-        &key_file,
-        pkcs8_pem(&generate_pkcs8(Algorithm::EdDSA).unwrap()),
-    )
-    .unwrap();
-    reload(&mut server, "signing key reloaded");
-    let rotated = api::token(&http, &base, ID, SECRET).await;
-    let new_kid = api::kid(&rotated);
-    assert_ne!(new_kid, old_kid, "the new key signs new tokens");
+    // A good rotation: published at once, signing after the publish-ahead.
+    let out = process::run_env(dir.path(), &["keys", "rotate"], &env);
+    assert!(out.status.success(), "{}", process::text(&out.stderr));
+    let started = Instant::now();
+    let new_kid = loop {
+        let token = api::token(&http, &base, ID, SECRET).await;
+        let kid = api::kid(&token);
+        if kid != old_kid {
+            break kid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never promoted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Times are whole seconds, so the 2 s publish-ahead is over 1 s here.
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "published ahead before signing"
+    );
     assert_eq!(api::jwks_kids(&http, &base).await, [new_kid, old_kid]);
-    assert_eq!(api::validate(&http, &base, &rotated).await, StatusCode::OK);
     assert_eq!(
         api::validate(&http, &base, &first).await,
         StatusCode::OK,

@@ -6,16 +6,16 @@
 mod common;
 
 use auth_server::domain::token::{AccessTokenClaims, sign_claims};
-use auth_server::keys::{Algorithm, SigningKey, generate_pkcs8};
+use auth_server::keys::{Algorithm, KeySet, SigningKey, generate_pkcs8};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{TestServer, api, json_body, start_with_rules, unverified_claims};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// The server's own signing key, read from its key directory.
-fn server_key(server: &TestServer) -> SigningKey {
-    SigningKey::from_pem_file(Algorithm::EdDSA, &server.path("certs/signing-eddsa.pem")).unwrap()
+/// The server's own signing keys, read from its store.
+async fn server_keys(server: &TestServer) -> KeySet {
+    server.stored_keys().await
 }
 
 fn claims_like(token: &str) -> AccessTokenClaims {
@@ -48,10 +48,11 @@ async fn every_kind_of_bad_token_is_401_invalid_token() {
     let (server, id, secret) = start_with_rules().await;
     let (http, base) = (server.client(), server.base_url.clone());
     let good = api::token(&http, &base, &id, &secret).await;
-    let key = server_key(&server);
+    let keys = server_keys(&server).await;
+    let key = keys.active();
     let claims = claims_like(&good);
     let now = claims.iat;
-    let signed = |c: AccessTokenClaims| sign_claims(&c, &key).unwrap();
+    let signed = |c: AccessTokenClaims| sign_claims(&c, key).unwrap();
     let (head, rest) = good.split_once('.').unwrap();
     let payload = rest.split_once('.').unwrap().0;
 

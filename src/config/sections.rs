@@ -74,6 +74,9 @@ pub struct HttpConfig {
     /// Request-body bytes buffered at once across all connections; a body
     /// that would pass it gets 503.
     pub max_buffered_body_bytes: usize,
+    /// `max-age` of the JWKS response: how long resource servers may cache
+    /// the published keys. `token.key_publish_ahead_secs` must exceed it.
+    pub jwks_max_age_secs: u32,
 }
 
 /// Access-token settings.
@@ -84,8 +87,22 @@ pub struct TokenConfig {
     pub algorithm: Algorithm,
     /// Default token lifetime in seconds.
     pub lifetime_secs: u32,
-    /// Directory of the signing keys (generated on first run).
+    /// Directory of the development key-encryption key (`kek`, created on
+    /// first run when none is configured) and of a signing key file from
+    /// before keys were stored (`signing-<alg>.pem`, imported once).
     pub key_dir: PathBuf,
+    /// File holding the key-encryption key (base64 of 32 bytes);
+    /// `AUTH_SERVER_KEK` wins over it. Empty: development creates
+    /// `<key_dir>/kek`, production refuses to start.
+    pub kek_file: String,
+    /// Seconds a new signing key is published in the JWKS before it signs.
+    pub key_publish_ahead_secs: u32,
+    /// Days a signing key signs before the scheduled rotation replaces it;
+    /// 0: only `auth-server keys rotate` does.
+    pub key_rotation_days: u32,
+    /// Seconds a replaced key stays published beyond the longest token
+    /// lifetime (covers clock skew and instances that learn late).
+    pub key_retire_leeway_secs: u32,
     /// Audience for clients that have none configured.
     pub default_audience: String,
     /// Seconds of clock skew tolerated on `nbf`.
@@ -260,6 +277,7 @@ impl Default for HttpConfig {
             body_read_timeout_secs: 5,
             body_min_bytes_per_sec: 1024,
             max_buffered_body_bytes: 64 * 1024 * 1024,
+            jwks_max_age_secs: 300,
         }
     }
 }
@@ -270,6 +288,10 @@ impl Default for TokenConfig {
             algorithm: Algorithm::EdDSA,
             lifetime_secs: 900,
             key_dir: PathBuf::from("certs"),
+            kek_file: String::new(),
+            key_publish_ahead_secs: 900,
+            key_rotation_days: 90,
+            key_retire_leeway_secs: 300,
             default_audience: "auth-server".into(),
             nbf_leeway_secs: 5,
             exp_leeway_secs: 0,

@@ -88,11 +88,69 @@ fn production_refuses_dev_certificates_and_debug_logs() {
     .unwrap_err();
     assert!(err.to_string().contains("log.level"), "{err}");
     let ok = Config::from_toml(
-        "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"",
+        "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n[token]\nkek_file = \"/etc/kek\"",
         &env(&[("ENVIRONMENT", "PRODUCTION")]),
     )
     .unwrap();
     assert_eq!(ok.environment, Mode::Production);
+}
+
+/// A well-formed key-encryption key for the tests (not a secret).
+const TEST_KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+#[test]
+fn production_needs_a_kek_for_stored_keys_and_never_echoes_one() {
+    let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"";
+    let prod = |vars: &[(&str, &str)]| {
+        let mut all = vec![("ENVIRONMENT", "production")];
+        all.extend_from_slice(vars);
+        Config::from_toml(tls, &env(&all))
+    };
+    let err = prod(&[]).unwrap_err();
+    assert!(matches!(err, ConfigError::Production(_)), "{err}");
+    assert!(err.to_string().contains("AUTH_SERVER_KEK"), "{err}");
+    let config = prod(&[("AUTH_SERVER_KEK", TEST_KEK)]).unwrap();
+    assert_eq!(config.kek.as_ref().unwrap().0, TEST_KEK);
+    let shown = config.to_masked_toml();
+    assert!(!shown.contains(TEST_KEK), "{shown}");
+    assert!(shown.contains("AUTH_SERVER_KEK: set (masked)"), "{shown}");
+    for bad in [
+        "c2hvcnQ=",
+        "not base64!",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=AA",
+    ] {
+        let err = prod(&[("AUTH_SERVER_KEK", bad)]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+        assert!(!err.to_string().contains(bad), "{err}");
+    }
+    // HS256 stores no keys, so needs no KEK.
+    let hs = Config::from_toml(
+        &format!("{tls}\n[token]\nalgorithm = \"HS256\""),
+        &env(&[
+            ("ENVIRONMENT", "production"),
+            ("JWT_SECRET", &"k".repeat(32)),
+            ("JWT_SECRET_PREVIOUS", &"p".repeat(32)),
+        ]),
+    )
+    .unwrap();
+    assert!(
+        hs.to_masked_toml()
+            .contains("JWT_SECRET_PREVIOUS: set (masked)")
+    );
+}
+
+#[test]
+fn a_key_is_published_longer_than_the_jwks_is_cached() {
+    let with = |toml: &str| Config::from_toml(toml, &env(&[]));
+    assert!(with("[token]\nkey_publish_ahead_secs = 300").is_err());
+    assert!(with("[token]\nkey_publish_ahead_secs = 301").is_ok());
+    assert!(with("[http]\njwks_max_age_secs = 2\n[token]\nkey_publish_ahead_secs = 3").is_ok());
+    assert!(with("[http]\njwks_max_age_secs = 100000").is_err());
+    assert!(with("[token]\nkey_rotation_days = 0").is_ok());
+    assert!(
+        Config::from_toml("", &env(&[("JWT_SECRET_PREVIOUS", "short")])).is_err(),
+        "a previous HS256 secret is held to the same length"
+    );
 }
 
 #[test]
@@ -128,7 +186,11 @@ fn production_refuses_a_database_without_tls() {
     let prod = |url: &str| {
         Config::from_toml(
             tls,
-            &env(&[("ENVIRONMENT", "production"), ("DATABASE_URL", url)]),
+            &env(&[
+                ("ENVIRONMENT", "production"),
+                ("DATABASE_URL", url),
+                ("AUTH_SERVER_KEK", TEST_KEK),
+            ]),
         )
     };
     for plain in [
@@ -205,6 +267,23 @@ fn jwt_secret_file_stands_for_jwt_secret() {
     );
     let config = Config::from_toml("[token]\nalgorithm = \"HS256\"", &env).unwrap();
     assert_eq!(config.jwt_secret.unwrap().0, HMAC_SECRET, "newline dropped");
+}
+
+#[test]
+fn jwt_secret_previous_file_stands_for_jwt_secret_previous() {
+    let previous = "fedcba9876543210fedcba9876543210-the-one-before";
+    let env = Mounted::new(
+        &[
+            ("JWT_SECRET", HMAC_SECRET),
+            (
+                "JWT_SECRET_PREVIOUS_FILE",
+                "/run/secrets/jwt-secret-previous",
+            ),
+        ],
+        &[("/run/secrets/jwt-secret-previous", &format!("{previous}\n"))],
+    );
+    let config = Config::from_toml("[token]\nalgorithm = \"HS256\"", &env).unwrap();
+    assert_eq!(config.jwt_secret_previous.unwrap().0, previous);
 }
 
 #[test]

@@ -205,6 +205,16 @@ pub fn verify_signature(
     keys: &KeySet,
     policy: &TokenPolicy,
 ) -> Result<AccessTokenClaims, TokenError> {
+    verify_signature_by(token, keys, policy).map(|(claims, _)| claims)
+}
+
+/// [`verify_signature`], also naming the key that verified the token (a
+/// cache remembers its `kid`, to refuse the token once that key retires).
+pub fn verify_signature_by<'k>(
+    token: &str,
+    keys: &'k KeySet,
+    policy: &TokenPolicy,
+) -> Result<(AccessTokenClaims, &'k SigningKey), TokenError> {
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
@@ -244,7 +254,7 @@ pub fn verify_signature(
     if claims.iss != policy.issuer {
         return Err(TokenError::WrongIssuer);
     }
-    Ok(claims)
+    Ok((claims, key))
 }
 
 /// Checks `exp` (with `exp_leeway_secs`) and `nbf` (with `nbf_leeway_secs`).

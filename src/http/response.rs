@@ -13,8 +13,11 @@ pub type Body = Full<Bytes>;
 pub enum CachePolicy {
     /// Tokens, errors, introspection: `Cache-Control: no-store`, `Pragma: no-cache`.
     NoStore,
-    /// JWKS and metadata: `Cache-Control: public, max-age=300`.
+    /// Metadata: `Cache-Control: public, max-age=300`.
     Public,
+    /// The JWKS: `Cache-Control: public, max-age=<seconds>`
+    /// (`http.jwks_max_age_secs`).
+    PublicFor(u32),
 }
 
 /// A JSON response with the security headers.
@@ -55,6 +58,11 @@ pub fn with_content_type(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=300"),
             );
+        }
+        CachePolicy::PublicFor(secs) => {
+            let value = HeaderValue::try_from(format!("public, max-age={secs}"))
+                .unwrap_or(HeaderValue::from_static("public, max-age=300"));
+            headers.insert(header::CACHE_CONTROL, value);
         }
     }
     response

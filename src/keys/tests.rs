@@ -1,14 +1,13 @@
 use super::*;
 
 #[test]
-fn every_asymmetric_algorithm_generates_loads_signs_and_verifies() {
-    let dir = tempfile::tempdir().unwrap();
+fn every_asymmetric_algorithm_generates_parses_signs_and_verifies() {
     for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
-        let (key, generated) = SigningKey::load_or_generate(alg, dir.path(), None).unwrap();
-        assert!(generated);
-        let (again, generated) = SigningKey::load_or_generate(alg, dir.path(), None).unwrap();
-        assert!(!generated, "second load must reuse the file");
-        assert_eq!(key.kid(), again.kid(), "kid is stable across loads");
+        let pem = pkcs8_pem(&generate_pkcs8(alg).unwrap());
+        let key = SigningKey::from_pem(alg, pem.as_bytes()).unwrap();
+        let again = SigningKey::from_pem_any(pem.as_bytes()).unwrap();
+        assert_eq!(again.alg(), alg, "the algorithm is recognised");
+        assert_eq!(key.kid(), again.kid(), "kid is stable across parses");
         let sig = key.sign(b"message").unwrap();
         assert!(again.verify(b"message", &sig));
         assert!(!again.verify(b"messagE", &sig));
@@ -16,6 +15,7 @@ fn every_asymmetric_algorithm_generates_loads_signs_and_verifies() {
         assert_eq!(jwk["kid"], key.kid());
         assert_eq!(jwk["alg"], alg.name());
         assert!(jwk.get("d").is_none(), "no private part in the JWK");
+        assert_eq!(Algorithm::from_name(alg.name()), Some(alg));
     }
 }
 
@@ -34,17 +34,18 @@ fn hmac_needs_a_long_secret_and_is_never_published() {
 
 #[test]
 fn wrong_key_kind_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("k.pem");
-    fs::write(&path, pkcs8_pem(&generate_pkcs8(Algorithm::EdDSA).unwrap())).unwrap();
+    let pem = pkcs8_pem(&generate_pkcs8(Algorithm::EdDSA).unwrap());
     assert!(matches!(
-        SigningKey::from_pem_file(Algorithm::ES256, &path),
-        Err(KeyError::WrongKind { .. })
+        SigningKey::from_pem(Algorithm::ES256, pem.as_bytes()),
+        Err(KeyError::WrongKind("ES256"))
     ));
-    fs::write(&path, "not pem").unwrap();
     assert!(matches!(
-        SigningKey::from_pem_file(Algorithm::EdDSA, &path),
-        Err(KeyError::NotPem(_))
+        SigningKey::from_pem(Algorithm::EdDSA, b"not pem"),
+        Err(KeyError::NotPem)
+    ));
+    assert!(matches!(
+        SigningKey::from_pem_any(b"not pem"),
+        Err(KeyError::NotPem)
     ));
 }
 
@@ -64,40 +65,37 @@ fn thumbprint_matches_rfc7638_example() {
 }
 
 #[test]
-fn a_replaced_key_keeps_verifying_until_the_next_change() {
-    let pkcs8: Vec<Vec<u8>> = (0..3)
-        .map(|_| generate_pkcs8(Algorithm::EdDSA).unwrap())
-        .collect();
-    let key = |i: usize| SigningKey::from_pkcs8(Algorithm::EdDSA, &pkcs8[i]).unwrap();
-    let kid = |i: usize| key(i).kid().to_owned();
-    let kids = |set: &KeySet| -> Vec<String> {
+fn a_set_signs_with_its_current_key_and_verifies_with_every_published_one() {
+    let key = |_| {
+        SigningKey::from_pkcs8(Algorithm::EdDSA, &generate_pkcs8(Algorithm::EdDSA).unwrap())
+            .unwrap()
+    };
+    let keys: Vec<SigningKey> = (0..3).map(key).collect();
+    let kids: Vec<String> = keys.iter().map(|k| k.kid().to_owned()).collect();
+    let published = |set: &KeySet| -> Vec<String> {
         let jwks: Value = serde_json::from_slice(set.jwks_json()).unwrap();
         let keys = jwks["keys"].as_array().unwrap();
         keys.iter()
             .map(|k| k["kid"].as_str().unwrap().to_owned())
             .collect()
     };
-    let set = KeySet::new(key(0)).succeeded_by(key(1));
-    assert_eq!(set.active().kid(), kid(1));
-    assert_eq!(kids(&set), [kid(1), kid(0)]);
-    assert!(
-        set.find(&kid(0), "EdDSA").is_some(),
-        "the replaced key verifies"
-    );
-    let set = set.succeeded_by(key(1));
+    let mut keys = keys.into_iter();
+    let current = keys.next().unwrap();
+    let stranger =
+        SigningKey::from_pkcs8(Algorithm::EdDSA, &generate_pkcs8(Algorithm::EdDSA).unwrap())
+            .unwrap();
+    let set = KeySet::with_verifiers(current, keys.collect());
+    assert_eq!(set.active().kid(), kids[0]);
     assert_eq!(
-        kids(&set),
-        [kid(1), kid(0)],
-        "the same key again changes nothing"
+        published(&set),
+        kids,
+        "current first, then the others in order"
     );
-    let set = set.succeeded_by(key(2));
-    assert_eq!(kids(&set), [kid(2), kid(1)]);
-    assert!(
-        set.find(&kid(0), "EdDSA").is_none(),
-        "one previous key is kept"
-    );
-    assert!(
-        set.find(&kid(1), "ES256").is_none(),
-        "the algorithm must match"
-    );
+    for kid in &kids {
+        assert!(set.accepts_kid(kid));
+        assert!(set.find(kid, "EdDSA").is_some());
+        assert!(set.find(kid, "ES256").is_none(), "the algorithm must match");
+    }
+    assert!(!set.accepts_kid(stranger.kid()));
+    assert!(set.timeline().is_none());
 }

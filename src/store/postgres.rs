@@ -2,6 +2,8 @@
 //! fleet of instances on one database. Every call is bounded in time (pool
 //! wait, connect and statement timeouts), so an outage fails fast with
 //! [`StoreError::Unavailable`] and the pool reconnects by itself afterwards.
+//! Revocations and the change feed are in `postgres/changes.rs`, signing
+//! keys in `postgres/keys.rs`.
 
 use std::future::Future;
 use std::str::FromStr;
@@ -20,6 +22,7 @@ use crate::config::{DatabaseConfig, Secret};
 use crate::domain::client::Client;
 
 mod changes;
+mod keys;
 mod listen;
 mod migrate;
 mod rows;
@@ -277,6 +280,21 @@ impl ClientStore for PostgresStore {
                 .map_err(unavailable)?
                 .get(0);
             Ok(u64::try_from(count).unwrap_or(0))
+        })
+    }
+
+    fn longest_client_lifetime(&self) -> StoreFuture<'_, Option<u32>> {
+        self.with_client(|client| async move {
+            let stmt = client
+                .prepare_cached("SELECT MAX(token_lifetime_secs) FROM clients")
+                .await
+                .map_err(unavailable)?;
+            let longest: Option<i64> = client
+                .query_one(&stmt, &[])
+                .await
+                .map_err(unavailable)?
+                .get(0);
+            Ok(longest.and_then(|secs| u32::try_from(secs).ok()))
         })
     }
 

@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file (WAL, synchronous=FULL) behind a
 //! mutex, queried on the blocking thread pool so the async runtime never
-//! waits on disk.
+//! waits on disk. Signing keys are in `sqlite/keys.rs`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         2,
         include_str!("migrations/sqlite/0002_revocations_and_changes.sql"),
     ),
+    (3, include_str!("migrations/sqlite/0003_signing_keys.sql")),
 ];
 
 /// Client registry in an SQLite file.
@@ -288,6 +289,8 @@ impl Store for SqliteStore {
                     batch.cursor = seq;
                     if kind == "client" {
                         batch.clients.push(key);
+                    } else if kind == "key" {
+                        batch.keys_changed = true;
                     } else if let (Some(client_id), Some(exp), Some(revoked_at)) = (
                         row.get(3).map_err(unavailable)?,
                         row.get(4).map_err(unavailable)?,
@@ -343,6 +346,15 @@ impl ClientStore for SqliteStore {
         self.with_conn(|conn| {
             conn.query_row("SELECT COUNT(*) FROM clients", [], |r| r.get(0))
                 .map_err(unavailable)
+        })
+    }
+
+    fn longest_client_lifetime(&self) -> StoreFuture<'_, Option<u32>> {
+        self.with_conn(|conn| {
+            conn.query_row("SELECT MAX(token_lifetime_secs) FROM clients", [], |r| {
+                r.get(0)
+            })
+            .map_err(unavailable)
         })
     }
 
@@ -404,6 +416,8 @@ impl ClientStore for SqliteStore {
         })
     }
 }
+
+mod keys;
 
 #[cfg(test)]
 mod tests;

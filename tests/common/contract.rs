@@ -4,7 +4,11 @@
 
 use auth_server::domain::client::{Client, SecretHash};
 use auth_server::domain::scope::ScopeSet;
-use auth_server::store::{CHANGE_LOG_RETENTION_SECS, Revocation, Store, StoreError};
+use auth_server::keys::Algorithm;
+use auth_server::keys::lifecycle::{KeyRecord, KeyState};
+use auth_server::store::{
+    CHANGE_LOG_RETENTION_SECS, KeyWrite, Revocation, Store, StoreError, StoredKey,
+};
 
 /// One test per check of the contract, each on a fresh store. `fresh` is an
 /// async expression (awaited in the test) giving the store and what must
@@ -21,6 +25,9 @@ macro_rules! contract_tests {
             revocations_are_kept_until_expiry,
             the_change_feed_lists_every_write,
             a_cursor_behind_the_pruned_log_reloads,
+            signing_keys_change_only_as_expected,
+            key_changes_reach_the_feed,
+            the_longest_client_lifetime_is_known,
         );
     };
     (@each $attrs:tt $fresh:expr; $($name:ident),* $(,)?) => {$(
@@ -174,4 +181,148 @@ pub async fn a_cursor_behind_the_pruned_log_reloads(store: &dyn Store) {
     let batch = store.changes_since(cursor).await.unwrap();
     assert!(batch.full_reload, "{batch:?}");
     assert_eq!(batch.clients, ["c4"]);
+}
+
+/// A stored key row (the contract needs no real key material).
+pub fn stored_key(kid: &str, state: KeyState, at: i64) -> StoredKey {
+    StoredKey {
+        record: KeyRecord::new(kid.into(), Algorithm::EdDSA, state, Some(at + 900), at),
+        public_jwk: format!(r#"{{"kid":"{kid}","kty":"OKP"}}"#),
+        kek_id: "kek-1".into(),
+        sealed_key: vec![1, 2, 3, 0, 255],
+    }
+}
+
+fn update(from: KeyState, key: &StoredKey, to: KeyState, at: i64) -> KeyWrite {
+    KeyWrite::Update {
+        from,
+        record: KeyRecord {
+            state: to,
+            activated_at: (to == KeyState::Current).then_some(at),
+            demoted_at: (to == KeyState::Previous).then_some(at),
+            retire_at: (to == KeyState::Previous).then_some(at + 1_000),
+            ..key.record.clone()
+        },
+    }
+}
+
+fn conflict(result: Result<(), StoreError>) {
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+}
+
+/// Keys round-trip; one current and one next at most; every update is
+/// conditional on the state it expects; a batch applies whole or not at all.
+pub async fn signing_keys_change_only_as_expected(store: &dyn Store) {
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    let a = stored_key("a", KeyState::Current, 10);
+    store
+        .write_signing_keys(&[KeyWrite::Insert(a.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        std::slice::from_ref(&a)
+    );
+    conflict(
+        store
+            .write_signing_keys(&[KeyWrite::Insert(a.clone())])
+            .await,
+    );
+    conflict(
+        store
+            .write_signing_keys(&[KeyWrite::Insert(stored_key("b", KeyState::Current, 11))])
+            .await,
+    );
+    let b = stored_key("b", KeyState::Next, 11);
+    store
+        .write_signing_keys(&[KeyWrite::Insert(b.clone())])
+        .await
+        .unwrap();
+    conflict(
+        store
+            .write_signing_keys(&[KeyWrite::Insert(stored_key("c", KeyState::Next, 12))])
+            .await,
+    );
+    // Promoting without demoting would make two current keys.
+    conflict(
+        store
+            .write_signing_keys(&[update(KeyState::Next, &b, KeyState::Current, 20)])
+            .await,
+    );
+    // A batch whose second write is stale applies nothing.
+    conflict(
+        store
+            .write_signing_keys(&[
+                update(KeyState::Current, &a, KeyState::Previous, 20),
+                update(KeyState::Previous, &b, KeyState::Current, 20),
+            ])
+            .await,
+    );
+    assert_eq!(store.signing_keys().await.unwrap(), [a.clone(), b.clone()]);
+
+    let promotion = [
+        update(KeyState::Current, &a, KeyState::Previous, 20),
+        update(KeyState::Next, &b, KeyState::Current, 20),
+    ];
+    store.write_signing_keys(&promotion).await.unwrap();
+    // The same promotion again (another instance, a moment late) is refused.
+    conflict(store.write_signing_keys(&promotion).await);
+    let states: Vec<(String, KeyState)> = store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.record.kid, k.record.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("a".to_owned(), KeyState::Previous),
+            ("b".to_owned(), KeyState::Current)
+        ]
+    );
+    let stored_a = store.signing_keys().await.unwrap().remove(0);
+    assert_eq!(stored_a.record.retire_at, Some(1_020));
+    assert_eq!(stored_a.sealed_key, a.sealed_key, "bytes kept exactly");
+}
+
+/// Key writes show up in the change feed, and only there.
+pub async fn key_changes_reach_the_feed(store: &dyn Store) {
+    let start = store.change_cursor().await.unwrap();
+    let nothing = store.changes_since(start).await.unwrap();
+    assert!(!nothing.keys_changed);
+    store
+        .write_signing_keys(&[KeyWrite::Insert(stored_key("a", KeyState::Current, 1))])
+        .await
+        .unwrap();
+    // A refused write leaves no trace.
+    conflict(
+        store
+            .write_signing_keys(&[KeyWrite::Insert(stored_key("a", KeyState::Current, 1))])
+            .await,
+    );
+    let batch = store.changes_since(start).await.unwrap();
+    assert!(batch.keys_changed, "{batch:?}");
+    assert!(batch.clients.is_empty() && batch.revocations.is_empty());
+    assert_eq!(batch.cursor, start + 1, "one entry per write");
+    store.revoke(&revocation("j1", i64::MAX)).await.unwrap();
+    let later = store.changes_since(batch.cursor).await.unwrap();
+    assert!(!later.keys_changed);
+    assert_eq!(later.revocations.len(), 1);
+}
+
+/// The longest per-client lifetime override bounds how long a replaced
+/// key stays published.
+pub async fn the_longest_client_lifetime_is_known(store: &dyn Store) {
+    assert_eq!(store.longest_client_lifetime().await.unwrap(), None);
+    let mut short = sample("short");
+    short.token_lifetime_secs = Some(60);
+    let mut long = sample("long");
+    long.token_lifetime_secs = Some(7_200);
+    let mut none = sample("none");
+    none.token_lifetime_secs = None;
+    for c in [&short, &long, &none] {
+        store.insert_client(c).await.unwrap();
+    }
+    assert_eq!(store.longest_client_lifetime().await.unwrap(), Some(7_200));
 }

@@ -5,11 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use auth_server::admin::{self, NewClient};
 use auth_server::app::{self, RunningServer};
 use auth_server::config::{Config, ScopeRule, Secret};
-use auth_server::keys::Algorithm;
+use auth_server::keyring::KeyRing;
+use auth_server::keys::{Algorithm, KeySet};
 use auth_server::store::ClientStore;
 use auth_server::store::sqlite::SqliteStore;
 use tokio::sync::oneshot;
@@ -40,6 +42,9 @@ pub fn test_config(dir: &std::path::Path, alg: Algorithm) -> Config {
     config.server.shutdown_timeout_secs = 5;
     config.server.drain_grace_ms = 50;
     config.server.pid_file = dir.join("run/auth-server.pid").display().to_string();
+    // One KEK for every test server, as for a fleet: servers sharing a
+    // database (restarts, several instances) open each other's keys.
+    config.kek = Some(Secret(TEST_KEK.into()));
     if alg == Algorithm::HS256 {
         config.jwt_secret = Some(Secret(HMAC_SECRET.into()));
     }
@@ -52,6 +57,10 @@ pub fn unlimited_clients(config: &mut Config) {
     config.limits.client_rps = 100_000;
     config.limits.client_burst = 1_000_000;
 }
+
+/// The key-encryption key of in-process test servers (a fixture, not a
+/// secret: 32 bytes, base64).
+pub const TEST_KEK: &str = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=";
 
 /// Endpoint rules over `https://api.test/v1/users/**`: scope `read` may
 /// GET it, `write` may POST and DELETE.
@@ -100,7 +109,9 @@ impl TestServer {
         Self::start_in(dir, Algorithm::EdDSA, tweak).await
     }
 
-    async fn start_in(
+    /// Starts a server on an existing directory (its store, certificate and
+    /// key files as they are).
+    pub async fn start_in(
         dir: tempfile::TempDir,
         alg: Algorithm,
         tweak: impl FnOnce(&mut Config),
@@ -193,8 +204,25 @@ impl TestServer {
     }
 
     /// Re-reads certificate and keys, as SIGHUP does.
-    pub fn reload(&self) -> auth_server::reload::ReloadReport {
-        self.running.as_ref().expect("running").reloader.reload()
+    pub async fn reload(&self) -> auth_server::reload::ReloadReport {
+        self.running
+            .as_ref()
+            .expect("running")
+            .reloader
+            .reload()
+            .await
+    }
+
+    /// The server's stored signing keys (what `auth-server keys` changes).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        let running = self.running.as_ref().expect("running");
+        Arc::clone(running.key_ring.as_ref().expect("keys in the store"))
+    }
+
+    /// The server's keys as the store holds them now; `.active()` signs as
+    /// the server does.
+    pub async fn stored_keys(&self) -> KeySet {
+        self.key_ring().load().await.unwrap()
     }
 
     /// Path inside the server's temp dir.

@@ -66,6 +66,17 @@ pub fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Runs a one-shot command to completion with the extra environment `env`
+/// (the settings of the servers it works beside).
+pub fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// Lossy UTF-8 of a command's output.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -146,6 +157,14 @@ impl ServerProcess {
                 Err(_) => panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n")),
             }
         }
+    }
+
+    /// Every stdout line so far, without waiting for more.
+    pub fn lines_so_far(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
     }
 
     /// Waits until the server listens; returns its base URL.

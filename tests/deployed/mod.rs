@@ -206,12 +206,6 @@ impl Container {
             .then(|| secret_fixture(name))
     }
 
-    /// Whether files holding secrets are mounted in `dir`.
-    pub fn has_mounted_files_in(&self, dir: &Path) -> bool {
-        let dir = self.resolve(dir);
-        self.secret_dirs.contains(&dir) || self.files.keys().any(|f| f.parent() == Some(&dir))
-    }
-
     /// Whether the container may write in `dir`.
     pub fn may_write(&self, dir: &Path) -> bool {
         let dir = self.resolve(dir);

@@ -16,6 +16,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_revocations_and_changes.sql"),
     ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_signing_keys.sql"),
+    ),
 ];
 
 /// Advisory-lock key held while migrating ("auth-mig" in ASCII).

@@ -127,6 +127,8 @@ pub(super) fn add_change(batch: &mut ChangeBatch, row: &Row) -> Result<(), Store
     batch.cursor = seq;
     if kind == "client" {
         batch.clients.push(key);
+    } else if kind == "key" {
+        batch.keys_changed = true;
     } else if let (Some(client_id), Some(exp), Some(revoked_at)) =
         (get(row, 3)?, get(row, 4)?, get(row, 5)?)
     {

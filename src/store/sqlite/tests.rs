@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 fn sample(id: &str) -> Client {
     Client {
@@ -25,7 +26,7 @@ async fn round_trip_update_delete() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("sub/db.sqlite")).unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![1, 2]);
+    assert_eq!(report.applied, vec![1, 2, 3]);
     assert!(
         store.migrate().await.unwrap().applied.is_empty(),
         "idempotent"
@@ -111,4 +112,58 @@ async fn newer_schema_is_reported() {
         .await
         .unwrap();
     assert!(store.migrate().await.unwrap().schema_is_newer());
+}
+
+/// A version-2 database as the previous release left it: changes logged,
+/// some pruned, the rest still to be read by a poller.
+fn version_2_database(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL, \
+         applied_at INTEGER NOT NULL)",
+    )
+    .unwrap();
+    for (version, sql) in &MIGRATIONS[..2] {
+        conn.execute_batch(sql).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?1, 0)",
+            params![version],
+        )
+        .unwrap();
+    }
+    for i in 0..5 {
+        record_change(&conn, "client", &format!("c{i}")).unwrap();
+    }
+    conn.execute("DELETE FROM changes WHERE seq <= 3", [])
+        .unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn version_3_keeps_the_change_log_and_its_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    drop(version_2_database(&path));
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.migrate().await.unwrap().applied, [3]);
+    let kept = store.changes_since(0).await.unwrap();
+    assert_eq!(kept.clients, ["c3", "c4"], "rows survive the rebuild");
+    assert_eq!(kept.cursor, 5);
+    // Every row gone: the next seq must still be past every one handed out.
+    store
+        .with_conn(|c| c.execute("DELETE FROM changes", []).map_err(unavailable))
+        .await
+        .unwrap();
+    store.insert_client(&sample("c9")).await.unwrap();
+    let batch = store.changes_since(5).await.unwrap();
+    assert_eq!(batch.clients, ["c9"]);
+    assert!(batch.cursor > 5, "{batch:?}");
+
+    // The rows the previous binary writes and reads still fit.
+    let old_kinds = Connection::open(&path).unwrap();
+    record_change(&old_kinds, "revocation", "j1").unwrap();
+    assert!(
+        record_change(&old_kinds, "bogus", "x").is_err(),
+        "still checked"
+    );
 }
