@@ -2,9 +2,11 @@
 # Runs every check and test: formatting, clippy (warnings are errors), the
 # supply-chain policy (scripts/deny.toml; cargo-deny is installed on first use), the
 # whole test suite, the PostgreSQL tests against a throwaway cluster
-# (scripts/pg.sh, removed on any exit), unmodified third-party OAuth clients
-# against the real binary, and the container image (scripts/container.sh
-# test, where podman can run). Used as-is by CI (.ci/run).
+# (scripts/pg.sh, removed on any exit), the fleet tests (scripts/fleet.sh:
+# PostgreSQL primary and standby, instances, HAProxy), unmodified third-party
+# OAuth clients against the real binary, and the container image
+# (scripts/container.sh test, where podman can run). Used as-is by CI
+# (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,10 +50,23 @@ trap 'scripts/pg.sh stop' EXIT
 TEST_PG_URL="$(scripts/pg.sh start)"
 export TEST_PG_URL
 started=$SECONDS
-cargo test --all-targets --locked -- --ignored
+# The fleet tests (module behind_haproxy) have a phase of their own below.
+cargo test --all-targets --locked -- --ignored --skip behind_haproxy::
 echo "    PostgreSQL tests took $((SECONDS - started)) s"
 scripts/pg.sh stop
 trap - EXIT
+
+echo "==> fleet tests (PostgreSQL primary and standby, 3 instances, HAProxy; 127.0.0.1)"
+# Each test makes its own fleet with scripts/fleet.sh and removes it, failing
+# or not. HAProxy comes from Debian's package.
+if ! command -v haproxy >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "    installing haproxy"
+    timeout 600 apt-get update -qq
+    timeout 600 apt-get install -y -qq haproxy
+fi
+started=$SECONDS
+cargo test --locked --test fleet -- --ignored --test-threads 1
+echo "    fleet tests took $((SECONDS - started)) s"
 
 echo "==> third-party clients (authlib, requests-oauthlib, PyJWT, openid-client)"
 scripts/interop.sh target/debug/auth-server

@@ -18,7 +18,9 @@ use crate::build_info;
 use crate::cache::RevocationSet;
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
+use crate::domain::client::RandomError;
 use crate::feed;
+use crate::fleet::{self, Member};
 use crate::keyring::kek::{self, KekSource};
 use crate::keyring::{KeyRing, KeySettings, KeyringError};
 use crate::keys::{KeyError, KeySet, SigningKey};
@@ -80,6 +82,9 @@ pub enum AppError {
     /// Creating the demo client failed.
     #[error("demo client: {0}")]
     Admin(#[from] admin::AdminError),
+    /// No randomness for this instance's id in the fleet.
+    #[error("instance id: {0}")]
+    InstanceId(#[from] RandomError),
 }
 
 /// Opens the configured store: PostgreSQL when `database.url` is set, the
@@ -171,7 +176,13 @@ pub async fn start(
 
     let revocations = Arc::new(RevocationSet::default());
     let cursor = feed::load(store.as_ref(), &revocations).await?;
+    // Registered before serving, so client limits are divided right from
+    // the first request.
+    let member = Member::new(unix_now())?;
+    let instances = fleet::join(store.as_ref(), &member).await?;
     let state = Arc::new(AppState::new(config, &issuer, keys, store, revocations)?);
+    state.limits.set_instances(instances);
+    state.metrics.fleet_instances.set(i64::from(instances));
     let cache = &config.cache;
 
     tracing::info!(
@@ -191,6 +202,7 @@ pub async fn start(
     let lifecycle_task = key_ring
         .clone()
         .map(|ring| tokio::spawn(feed::keys::follow_lifecycle(Arc::clone(&state), ring)));
+    let heartbeat_task = tokio::spawn(fleet::run(Arc::clone(&state), member.clone()));
     let limits = ConnectionLimits::from(config);
     let (tls_tx, tls_rx) = watch::channel(tls_config);
     let reloader = Reloader::new(
@@ -201,11 +213,13 @@ pub async fn start(
     );
     reloader.record_certificate_expiry();
     let task = tokio::spawn(async move {
-        server::run(listener, tls_rx, state, limits, shutdown).await;
+        server::run(listener, tls_rx, Arc::clone(&state), limits, shutdown).await;
         feed_task.abort();
+        heartbeat_task.abort();
         if let Some(task) = lifecycle_task {
             task.abort();
         }
+        fleet::leave(state.store.as_ref(), &member).await;
     });
     Ok(RunningServer {
         local_addr,

@@ -71,7 +71,8 @@ fn app_code(error: &AppError) -> u8 {
         | AppError::Key(_)
         | AppError::Keys(_)
         | AppError::Bind { .. }
-        | AppError::Admin(_) => FAILURE,
+        | AppError::Admin(_)
+        | AppError::InstanceId(_) => FAILURE,
     }
 }
 

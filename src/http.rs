@@ -299,8 +299,21 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
             let _in_flight = in_flight;
             let started = Instant::now();
             let method = request.method().clone();
+            let version = request.version();
             let route = Route::from_path(&state.base_path, request.uri().path());
             let mut response = handle_route(&state, route, request).await;
+            if state.status.is_draining()
+                && matches!(version, http::Version::HTTP_10 | http::Version::HTTP_11)
+            {
+                // Shutting down: a kept-alive client should send its next
+                // request on a new connection, which the load balancer gives
+                // to another instance, rather than race this one's close.
+                // (HTTP/2 gets a GOAWAY when the drain starts.)
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             let route = route.map_or("unknown", Route::name);
             state.metrics.observe_request(
                 route,

@@ -19,6 +19,8 @@
 //!   client state)?
 //! - [`feed`]: applies the store's change feed to the caches and the key
 //!   set (polling, PostgreSQL NOTIFY); makes due key lifecycle steps.
+//! - [`fleet`]: this instance's heartbeat in the store and the live instance
+//!   count that per-client limits are divided by.
 //! - [`limit`]: global, per-client, per-caller validation and failed-auth
 //!   token buckets; [`limit::body`]: what a request body may cost.
 //! - [`state`]: everything a request needs (keys, caches, validator,
@@ -57,6 +59,7 @@ pub mod config;
 pub mod domain;
 pub mod exit;
 pub mod feed;
+pub mod fleet;
 pub mod http;
 pub mod keyring;
 pub mod keys;

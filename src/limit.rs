@@ -5,14 +5,17 @@
 //! that, once empty, blocks the IP from trying again until it refills; and a
 //! server-wide ceiling on failed authentications, so spreading them over many
 //! addresses does not help. IPv6 callers are keyed by their /64, the block an
-//! attacker gets as easily as one address. Every decision is pure over a
-//! governor `Clock`, so tests drive it with a fake clock. [`body`] holds
-//! what a request body may cost in time and memory.
+//! attacker gets as easily as one address. A client's rate is the fleet's:
+//! each instance allows its share, the rate divided by the live instances
+//! (which the heartbeats count); every other bucket is this instance's own.
+//! Every decision is pure over a governor `Clock`, so tests drive it with a
+//! fake clock. [`body`] holds what a request body may cost in time and
+//! memory.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -67,8 +70,15 @@ type Direct<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Cl
 type Keyed<K, C> =
     RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-/// Per-client override buckets: client id -> (rate, bucket).
+/// Per-client override buckets: client id -> (this instance's rate, bucket).
 type Overrides<C> = RwLock<HashMap<String, (u32, Arc<Direct<C>>)>>;
+
+/// This instance's share of a rate meant for the whole fleet: `rate` split
+/// evenly over `instances`, rounded up (the fleet together allows at least
+/// `rate`, never less), and never below 1.
+pub fn instance_share(rate: u32, instances: u32) -> u32 {
+    rate.div_ceil(instances.max(1)).max(1)
+}
 
 /// Rejection counters by limiter, for metrics.
 #[derive(Debug, Default)]
@@ -101,7 +111,15 @@ pub fn caller_key(ip: IpAddr) -> IpAddr {
 pub struct RateLimits<C: Clock + Clone = DefaultClock> {
     clock: C,
     global: Option<Direct<C>>,
-    client_default: Keyed<String, C>,
+    /// Live instances of the fleet (at least 1): client rates are divided
+    /// by it.
+    instances: AtomicU32,
+    /// `[limits] client_rps` and `client_burst`, before division.
+    client_rps: u32,
+    client_burst: u32,
+    /// Buckets of clients without an override, and the instance count their
+    /// quota was divided by; rebuilt when the count changes.
+    client_default: RwLock<(u32, Arc<Keyed<String, C>>)>,
     client_overrides: Overrides<C>,
     client_burst_factor: u32,
     validate: Keyed<IpAddr, C>,
@@ -147,10 +165,16 @@ impl<C: Clock + Clone> RateLimits<C> {
         );
         Self {
             global,
-            client_default: RateLimiter::dashmap_with_clock(
-                quota(config.client_rps, config.client_burst),
-                clock.clone(),
-            ),
+            instances: AtomicU32::new(1),
+            client_rps: config.client_rps,
+            client_burst: config.client_burst,
+            client_default: RwLock::new((
+                1,
+                Arc::new(RateLimiter::dashmap_with_clock(
+                    quota(config.client_rps, config.client_burst),
+                    clock.clone(),
+                )),
+            )),
             client_overrides: RwLock::new(HashMap::new()),
             client_burst_factor: (config.client_burst / config.client_rps.max(1)).max(1),
             validate: RateLimiter::dashmap_with_clock(
@@ -202,15 +226,52 @@ impl<C: Clock + Clone> RateLimits<C> {
         }
     }
 
+    /// Sets how many instances the fleet has alive now (from the
+    /// heartbeats); 0 counts as 1. Client buckets take the new share at
+    /// their next check, starting full.
+    pub fn set_instances(&self, instances: u32) {
+        self.instances.store(instances.max(1), Ordering::Relaxed);
+    }
+
+    /// The live instance count client rates are divided by.
+    pub fn instances(&self) -> u32 {
+        self.instances.load(Ordering::Relaxed).max(1)
+    }
+
+    /// The buckets of clients without an override, divided for `instances`.
+    fn client_default(&self, instances: u32) -> Arc<Keyed<String, C>> {
+        if let Ok(current) = self.client_default.read()
+            && current.0 == instances
+        {
+            return Arc::clone(&current.1);
+        }
+        let limiter = Arc::new(RateLimiter::dashmap_with_clock(
+            quota(
+                instance_share(self.client_rps, instances),
+                instance_share(self.client_burst, instances),
+            ),
+            self.clock.clone(),
+        ));
+        if let Ok(mut current) = self.client_default.write()
+            && current.0 != instances
+        {
+            *current = (instances, Arc::clone(&limiter));
+        }
+        limiter
+    }
+
     /// Charges `client_id`'s bucket: its own rate if it has an override,
-    /// else the default.
+    /// else the default; either divided by the live instances, so the
+    /// fleet as a whole allows the client about its rate.
     pub fn check_client(&self, client_id: &str, override_rps: Option<u32>) -> Result<(), Denied> {
+        let instances = self.instances();
         let Some(rps) = override_rps else {
             return self
-                .client_default
+                .client_default(instances)
                 .check_key(&client_id.to_owned())
                 .map_err(|n| self.deny(Limiter::Client, retry_after(&n, &self.clock)));
         };
+        let rps = instance_share(rps, instances);
         let existing = self.client_overrides.read().ok().and_then(|map| {
             map.get(client_id)
                 .filter(|(r, _)| *r == rps)
@@ -297,8 +358,9 @@ impl<C: Clock + Clone> RateLimits<C> {
     /// Drops idle keyed state and expired blocks, so a million distinct
     /// clients or IPs do not grow memory without bound.
     pub fn prune(&self) {
-        self.client_default.retain_recent();
-        self.client_default.shrink_to_fit();
+        let clients = self.client_default(self.instances());
+        clients.retain_recent();
+        clients.shrink_to_fit();
         self.validate.retain_recent();
         self.validate.shrink_to_fit();
         self.failed_auth.retain_recent();
@@ -312,7 +374,7 @@ impl<C: Clock + Clone> RateLimits<C> {
 
     /// Number of keys held by the keyed limiters (for tests and metrics).
     pub fn keyed_len(&self) -> usize {
-        self.client_default.len() + self.validate.len() + self.failed_auth.len()
+        self.client_default(self.instances()).len() + self.validate.len() + self.failed_auth.len()
     }
 }
 

@@ -56,6 +56,8 @@ pub struct Metrics {
     db_pool: IntGaugeVec,
     /// Revoked tokens held in memory.
     pub revocations_held: IntGauge,
+    /// Live instances of the fleet, as the last heartbeat counted them.
+    pub fleet_instances: IntGauge,
     /// `notAfter` of the served TLS certificate (Unix seconds).
     pub certificate_not_after: IntGauge,
     /// SIGHUP reloads refused, by what failed to load (`certificate`,
@@ -157,6 +159,11 @@ impl Metrics {
         )?;
         let revocations_held =
             IntGauge::new("auth_revocations_held", "Revoked tokens held in memory")?;
+        let fleet_instances = IntGauge::new(
+            "auth_fleet_instances",
+            "Live instances of the fleet (heartbeats); per-client rate limits are divided by it",
+        )?;
+        fleet_instances.set(1);
         let certificate_not_after = IntGauge::new(
             "auth_tls_certificate_not_after_seconds",
             "Expiry of the served TLS certificate (Unix time); alert on it minus time()",
@@ -190,6 +197,7 @@ impl Metrics {
             Box::new(revocation_lag.clone()),
             Box::new(db_pool.clone()),
             Box::new(revocations_held.clone()),
+            Box::new(fleet_instances.clone()),
             Box::new(certificate_not_after.clone()),
             Box::new(reload_failures.clone()),
             Box::new(build_info),
@@ -211,6 +219,7 @@ impl Metrics {
             revocation_lag,
             db_pool,
             revocations_held,
+            fleet_instances,
             certificate_not_after,
             reload_failures,
         })

@@ -68,6 +68,8 @@ pub struct ConnectionLimits {
     pub shutdown_timeout: Duration,
     /// Pause between closing the listener and closing idle connections.
     pub drain_grace: Duration,
+    /// Time spent not ready but still accepting, before the listener closes.
+    pub unready_delay: Duration,
 }
 
 impl From<&Config> for ConnectionLimits {
@@ -87,6 +89,7 @@ impl From<&Config> for ConnectionLimits {
             idle_timeout: Duration::from_secs(c.idle_timeout_secs),
             shutdown_timeout: Duration::from_secs(c.shutdown_timeout_secs),
             drain_grace: Duration::from_millis(c.drain_grace_ms),
+            unready_delay: Duration::from_millis(c.unready_delay_ms),
         }
     }
 }
@@ -129,9 +132,9 @@ fn http_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
 }
 
 /// Serves HTTPS on `listener` with the TLS configuration currently in `tls`
-/// until `shutdown` completes, then stops
-/// accepting and waits up to `limits.shutdown_timeout` for open connections
-/// to finish their requests.
+/// until `shutdown` completes; then reports not ready, keeps accepting for
+/// `limits.unready_delay`, stops accepting and waits up to
+/// `limits.shutdown_timeout` for open connections to finish their requests.
 pub async fn run(
     listener: TcpListener,
     tls: watch::Receiver<Arc<rustls::ServerConfig>>,
@@ -147,6 +150,20 @@ pub async fn run(
     // Bumped while every slot is taken: connections waiting on their clients
     // close to make room.
     let (pressure, _) = watch::channel(0u64);
+    // A load balancer keeps sending new connections until its health check
+    // sees the instance unready; closing the listener before that would
+    // reset the ones already queued in the kernel.
+    let shutdown = async {
+        shutdown.await;
+        state.status.set_draining();
+        if !limits.unready_delay.is_zero() {
+            tracing::info!(
+                delay_ms = limits.unready_delay.as_millis() as u64,
+                "not ready; accepting until the load balancer has noticed"
+            );
+            tokio::time::sleep(limits.unready_delay).await;
+        }
+    };
     tokio::pin!(shutdown);
 
     'accept: loop {

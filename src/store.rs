@@ -119,6 +119,21 @@ pub struct ChangeBatch {
     pub full_reload: bool,
 }
 
+/// One instance's heartbeat: it is alive at `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The instance's id, new at every process start.
+    pub instance: String,
+    /// The binary's version, for operators watching a rolling deploy.
+    pub version: String,
+    /// When the process started (Unix seconds).
+    pub started_at: i64,
+    /// The time of this beat (Unix seconds).
+    pub now: i64,
+    /// Instances whose last beat is older than this (Unix seconds) are gone.
+    pub expired_before: i64,
+}
+
 /// How busy a store's connection pool is, sampled at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStatus {
@@ -205,6 +220,13 @@ pub trait Store: ClientStore + RevocationStore + KeyStore {
     fn change_notifications(&self) -> Option<watch::Receiver<u64>> {
         None
     }
+    /// Renews `beat.instance`'s row, deletes the rows of instances gone
+    /// since `beat.expired_before`, and returns how many instances are
+    /// alive, this one included.
+    fn heartbeat<'a>(&'a self, beat: &'a Heartbeat) -> StoreFuture<'a, u32>;
+    /// Deletes `instance`'s row (a clean shutdown), so the others count one
+    /// fewer at their next heartbeat instead of after the expiry.
+    fn leave<'a>(&'a self, instance: &'a str) -> StoreFuture<'a, ()>;
     /// The connection pool's occupancy, where the backend has a pool (for
     /// metrics). `None` (the default, and the embedded store): no pool.
     fn pool_status(&self) -> Option<PoolStatus> {

@@ -307,10 +307,15 @@ fn the_kubernetes_manifests_match_what_the_server_reads() {
         );
     }
     let pre_stop = get(spec, "lifecycle.preStop.sleep.seconds").map_or(0, |s| s.as_u64().unwrap());
+    let unready = config.server.unready_delay_ms.div_ceil(1000);
     let grace = at(pod, "terminationGracePeriodSeconds").as_u64().unwrap();
     assert!(
-        grace > pre_stop + config.server.shutdown_timeout_secs,
+        grace > pre_stop + unready + config.server.shutdown_timeout_secs,
         "the drain must end before the kubelet's SIGKILL"
+    );
+    assert!(
+        pre_stop + unready > 0,
+        "keep serving a few seconds after termination starts, while the endpoints drop the pod"
     );
 
     // The Service and the budget select these pods.

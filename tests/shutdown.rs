@@ -91,3 +91,41 @@ async fn new_connections_are_refused_after_shutdown() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_balancer_the_server_is_unready_but_accepting_for_the_delay() {
+    let mut server = TestServer::start_with(auth_server::keys::Algorithm::EdDSA, |c| {
+        c.server.unready_delay_ms = 1_500;
+    })
+    .await;
+    let mut kept = connect(&server).await;
+    let ask = b"GET /health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    kept.write_all(ask).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    let started = Instant::now();
+    server.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A kept-alive connection is answered, unready, and told to go.
+    kept.write_all(ask).await.unwrap();
+    let answer = read_to_end(&mut kept).await.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 503"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    // A new connection is still accepted and served during the delay.
+    let mut late = connect(&server).await;
+    late.write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_end(&mut late).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(started.elapsed() < Duration::from_millis(1_500));
+    // After it, the listener is closed.
+    tokio::time::sleep(Duration::from_millis(1_800).saturating_sub(started.elapsed())).await;
+    assert!(
+        TcpStream::connect(server.addr).await.is_err(),
+        "still accepting"
+    );
+    server.stop().await;
+}

@@ -36,6 +36,11 @@ pub struct ServerConfig {
     /// connections on shutdown, so connections accepted at the last moment
     /// still get their first request answered.
     pub drain_grace_ms: u64,
+    /// Milliseconds the server keeps accepting and serving on shutdown with
+    /// `/health/ready` at 503, before the listener closes, so a load
+    /// balancer's health check takes it out of rotation first. 0: close at
+    /// once.
+    pub unready_delay_ms: u64,
     /// Largest request head (request line plus headers) in bytes.
     pub max_header_bytes: usize,
     /// Bind with `SO_REUSEPORT`, so a new binary can start on the same port
@@ -252,6 +257,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: 60,
             shutdown_timeout_secs: 30,
             drain_grace_ms: 1_000,
+            unready_delay_ms: 0,
             max_header_bytes: 80 * 1024,
             reuse_port: true,
             pid_file: "run/auth-server.pid".into(),

@@ -181,3 +181,81 @@ fn validations_spend_the_callers_bucket_not_the_clients() {
     assert!(limits.check_client("c", None).is_ok());
     assert!(limits.check_client("c", None).is_ok());
 }
+
+#[test]
+fn an_instance_share_is_the_rate_split_and_rounded_up() {
+    assert_eq!(instance_share(300, 3), 100);
+    assert_eq!(
+        instance_share(1_000, 3),
+        334,
+        "the fleet allows 1,002, not 999"
+    );
+    assert_eq!(instance_share(2, 3), 1, "never below one");
+    assert_eq!(instance_share(0, 3), 1);
+    assert_eq!(instance_share(300, 0), 300, "no count yet means alone");
+    assert_eq!(instance_share(u32::MAX, 1), u32::MAX);
+}
+
+/// Takes tokens from `client`'s bucket until refused; how many it gave.
+fn drain(limits: &RateLimits<FakeRelativeClock>, client: &str, rps: Option<u32>) -> u32 {
+    let mut allowed = 0;
+    while limits.check_client(client, rps).is_ok() {
+        allowed += 1;
+        assert!(allowed < 100_000, "never refused");
+    }
+    allowed
+}
+
+#[test]
+fn a_client_rate_is_divided_by_the_live_instances() {
+    let clock = FakeRelativeClock::default();
+    let config = LimitsConfig {
+        client_rps: 30,
+        client_burst: 30,
+        ..config()
+    };
+    let limits = RateLimits::with_clock(&config, clock.clone());
+    limits.set_instances(3);
+    assert_eq!(limits.instances(), 3);
+    // The default: 30 rps and a burst of 30 over three instances.
+    assert_eq!(drain(&limits, "a", None), 10);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        drain(&limits, "a", None),
+        10,
+        "10 per second here, 30 in all"
+    );
+    // An override (burst factor 1 here): 300 rps is 100 per second here.
+    assert_eq!(drain(&limits, "big", Some(300)), 100);
+    clock.advance(Duration::from_millis(500));
+    assert_eq!(drain(&limits, "big", Some(300)), 50);
+}
+
+#[test]
+fn a_new_instance_count_reshapes_the_buckets() {
+    let clock = FakeRelativeClock::default();
+    let config = LimitsConfig {
+        client_rps: 30,
+        client_burst: 30,
+        ..config()
+    };
+    let limits = RateLimits::with_clock(&config, clock.clone());
+    assert_eq!(
+        limits.instances(),
+        1,
+        "alone until a heartbeat says otherwise"
+    );
+    assert_eq!(drain(&limits, "a", None), 30);
+    assert_eq!(drain(&limits, "big", Some(60)), 60);
+    // A second instance joins: each has half, in fresh buckets.
+    limits.set_instances(2);
+    assert_eq!(drain(&limits, "a", None), 15);
+    assert_eq!(drain(&limits, "big", Some(60)), 30);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(drain(&limits, "a", None), 15);
+    assert_eq!(drain(&limits, "big", Some(60)), 30);
+    // Back to one (the other stopped): the whole rate again.
+    limits.set_instances(0);
+    assert_eq!(limits.instances(), 1, "0 counts as 1");
+    assert_eq!(drain(&limits, "a", None), 30);
+}

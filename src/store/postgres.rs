@@ -22,6 +22,7 @@ use crate::config::{DatabaseConfig, Secret};
 use crate::domain::client::Client;
 
 mod changes;
+mod instances;
 mod keys;
 mod listen;
 mod migrate;

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientStore, MigrationReport, Revocation,
+    CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientStore, Heartbeat, MigrationReport, Revocation,
     RevocationStore, Store, StoreError, StoreFuture,
 };
+
+mod instances;
 use crate::domain::client::{Client, SecretHash};
 use crate::domain::scope::ScopeSet;
 
@@ -22,6 +24,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("migrations/sqlite/0002_revocations_and_changes.sql"),
     ),
     (3, include_str!("migrations/sqlite/0003_signing_keys.sql")),
+    (4, include_str!("migrations/sqlite/0004_instances.sql")),
 ];
 
 /// Client registry in an SQLite file.
@@ -309,6 +312,16 @@ impl Store for SqliteStore {
             tx.commit().map_err(unavailable)?;
             Ok(batch)
         })
+    }
+
+    fn heartbeat<'a>(&'a self, beat: &'a Heartbeat) -> StoreFuture<'a, u32> {
+        let beat = beat.clone();
+        self.with_conn(move |conn| instances::heartbeat(conn, &beat))
+    }
+
+    fn leave<'a>(&'a self, instance: &'a str) -> StoreFuture<'a, ()> {
+        let instance = instance.to_owned();
+        self.with_conn(move |conn| instances::leave(conn, &instance))
     }
 }
 

@@ -7,7 +7,7 @@ use auth_server::domain::scope::ScopeSet;
 use auth_server::keys::Algorithm;
 use auth_server::keys::lifecycle::{KeyRecord, KeyState};
 use auth_server::store::{
-    CHANGE_LOG_RETENTION_SECS, KeyWrite, Revocation, Store, StoreError, StoredKey,
+    CHANGE_LOG_RETENTION_SECS, Heartbeat, KeyWrite, Revocation, Store, StoreError, StoredKey,
 };
 
 /// One test per check of the contract, each on a fresh store. `fresh` is an
@@ -28,6 +28,7 @@ macro_rules! contract_tests {
             signing_keys_change_only_as_expected,
             key_changes_reach_the_feed,
             the_longest_client_lifetime_is_known,
+            heartbeats_count_the_live_instances,
         );
     };
     (@each $attrs:tt $fresh:expr; $($name:ident),* $(,)?) => {$(
@@ -181,6 +182,38 @@ pub async fn a_cursor_behind_the_pruned_log_reloads(store: &dyn Store) {
     let batch = store.changes_since(cursor).await.unwrap();
     assert!(batch.full_reload, "{batch:?}");
     assert_eq!(batch.clients, ["c4"]);
+}
+
+/// Instance `id`'s beat at `now`, expiring rows silent for 12 s.
+fn beat(id: &str, now: i64) -> Heartbeat {
+    Heartbeat {
+        instance: id.into(),
+        version: "test".into(),
+        started_at: 1,
+        now,
+        expired_before: now - 12,
+    }
+}
+
+/// Heartbeats: an instance counts while it renews its row, a silent one
+/// stops counting once its row is older than the expiry, one that leaves
+/// stops at once.
+pub async fn heartbeats_count_the_live_instances(store: &dyn Store) {
+    assert_eq!(store.heartbeat(&beat("a", 100)).await.unwrap(), 1);
+    assert_eq!(store.heartbeat(&beat("b", 101)).await.unwrap(), 2);
+    assert_eq!(
+        store.heartbeat(&beat("a", 104)).await.unwrap(),
+        2,
+        "renewing is not joining again"
+    );
+    // b is silent from 101 on: still counted at 113, gone at 114.
+    assert_eq!(store.heartbeat(&beat("a", 113)).await.unwrap(), 2);
+    assert_eq!(store.heartbeat(&beat("a", 114)).await.unwrap(), 1);
+    // b comes back (a new process would have a new id; either way it counts).
+    assert_eq!(store.heartbeat(&beat("b", 115)).await.unwrap(), 2);
+    store.leave("b").await.unwrap();
+    assert_eq!(store.heartbeat(&beat("a", 116)).await.unwrap(), 1);
+    store.leave("never-joined").await.unwrap();
 }
 
 /// A stored key row (the contract needs no real key material).

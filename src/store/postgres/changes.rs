@@ -6,8 +6,8 @@ use tokio::sync::watch;
 
 use super::{CHANGE_LOG_LOCK, PostgresStore, rows, unavailable};
 use crate::store::{
-    CHANGE_LOG_RETENTION_SECS, ChangeBatch, PoolStatus, Revocation, RevocationStore, Store,
-    StoreError, StoreFuture,
+    CHANGE_LOG_RETENTION_SECS, ChangeBatch, Heartbeat, PoolStatus, Revocation, RevocationStore,
+    Store, StoreError, StoreFuture,
 };
 
 /// Appends to the change log. The lock makes concurrent writers commit in
@@ -145,6 +145,14 @@ impl Store for PostgresStore {
 
     fn change_notifications(&self) -> Option<watch::Receiver<u64>> {
         self.listen_for_changes()
+    }
+
+    fn heartbeat<'a>(&'a self, beat: &'a Heartbeat) -> StoreFuture<'a, u32> {
+        self.beat(beat)
+    }
+
+    fn leave<'a>(&'a self, instance: &'a str) -> StoreFuture<'a, ()> {
+        self.forget(instance)
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {

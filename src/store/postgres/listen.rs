@@ -33,7 +33,10 @@ pub(super) fn spawn(
                 Ok(Ended::Disconnected) => {
                     tracing::warn!("change notifications: connection closed; reconnecting")
                 }
-                Err(e) => tracing::warn!(error = %e, "change notifications: connection failed"),
+                Err(e) => tracing::warn!(
+                    error = %super::describe(&e),
+                    "change notifications: connection failed"
+                ),
             }
             tokio::select! {
                 () = tokio::time::sleep(retry_after) => {}

@@ -20,6 +20,7 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_signing_keys.sql"),
     ),
+    (4, include_str!("../migrations/postgres/0004_instances.sql")),
 ];
 
 /// Advisory-lock key held while migrating ("auth-mig" in ASCII).
