@@ -3,8 +3,10 @@
 # supply-chain policy (scripts/deny.toml; cargo-deny is installed on first use), the
 # whole test suite, the PostgreSQL tests against a throwaway cluster
 # (scripts/pg.sh, removed on any exit), the fleet tests (scripts/fleet.sh:
-# PostgreSQL primary and standby, instances, HAProxy), and unmodified
-# third-party OAuth clients against the real binary. Used as-is by CI (.ci/run).
+# PostgreSQL primary and standby, instances, HAProxy), unmodified third-party
+# OAuth clients against the real binary, and the container image
+# (scripts/container.sh test, where podman can run). Used as-is by CI
+# (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,5 +70,19 @@ echo "    fleet tests took $((SECONDS - started)) s"
 
 echo "==> third-party clients (authlib, requests-oauthlib, PyJWT, openid-client)"
 scripts/interop.sh target/debug/auth-server
+
+echo "==> container image (podman; published on 127.0.0.1 only)"
+# The image from the release binary on a Debian base made by debootstrap
+# (once, cached in target/container), run read-only as a random UID. Needs
+# root to install podman where it is missing.
+if [[ $(id -u) -ne 0 ]] && ! command -v podman >/dev/null; then
+    echo "    SKIPPED: podman is not installed, and installing it needs root"
+elif ! scripts/container.sh usable; then
+    echo "    SKIPPED: podman cannot run containers here (see above)"
+else
+    started=$SECONDS
+    scripts/container.sh test
+    echo "    container phase took $((SECONDS - started)) s"
+fi
 
 echo "==> all checks passed"

@@ -11,6 +11,7 @@ use crate::app::{self, AppError};
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
 use crate::keyring::KeyringError;
+use crate::probe::{self, ProbeError};
 
 pub mod keys;
 
@@ -45,6 +46,9 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig,
+    /// Ask this instance's own health route over loopback (a container
+    /// health check): exit 0 when it answers 200, 1 otherwise.
+    Health(HealthArgs),
     /// Manage clients.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -54,6 +58,37 @@ pub enum Command {
     /// Manage the signing keys (stored, shared by every instance).
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+/// Arguments of `health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// `ready` (serving, the store reachable or cached) or `live` (the
+    /// process answers).
+    #[arg(value_enum, default_value_t = HealthRoute::Ready)]
+    pub route: HealthRoute,
+    /// Port to ask (default: the port of server.bind).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+/// The health routes `health` can ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HealthRoute {
+    /// `GET /health/ready`.
+    Ready,
+    /// `GET /health/live`.
+    Live,
+}
+
+impl HealthRoute {
+    /// The path asked.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Ready => "/health/ready",
+            Self::Live => "/health/live",
+        }
+    }
 }
 
 /// `token` subcommands.
@@ -189,6 +224,9 @@ pub enum CliError {
     /// The command is not allowed in this mode or with this input.
     #[error("{0}")]
     Refused(String),
+    /// `health`: the instance did not answer 200.
+    #[error("not healthy: {0}")]
+    Unhealthy(#[from] ProbeError),
 }
 
 /// Runs a command with a loaded configuration.
@@ -203,6 +241,11 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
         }
         Command::CheckConfig => {
             println!("{}", config.to_masked_toml());
+            Ok(())
+        }
+        Command::Health(args) => {
+            let status = probe::check(&config, args.route.path(), args.port).await?;
+            println!("{} {status}", args.route.path());
             Ok(())
         }
         Command::Client(cmd) => run_client(cmd, &config).await,

@@ -23,10 +23,43 @@ pub const ENV_PREFIX: &str = "AUTH_SERVER_";
 /// The variable holding the key-encryption key (base64 of 32 bytes).
 pub const KEK_VAR: &str = "AUTH_SERVER_KEK";
 
-/// Where environment variables come from.
+/// Variables read by name, besides the `AUTH_SERVER_<SECTION>_<KEY>`
+/// overrides. `AUTH_SERVER_CONFIG` is read by the binary before the file.
+pub const NAMED_VARS: &[&str] = &[
+    "AUTH_SERVER_CONFIG",
+    "ENVIRONMENT",
+    "DATABASE_URL",
+    "DB_PASSWORD",
+    "JWT_SECRET",
+    "JWT_SECRET_PREVIOUS",
+    KEK_VAR,
+    "METRICS_TOKEN",
+];
+
+/// Secrets that may come from a file instead: `<NAME>_FILE` names a file
+/// whose contents stand for `<NAME>` (container and Kubernetes secrets are
+/// mounted as files). Setting both is refused. The key-encryption key has a
+/// file setting of its own, `token.kek_file`.
+pub const FILE_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "DB_PASSWORD",
+    "JWT_SECRET",
+    "JWT_SECRET_PREVIOUS",
+    "METRICS_TOKEN",
+];
+
+/// Suffix of the variables that name a secret's file.
+pub const FILE_SUFFIX: &str = "_FILE";
+
+/// Where environment variables, and the secret files they name, come from.
 pub trait Environment {
     /// All variables, as name/value pairs.
     fn vars(&self) -> Vec<(String, String)>;
+
+    /// The contents of a file named by a `<NAME>_FILE` variable.
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
 }
 
 /// The real process environment.
@@ -66,6 +99,16 @@ pub enum ConfigError {
     /// Production mode refuses this configuration.
     #[error("refusing to start in production: {0}")]
     Production(String),
+    /// A `<NAME>_FILE` variable names a file that cannot be used, or is set
+    /// together with `<NAME>`. The message names the variable and the file,
+    /// never the contents.
+    #[error("{var}: {reason}")]
+    SecretFile {
+        /// The variable (`JWT_SECRET_FILE`...).
+        var: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Development or production mode.
@@ -196,7 +239,7 @@ impl Config {
     pub fn from_toml(text: &str, env: &dyn Environment) -> Result<Self, ConfigError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::Parse(one_line(&e.to_string())))?;
-        let vars = env.vars();
+        let vars = read_secret_files(env.vars(), env)?;
         apply_env_overrides(&mut table, &vars)?;
         let mut config: Config = table
             .try_into()
@@ -437,6 +480,45 @@ impl Config {
         ));
         out
     }
+}
+
+/// Replaces each `<NAME>_FILE` of [`FILE_VARS`] by `<NAME>` holding the
+/// file's contents, trailing line breaks dropped (`echo secret > file` and
+/// `kubectl create secret --from-file` both leave one).
+fn read_secret_files(
+    vars: Vec<(String, String)>,
+    env: &dyn Environment,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let is_set = |name: &str| vars.iter().any(|(n, _)| n == name);
+    let mut out = Vec::with_capacity(vars.len());
+    for (name, value) in &vars {
+        let Some(secret) = name
+            .strip_suffix(FILE_SUFFIX)
+            .filter(|secret| FILE_VARS.contains(secret))
+        else {
+            out.push((name.clone(), value.clone()));
+            continue;
+        };
+        let refuse = |reason: String| ConfigError::SecretFile {
+            var: name.clone(),
+            reason,
+        };
+        if is_set(secret) {
+            return Err(refuse(format!("set {secret} or {name}, not both")));
+        }
+        if value.is_empty() {
+            return Err(refuse("is empty; it must name a file".into()));
+        }
+        let contents = env
+            .read_file(Path::new(value))
+            .map_err(|e| refuse(format!("cannot read {value}: {e}")))?;
+        let contents = contents.trim_end_matches(['\n', '\r']);
+        if contents.is_empty() {
+            return Err(refuse(format!("{value} is empty")));
+        }
+        out.push((secret.to_owned(), contents.to_owned()));
+    }
+    Ok(out)
 }
 
 /// Applies `AUTH_SERVER_<SECTION>_<KEY>` and the named variables to the raw

@@ -10,6 +10,7 @@ use crate::keyring::KeyringError;
 use crate::keys::lifecycle::LifecycleError;
 use crate::state::StateError;
 use crate::store::StoreError;
+use crate::tls::TlsError;
 
 /// A failure with no more specific code.
 pub const FAILURE: u8 = 1;
@@ -32,7 +33,7 @@ pub fn code(error: &CliError) -> u8 {
         CliError::App(e) => app_code(e),
         CliError::Admin(AdminError::Invalid(_)) | CliError::Refused(_) => USAGE,
         CliError::Admin(AdminError::NotFound(_)) => DATA,
-        CliError::Admin(_) => FAILURE,
+        CliError::Admin(_) | CliError::Unhealthy(_) => FAILURE,
         CliError::Keys(e) => keys_code(e),
     }
 }
@@ -53,15 +54,20 @@ fn keys_code(error: &KeyringError) -> u8 {
 
 fn app_code(error: &AppError) -> u8 {
     match error {
+        // A configured certificate that is missing, unreadable, not PEM or
+        // not matching its key: fix the configuration (or the mount).
         AppError::ImportedSecrets(_)
         | AppError::State(StateError::ScopeRule { .. })
-        | AppError::Store(StoreError::Settings(_)) => CONFIG,
+        | AppError::Store(StoreError::Settings(_))
+        | AppError::Tls(TlsError::Io { .. } | TlsError::BadPem(_) | TlsError::Rejected(_)) => {
+            CONFIG
+        }
         AppError::State(StateError::Metrics(_)) => SOFTWARE,
         AppError::Keys(e) if e.is_configuration() => CONFIG,
         AppError::Signals(_) => OS,
         AppError::PidFile { .. } => CANT_CREATE,
         AppError::Store(_)
-        | AppError::Tls(_)
+        | AppError::Tls(TlsError::Generate(_))
         | AppError::Key(_)
         | AppError::Keys(_)
         | AppError::Bind { .. }
@@ -85,6 +91,11 @@ mod tests {
             code(&CliError::Admin(AdminError::NotFound("c".into()))),
             DATA
         );
+        let missing_certificate = CliError::App(AppError::Tls(TlsError::Io {
+            path: "/run/secrets/auth-server/tls.crt".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        }));
+        assert_eq!(code(&missing_certificate), CONFIG);
         let signals = CliError::App(AppError::Signals(std::io::Error::other("x")));
         assert_eq!(code(&signals), OS, "not a configuration problem");
         let no_kek = KeyringError::Kek(crate::keyring::kek::KekError::Missing);

@@ -35,6 +35,8 @@
 //! - [`server`]: the accept loop, TLS handshake, connection limits (in all
 //!   and per caller, shedding when full), idle connections, drain.
 //! - [`tls`]: rustls configuration and the development certificate.
+//! - [`probe`]: `auth-server health`, the container health check: one
+//!   request to this instance's own health route, its certificate pinned.
 //! - [`admin`]: client administration behind the CLI.
 //! - [`app`]: wires everything together; signals.
 //! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`).
@@ -65,6 +67,7 @@ pub mod limit;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
+pub mod probe;
 pub mod reload;
 pub mod server;
 pub mod state;

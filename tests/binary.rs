@@ -211,6 +211,40 @@ fn bad_configuration_exits_78_with_one_line() {
 }
 
 #[test]
+fn a_missing_secret_file_exits_78_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("absent");
+    let out = command(dir.path())
+        .args(["check-config"])
+        .env("DB_PASSWORD_FILE", &absent)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DB_PASSWORD_FILE"), "{stderr}");
+    assert!(stderr.contains(absent.to_str().unwrap()), "{stderr}");
+}
+
+#[test]
+fn a_missing_certificate_exits_78_with_one_line() {
+    // What a container started without its secrets mounted does.
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .env("ENVIRONMENT", "production")
+        .env("AUTH_SERVER_KEK", common::TEST_KEK)
+        .env("AUTH_SERVER_TLS_CERT", "/nonexistent/tls.crt")
+        .env("AUTH_SERVER_TLS_KEY", "/nonexistent/tls.key")
+        .env("AUTH_SERVER_LOG_DIR", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent/tls.crt"), "{stderr}");
+}
+
+#[test]
 fn database_settings_are_checked_before_connecting() {
     let dir = tempfile::tempdir().unwrap();
     let production = command(dir.path())

@@ -221,3 +221,175 @@ fn database_pool_settings_are_validated() {
         Config::from_toml("", &env(&[("AUTH_SERVER_DATABASE_MAX_CONNECTIONS", "20")])).unwrap();
     assert_eq!(config.database.max_connections, 20);
 }
+
+/// Variables plus the files they name, as a container would see them.
+struct Mounted {
+    vars: BTreeMap<String, String>,
+    files: BTreeMap<String, String>,
+}
+
+impl Mounted {
+    fn new(vars: &[(&str, &str)], files: &[(&str, &str)]) -> Self {
+        let own = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        Self {
+            vars: own(vars),
+            files: own(files),
+        }
+    }
+}
+
+impl Environment for Mounted {
+    fn vars(&self) -> Vec<(String, String)> {
+        self.vars.vars()
+    }
+
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        let path = path.to_str().unwrap_or_default();
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+}
+
+const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef-from-a-file";
+
+#[test]
+fn jwt_secret_file_stands_for_jwt_secret() {
+    let env = Mounted::new(
+        &[("JWT_SECRET_FILE", "/run/secrets/jwt-secret")],
+        &[("/run/secrets/jwt-secret", &format!("{HMAC_SECRET}\n"))],
+    );
+    let config = Config::from_toml("[token]\nalgorithm = \"HS256\"", &env).unwrap();
+    assert_eq!(config.jwt_secret.unwrap().0, HMAC_SECRET, "newline dropped");
+}
+
+#[test]
+fn jwt_secret_previous_file_stands_for_jwt_secret_previous() {
+    let previous = "fedcba9876543210fedcba9876543210-the-one-before";
+    let env = Mounted::new(
+        &[
+            ("JWT_SECRET", HMAC_SECRET),
+            (
+                "JWT_SECRET_PREVIOUS_FILE",
+                "/run/secrets/jwt-secret-previous",
+            ),
+        ],
+        &[("/run/secrets/jwt-secret-previous", &format!("{previous}\n"))],
+    );
+    let config = Config::from_toml("[token]\nalgorithm = \"HS256\"", &env).unwrap();
+    assert_eq!(config.jwt_secret_previous.unwrap().0, previous);
+}
+
+#[test]
+fn db_password_file_stands_for_db_password() {
+    let env = Mounted::new(
+        &[("DB_PASSWORD_FILE", "/run/secrets/db-password")],
+        &[("/run/secrets/db-password", "pass word \r\n")],
+    );
+    let config = Config::from_toml("", &env).unwrap();
+    assert_eq!(
+        config.db_password.unwrap().0,
+        "pass word ",
+        "only line breaks are dropped"
+    );
+}
+
+#[test]
+fn database_url_file_stands_for_database_url() {
+    let url = "postgres://auth@db.internal/auth?sslmode=require";
+    let env = Mounted::new(
+        &[("DATABASE_URL_FILE", "/run/secrets/database-url")],
+        &[("/run/secrets/database-url", url)],
+    );
+    let config = Config::from_toml("[database]\nurl = \"postgres://file@x/y\"", &env).unwrap();
+    assert_eq!(
+        config.database.url, url,
+        "overrides the file like DATABASE_URL"
+    );
+}
+
+#[test]
+fn metrics_token_file_stands_for_metrics_token() {
+    let token = "m".repeat(MIN_METRICS_TOKEN_LEN);
+    let env = Mounted::new(
+        &[("METRICS_TOKEN_FILE", "/run/secrets/metrics-token")],
+        &[("/run/secrets/metrics-token", &format!("{token}\n"))],
+    );
+    let config = Config::from_toml("", &env).unwrap();
+    assert_eq!(config.metrics_token.unwrap().0, token);
+    // The contents get the checks the variable gets.
+    let short = Mounted::new(
+        &[("METRICS_TOKEN_FILE", "/m")],
+        &[("/m", "too-short-to-be-a-token")],
+    );
+    let err = Config::from_toml("", &short).unwrap_err();
+    assert!(err.to_string().contains("METRICS_TOKEN"), "{err}");
+    assert!(!err.to_string().contains("too-short"), "{err}");
+}
+
+#[test]
+fn a_secret_file_that_cannot_be_used_is_a_config_error_naming_no_secret() {
+    let cases = [
+        // Missing.
+        Mounted::new(&[("JWT_SECRET_FILE", "/run/secrets/absent")], &[]),
+        // Empty, or only a line break.
+        Mounted::new(
+            &[("DB_PASSWORD_FILE", "/run/secrets/empty")],
+            &[("/run/secrets/empty", "\n")],
+        ),
+        // Names no file at all.
+        Mounted::new(&[("METRICS_TOKEN_FILE", "")], &[]),
+        // Both the variable and its file: which one is meant?
+        Mounted::new(
+            &[
+                ("DB_PASSWORD", "hunter2-in-the-environment"),
+                ("DB_PASSWORD_FILE", "/run/secrets/db-password"),
+            ],
+            &[("/run/secrets/db-password", "hunter2-in-the-file")],
+        ),
+    ];
+    for env in cases {
+        let err = Config::from_toml("", &env).unwrap_err();
+        assert!(matches!(err, ConfigError::SecretFile { .. }), "{err}");
+        let line = err.to_string();
+        assert!(line.contains("_FILE"), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
+        assert_eq!(line.lines().count(), 1, "{line}");
+    }
+}
+
+#[test]
+fn an_unreadable_secret_file_says_why() {
+    // The real file system: a directory where a file is expected.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let err = Config::from_toml("", &env(&[("JWT_SECRET_FILE", path)])).unwrap_err();
+    let line = err.to_string();
+    assert!(line.starts_with("JWT_SECRET_FILE: cannot read "), "{line}");
+    assert!(line.contains(path), "{line}");
+
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{HMAC_SECRET}\n")).unwrap();
+    let config = Config::from_toml(
+        "[token]\nalgorithm = \"HS256\"",
+        &env(&[("JWT_SECRET_FILE", file.to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(config.jwt_secret.unwrap().0, HMAC_SECRET);
+}
+
+#[test]
+fn only_the_listed_secrets_have_a_file_form() {
+    let config = Config::from_toml(
+        "",
+        &env(&[("SOME_TOOL_FILE", "/nonexistent"), ("JWT_SECRET", "s")]),
+    )
+    .unwrap();
+    assert_eq!(config.jwt_secret.unwrap().0, "s");
+}

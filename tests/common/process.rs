@@ -33,11 +33,13 @@ pub fn command(dir: &Path) -> Command {
     }
     cmd.current_dir(dir)
         .env_remove("RUST_LOG")
-        .env_remove("DATABASE_URL")
-        .env_remove("JWT_SECRET")
-        .env_remove("JWT_SECRET_PREVIOUS")
         .env_remove("ENVIRONMENT")
         .env("AUTH_SERVER_SERVER_BIND", "127.0.0.1:0");
+    // The secrets, in both their forms.
+    for secret in auth_server::config::FILE_VARS {
+        cmd.env_remove(secret)
+            .env_remove(format!("{secret}{}", auth_server::config::FILE_SUFFIX));
+    }
     cmd
 }
 
