@@ -193,6 +193,23 @@ pub enum KeyWrite {
     },
 }
 
+impl KeyWrite {
+    /// The kid the write is about.
+    pub fn kid(&self) -> &str {
+        match self {
+            Self::Insert(key) => &key.record.kid,
+            Self::Update { record, .. } => &record.kid,
+        }
+    }
+}
+
+impl StoreError {
+    /// The conflict of an update whose key left state `from` meanwhile.
+    pub fn key_moved(kid: &str, from: KeyState) -> Self {
+        Self::Conflict(format!("signing key {kid} is no longer {}", from.name()))
+    }
+}
+
 /// The signing keys every instance shares.
 pub trait KeyStore: Send + Sync {
     /// Every stored key (retired ones too), oldest first.

@@ -206,15 +206,20 @@ fn drain(limits: &RateLimits<FakeRelativeClock>, client: &str, rps: Option<u32>)
     allowed
 }
 
-#[test]
-fn a_client_rate_is_divided_by_the_live_instances() {
+/// Limits with a client rate and burst of 30, on a fake clock.
+fn thirty_per_second() -> (FakeRelativeClock, RateLimits<FakeRelativeClock>) {
     let clock = FakeRelativeClock::default();
     let config = LimitsConfig {
         client_rps: 30,
         client_burst: 30,
         ..config()
     };
-    let limits = RateLimits::with_clock(&config, clock.clone());
+    (clock.clone(), RateLimits::with_clock(&config, clock))
+}
+
+#[test]
+fn a_client_rate_is_divided_by_the_live_instances() {
+    let (clock, limits) = thirty_per_second();
     limits.set_instances(3);
     assert_eq!(limits.instances(), 3);
     // The default: 30 rps and a burst of 30 over three instances.
@@ -233,13 +238,7 @@ fn a_client_rate_is_divided_by_the_live_instances() {
 
 #[test]
 fn a_new_instance_count_reshapes_the_buckets() {
-    let clock = FakeRelativeClock::default();
-    let config = LimitsConfig {
-        client_rps: 30,
-        client_burst: 30,
-        ..config()
-    };
-    let limits = RateLimits::with_clock(&config, clock.clone());
+    let (clock, limits) = thirty_per_second();
     assert_eq!(
         limits.instances(),
         1,

@@ -129,20 +129,13 @@ impl KeyStore for PostgresStore {
                             .await
                             .map_err(|e| conflict(e, &r.kid))?;
                         if updated != 1 {
-                            return Err(StoreError::Conflict(format!(
-                                "signing key {} is no longer {}",
-                                r.kid,
-                                from.name()
-                            )));
+                            return Err(StoreError::key_moved(&r.kid, *from));
                         }
                     }
                 }
             }
             if let Some(first) = writes.first() {
-                let kid = match first {
-                    KeyWrite::Insert(key) => &key.record.kid,
-                    KeyWrite::Update { record, .. } => &record.kid,
-                };
+                let kid = first.kid();
                 changes::record_change(&tx, "key", kid).await?;
             }
             tx.commit().await.map_err(unavailable)

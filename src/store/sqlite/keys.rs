@@ -117,20 +117,13 @@ impl KeyStore for SqliteStore {
                             )
                             .map_err(|e| conflict(e, &r.kid))?;
                         if updated != 1 {
-                            return Err(StoreError::Conflict(format!(
-                                "signing key {} is no longer {}",
-                                r.kid,
-                                from.name()
-                            )));
+                            return Err(StoreError::key_moved(&r.kid, *from));
                         }
                     }
                 }
             }
             if let Some(first) = writes.first() {
-                let kid = match first {
-                    KeyWrite::Insert(key) => &key.record.kid,
-                    KeyWrite::Update { record, .. } => &record.kid,
-                };
+                let kid = first.kid();
                 record_change(&tx, "key", kid).map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)
