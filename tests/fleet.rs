@@ -21,7 +21,8 @@ mod behind_haproxy {
     use tokio::task::JoinHandle;
 
     use super::common::api;
-    use super::common::fleet::{Fleet, instance_metric};
+    use super::common::fleet::Fleet;
+    use super::common::metric_at;
 
     /// No load runs longer than this, whatever happens.
     const RUN_LIMIT: Duration = Duration::from_secs(90);
@@ -145,7 +146,7 @@ mod behind_haproxy {
     }
 
     async fn issued_by(fleet: &Fleet, n: usize) -> f64 {
-        instance_metric(
+        metric_at(
             &fleet.http(true),
             &fleet.instance_urls[n - 1],
             "auth_tokens_issued_total",
@@ -544,7 +545,7 @@ mod behind_haproxy {
         let http = fleet.http(true);
         let counting = Instant::now();
         for url in &fleet.instance_urls {
-            while instance_metric(&http, url, "auth_fleet_instances").await != 3.0 {
+            while metric_at(&http, url, "auth_fleet_instances").await != 3.0 {
                 assert!(
                     counting.elapsed() < Duration::from_secs(10),
                     "{url} never counted 3"

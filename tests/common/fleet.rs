@@ -170,16 +170,3 @@ fn run_blocking(state_dir: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "fleet.sh {args:?} failed:\n{stdout}");
     stdout
 }
-
-/// A sample of `/metrics` on one instance (loopback callers may read it).
-pub async fn instance_metric(http: &reqwest::Client, base_url: &str, sample: &str) -> f64 {
-    let text = http
-        .get(format!("{base_url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    super::metric_sample(&text, sample)
-}

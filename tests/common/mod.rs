@@ -268,8 +268,13 @@ pub mod watch;
 /// A sample from `/metrics`, named with its labels as exposed, e.g.
 /// `auth_reload_failures_total{what="certificate"}`, fetched with `client`.
 pub async fn metric(client: &reqwest::Client, server: &TestServer, sample: &str) -> f64 {
+    metric_at(client, &server.base_url, sample).await
+}
+
+/// A sample from `/metrics` of the server at `base_url`, as [`metric`].
+pub async fn metric_at(client: &reqwest::Client, base_url: &str, sample: &str) -> f64 {
     let text = client
-        .get(server.url("/metrics"))
+        .get(format!("{base_url}/metrics"))
         .send()
         .await
         .unwrap()
