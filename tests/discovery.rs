@@ -31,14 +31,7 @@ async fn tokens_verify_against_the_served_jwks_for_every_algorithm() {
         assert_eq!(header.typ.as_deref(), Some("at+jwt"), "{alg:?}");
         let kid = header.kid.clone().expect("kid");
 
-        let jwks: JwkSet = http
-            .get(api::endpoint(&base, "jwks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: JwkSet = api::jwks(&http, &base).await;
         let key = if alg == Algorithm::HS256 {
             assert!(jwks.keys.is_empty(), "HS256 keys are never published");
             DecodingKey::from_secret(HMAC_SECRET.as_bytes())

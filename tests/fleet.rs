@@ -178,14 +178,7 @@ mod behind_haproxy {
         // Offline, as a resource server does: the JWKS fetched through the
         // balancer verifies every token, whichever instance signed it.
         let lb = fleet.http(true);
-        let jwks: jsonwebtoken::jwk::JwkSet = lb
-            .get(api::endpoint(&fleet.lb_url, "jwks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = api::jwks(&lb, &fleet.lb_url).await;
         let issuer = format!("{}{}", fleet.lb_url, api::BASE_PATH);
         let tokens: Vec<String> = kept.tokens.into_iter().chain(new.tokens).collect();
         for token in &tokens {
@@ -405,14 +398,7 @@ mod behind_haproxy {
         let mut back = Vec::new();
         for url in &fleet.instance_urls {
             loop {
-                let body = http
-                    .get(format!("{url}/health/ready"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let body = api::get_text(&http, &format!("{url}/health/ready")).await;
                 if body.contains("\"ready\"") {
                     back.push(since.elapsed());
                     break;

@@ -40,14 +40,7 @@ struct Instance {
 
 impl Instance {
     async fn jwks(&self) -> String {
-        self.http
-            .get(api::endpoint(&self.base, "jwks"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        api::get_text(&self.http, &api::endpoint(&self.base, "jwks")).await
     }
 }
 

@@ -165,10 +165,20 @@ pub async fn introspect_active(
     body["active"].as_bool().expect("active is a boolean")
 }
 
+/// The body of `GET url`, as text, whatever the status.
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The JWKS document at `base_url`, parsed as `T`.
+pub async fn jwks<T: serde::de::DeserializeOwned>(http: &reqwest::Client, base_url: &str) -> T {
+    let text = get_text(http, &endpoint(base_url, "jwks")).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not a JWKS ({e}): {text}"))
+}
+
 /// The `kid`s the JWKS publishes, in order.
 pub async fn jwks_kids(http: &reqwest::Client, base_url: &str) -> Vec<String> {
-    let response = http.get(endpoint(base_url, "jwks")).send().await.unwrap();
-    let jwks: Value = response.json().await.unwrap();
+    let jwks: Value = jwks(http, base_url).await;
     let keys = jwks["keys"].as_array().expect("a keys array");
     keys.iter()
         .map(|k| k["kid"].as_str().expect("kid").to_owned())

@@ -273,14 +273,7 @@ pub async fn metric(client: &reqwest::Client, server: &TestServer, sample: &str)
 
 /// A sample from `/metrics` of the server at `base_url`, as [`metric`].
 pub async fn metric_at(client: &reqwest::Client, base_url: &str, sample: &str) -> f64 {
-    let text = client
-        .get(format!("{base_url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api::get_text(client, &format!("{base_url}/metrics")).await;
     metric_sample(&text, sample)
 }
 
