@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use crate::domain::client::{
-    Client, RandomError, SecretHash, generate_client_id, generate_secret, is_valid_client_id,
+    AuthMethod, Client, RandomError, RegisteredJwks, SecretHash, generate_client_id,
+    generate_secret, is_valid_client_id,
 };
 use crate::domain::scope::ScopeSet;
 use crate::store::{ClientStore, Revocation, Store, StoreError};
@@ -49,6 +50,12 @@ pub struct NewClient {
     pub rate_limit_rps: Option<u32>,
     /// An operator-chosen secret (development and tests only).
     pub imported_secret: Option<String>,
+    /// How the client authenticates.
+    pub auth_method: AuthMethod,
+    /// Public keys (a JWK Set document), for `private_key_jwt`.
+    pub jwks: Option<String>,
+    /// Where the client publishes its public keys, for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
 }
 
 /// A created client and its secret, which is not stored and never shown again.
@@ -56,7 +63,8 @@ pub struct NewClient {
 pub struct CreatedClient {
     /// The stored record.
     pub client: Client,
-    /// The plaintext secret.
+    /// The plaintext secret; empty for a `private_key_jwt` client, which
+    /// has none.
     pub secret: String,
 }
 
@@ -75,6 +83,52 @@ pub struct ClientUpdate {
     pub token_lifetime_secs: Option<Option<u32>>,
     /// New rate limit override; `Some(None)` clears it.
     pub rate_limit_rps: Option<Option<u32>>,
+    /// New authentication method. Moving to `private_key_jwt` ends the
+    /// client's secrets (`rotate-secret` issues a new one after a move back).
+    pub auth_method: Option<AuthMethod>,
+    /// New inline public keys (a JWK Set document); replaces any `jwks_uri`.
+    pub jwks: Option<String>,
+    /// New `jwks_uri`; replaces any inline keys.
+    pub jwks_uri: Option<String>,
+}
+
+/// Longest `jwks_uri` accepted.
+pub const MAX_JWKS_URI_LEN: usize = 2_048;
+
+fn parse_jwks(json: &str) -> Result<RegisteredJwks, AdminError> {
+    let jwks = RegisteredJwks::parse(json).map_err(|e| invalid(format!("jwks: {e}")))?;
+    if jwks.keys().is_empty() {
+        return Err(invalid(
+            "jwks: no usable signature key (Ed25519, P-256 or RSA of at least 2048 bits)",
+        ));
+    }
+    Ok(jwks)
+}
+
+fn check_jwks_uri(uri: &str) -> Result<String, AdminError> {
+    let parsed = url::Url::parse(uri).map_err(|_| invalid("jwks_uri must be an https:// URL"))?;
+    if parsed.scheme() != "https"
+        || parsed.host_str().is_none()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+        || parsed.fragment().is_some()
+        || uri.len() > MAX_JWKS_URI_LEN
+    {
+        return Err(invalid(format!(
+            "jwks_uri must be an https:// URL with a host, no credentials or fragment, \
+             at most {MAX_JWKS_URI_LEN} characters"
+        )));
+    }
+    Ok(uri.to_owned())
+}
+
+/// Replaces the client's secrets with a random one nobody knows.
+fn drop_secrets(client: &mut Client) -> Result<(), AdminError> {
+    client.secret_hash = generate_secret()?.hash;
+    client.previous_secret_hash = None;
+    client.previous_secret_expires_at = None;
+    client.secret_imported = false;
+    Ok(())
 }
 
 fn invalid(msg: impl Into<String>) -> AdminError {
@@ -116,6 +170,17 @@ fn check(client: &Client) -> Result<(), AdminError> {
     if client.rate_limit_rps == Some(0) {
         return Err(invalid("rate limit must be at least 1 request per second"));
     }
+    if client.jwks.is_some() && client.jwks_uri.is_some() {
+        return Err(invalid("give jwks or jwks_uri, not both"));
+    }
+    if client.auth_method == AuthMethod::PrivateKeyJwt
+        && client.jwks.is_none()
+        && client.jwks_uri.is_none()
+    {
+        return Err(invalid(
+            "a private_key_jwt client needs its public keys: jwks or jwks_uri",
+        ));
+    }
     Ok(())
 }
 
@@ -134,6 +199,9 @@ pub async fn create_client(
         }
         None => generate_client_id()?,
     };
+    if new.auth_method == AuthMethod::PrivateKeyJwt && new.imported_secret.is_some() {
+        return Err(invalid("a private_key_jwt client has no secret to import"));
+    }
     let (secret, secret_hash, secret_imported) = match new.imported_secret {
         Some(secret) if secret.is_empty() || secret.len() > 256 => {
             return Err(invalid("an imported secret must be 1 to 256 bytes"));
@@ -144,7 +212,12 @@ pub async fn create_client(
         }
         None => {
             let generated = generate_secret()?;
-            (generated.plaintext, generated.hash, false)
+            let shown = if new.auth_method.uses_secret() {
+                generated.plaintext
+            } else {
+                String::new()
+            };
+            (shown, generated.hash, false)
         }
     };
     let allowed_scopes = parse_scopes("scopes", &new.allowed_scopes)?;
@@ -159,6 +232,9 @@ pub async fn create_client(
         allowed_audiences: new.audiences,
         token_lifetime_secs: new.token_lifetime_secs,
         rate_limit_rps: new.rate_limit_rps,
+        auth_method: new.auth_method,
+        jwks: new.jwks.as_deref().map(parse_jwks).transpose()?,
+        jwks_uri: new.jwks_uri.as_deref().map(check_jwks_uri).transpose()?,
         ..Client::new(id, new.name, secret_hash, now)
     };
     check(&client)?;
@@ -207,6 +283,20 @@ pub async fn update_client(
     if let Some(rps) = update.rate_limit_rps {
         client.rate_limit_rps = rps;
     }
+    if let Some(json) = update.jwks {
+        client.jwks = Some(parse_jwks(&json)?);
+        client.jwks_uri = None;
+    }
+    if let Some(uri) = update.jwks_uri {
+        client.jwks_uri = Some(check_jwks_uri(&uri)?);
+        client.jwks = None;
+    }
+    if let Some(method) = update.auth_method {
+        if method == AuthMethod::PrivateKeyJwt && client.auth_method != method {
+            drop_secrets(&mut client)?;
+        }
+        client.auth_method = method;
+    }
     client.updated_at = now;
     check(&client)?;
     save(store, &client).await?;
@@ -222,6 +312,11 @@ pub async fn rotate_secret(
     now: i64,
 ) -> Result<(Client, String), AdminError> {
     let mut client = load(store, id).await?;
+    if !client.auth_method.uses_secret() {
+        return Err(invalid(
+            "a private_key_jwt client has no secret; change its auth method first",
+        ));
+    }
     let generated = generate_secret()?;
     if grace_secs > 0 {
         client.previous_secret_hash = Some(client.secret_hash);
@@ -318,6 +413,9 @@ pub fn client_view(client: &Client) -> Value {
         "rate_limit_rps": client.rate_limit_rps,
         "secret_imported": client.secret_imported,
         "previous_secret_expires_at": client.previous_secret_hash.and(client.previous_secret_expires_at),
+        "token_endpoint_auth_method": client.auth_method.name(),
+        "jwks": client.jwks.as_ref().and_then(|jwks| serde_json::from_str::<Value>(jwks.json()).ok()),
+        "jwks_uri": client.jwks_uri,
         "tokens_valid_after": client.tokens_valid_after,
         "created_at": client.created_at,
         "updated_at": client.updated_at,

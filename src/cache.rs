@@ -58,7 +58,11 @@ fn client_size(client: &Client) -> usize {
             .map(String::len)
             .sum::<usize>()
         + client.allowed_scopes.iter().map(str::len).sum::<usize>()
-        + client.default_scopes.iter().map(str::len).sum::<usize>();
+        + client.default_scopes.iter().map(str::len).sum::<usize>()
+        // The registered keys, as text and parsed (a parsed key is about
+        // as large as its JWK).
+        + client.jwks.as_ref().map_or(0, |jwks| jwks.json().len() * 2)
+        + client.jwks_uri.as_ref().map_or(0, String::len);
     let vectors = (client.allowed_audiences.len()
         + client.allowed_scopes.iter().count()
         + client.default_scopes.iter().count())

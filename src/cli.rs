@@ -10,6 +10,7 @@ use crate::admin::{self, AdminError, ClientUpdate, NewClient};
 use crate::app::{self, AppError};
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
+use crate::domain::client::AuthMethod;
 use crate::keyring::KeyringError;
 use crate::probe::{self, ProbeError};
 
@@ -173,6 +174,22 @@ pub struct CreateArgs {
     /// Read the secret from stdin instead of generating one (development only).
     #[arg(long)]
     pub secret_stdin: bool,
+    /// How the client authenticates: client_secret_basic, client_secret_post
+    /// (both accept the secret in the header or the body) or private_key_jwt.
+    #[arg(long, default_value = "client_secret_basic", value_parser = parse_auth_method)]
+    pub auth_method: AuthMethod,
+    /// A JWK Set file with the client's public keys (private_key_jwt).
+    #[arg(long, conflicts_with = "jwks_uri")]
+    pub jwks_file: Option<PathBuf>,
+    /// An https:// URL where the client publishes its JWK Set (private_key_jwt).
+    #[arg(long)]
+    pub jwks_uri: Option<String>,
+}
+
+fn parse_auth_method(name: &str) -> Result<AuthMethod, String> {
+    AuthMethod::from_name(name).ok_or_else(|| {
+        "expected client_secret_basic, client_secret_post or private_key_jwt".to_owned()
+    })
 }
 
 /// Arguments of `client update`.
@@ -207,6 +224,24 @@ pub struct UpdateArgs {
     /// Use the server's default rate limit again.
     #[arg(long, conflicts_with = "rate_limit_rps")]
     pub clear_rate_limit: bool,
+    /// New authentication method; moving to private_key_jwt ends the secrets.
+    #[arg(long, value_parser = parse_auth_method)]
+    pub auth_method: Option<AuthMethod>,
+    /// Replace the client's public keys with this JWK Set file.
+    #[arg(long, conflicts_with = "jwks_uri")]
+    pub jwks_file: Option<PathBuf>,
+    /// Fetch the client's public keys from this https:// URL instead.
+    #[arg(long)]
+    pub jwks_uri: Option<String>,
+}
+
+/// Reads a JWK Set file for `--jwks-file`.
+fn read_jwks_file(path: Option<PathBuf>) -> Result<Option<String>, CliError> {
+    path.map(|path| {
+        std::fs::read_to_string(&path)
+            .map_err(|e| CliError::Refused(format!("--jwks-file {}: {e}", path.display())))
+    })
+    .transpose()
 }
 
 /// Why a command failed (`crate::exit` maps it to an exit code).
@@ -303,12 +338,15 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                     token_lifetime_secs: args.lifetime_secs,
                     rate_limit_rps: args.rate_limit_rps,
                     imported_secret,
+                    auth_method: args.auth_method,
+                    jwks: read_jwks_file(args.jwks_file)?,
+                    jwks_uri: args.jwks_uri,
                 },
                 now,
             )
             .await?;
             print_json(&admin::client_view(&created.client));
-            if !created.client.secret_imported {
+            if !created.client.secret_imported && created.client.auth_method.uses_secret() {
                 println!(
                     "client_secret: {}\n(store it now: it is not kept and cannot be shown again)",
                     created.secret
@@ -318,13 +356,14 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
         ClientCommand::List => {
             for client in store.list_clients().await.map_err(AdminError::from)? {
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}",
                     client.id,
                     if client.enabled {
                         "enabled"
                     } else {
                         "disabled"
                     },
+                    client.auth_method.name(),
                     client.allowed_scopes,
                     client.name
                 );
@@ -350,6 +389,9 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                 },
                 token_lifetime_secs: clear_or_set(args.clear_lifetime, args.lifetime_secs),
                 rate_limit_rps: clear_or_set(args.clear_rate_limit, args.rate_limit_rps),
+                auth_method: args.auth_method,
+                jwks: read_jwks_file(args.jwks_file)?,
+                jwks_uri: args.jwks_uri,
             };
             print_json(&admin::client_view(
                 &admin::update_client(store, &args.id, update, now).await?,

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::keys::sealed::Kek;
 use crate::keys::{Algorithm, MIN_HMAC_SECRET_LEN};
 
+mod client_auth;
 mod sections;
 
+pub use client_auth::{ClientAuthConfig, JwksFetchConfig, ReplayScope};
 pub use sections::{
     CacheConfig, DatabaseConfig, DevConfig, HttpConfig, LimitsConfig, LogConfig, ScopeRule,
     ServerConfig, TlsConfig, TokenConfig,
@@ -148,6 +150,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Development conveniences.
     pub dev: DevConfig,
+    /// JWT client assertions (`private_key_jwt`).
+    pub client_auth: ClientAuthConfig,
+    /// Fetching clients' JWK Sets from their `jwks_uri`.
+    pub jwks_fetch: JwksFetchConfig,
     /// Scope definitions (`[[scope]]` tables): names and the endpoints they grant.
     #[serde(rename = "scope")]
     pub scopes: Vec<ScopeRule>,
@@ -197,6 +203,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             dev: DevConfig::default(),
+            client_auth: ClientAuthConfig::default(),
+            jwks_fetch: JwksFetchConfig::default(),
             scopes: Vec::new(),
             jwt_secret: None,
             jwt_secret_previous: None,
@@ -209,7 +217,17 @@ impl Default for Config {
 
 /// Sections that `AUTH_SERVER_<SECTION>_<KEY>` can address.
 const SECTIONS: &[&str] = &[
-    "server", "tls", "http", "token", "database", "cache", "limits", "log", "dev",
+    "server",
+    "tls",
+    "http",
+    "token",
+    "database",
+    "cache",
+    "limits",
+    "log",
+    "dev",
+    "client_auth",
+    "jwks_fetch",
 ];
 
 impl Config {
@@ -365,6 +383,8 @@ impl Config {
             )));
         }
         self.validate_key_rotation()?;
+        self.client_auth.check().map_err(ConfigError::Invalid)?;
+        self.jwks_fetch.check().map_err(ConfigError::Invalid)?;
         for rule in &self.scopes {
             if crate::domain::scope::ScopeSet::parse(&rule.name)
                 .map_or(true, |s| s.iter().count() != 1)
@@ -540,11 +560,14 @@ fn apply_env_overrides(
                 };
                 let rest = rest.to_ascii_lowercase();
                 let value = parse_env_value(value);
-                match rest.split_once('_') {
-                    Some((section, key)) if SECTIONS.contains(&section) => {
-                        set_in_section(table, section, key, value)
-                    }
-                    _ => {
+                // Section names may hold underscores themselves.
+                let in_section = SECTIONS.iter().find_map(|section| {
+                    let key = rest.strip_prefix(section)?.strip_prefix('_')?;
+                    Some((*section, key))
+                });
+                match in_section {
+                    Some((section, key)) => set_in_section(table, section, key, value),
+                    None => {
                         table.insert(rest, value);
                     }
                 }

@@ -1,5 +1,6 @@
 //! Pure OAuth logic: no sockets, no files, no clock. Callers pass `now`.
 
+pub mod assertion;
 pub mod client;
 pub mod endpoint;
 pub mod error;

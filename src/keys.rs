@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub mod lifecycle;
+pub mod public;
 pub mod sealed;
 
 use lifecycle::KeyTimeline;

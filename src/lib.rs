@@ -6,6 +6,7 @@
 //! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
 //!   rules and URL normalisation, tokens, errors); no I/O, `now` passed in.
 //! - [`keys`]: parsed signing keys: sign, verify, JWKS (pure);
+//!   `keys::public` other parties' public keys (JWK Sets) that verify;
 //!   `keys::lifecycle` the key states and their transitions (pure, `now`
 //!   passed in); `keys::sealed` AES-256-GCM under the key-encryption key.
 //! - [`keyring`]: the signing keys in the store: opened into the in-memory
@@ -17,6 +18,12 @@
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state)?
+//! - [`client_assertion`]: client authentication by JWT assertion
+//!   (`private_key_jwt`): the client's keys, the checks, one use per `jti`.
+//! - [`jwks_fetch`]: fetches and caches JWK Sets over HTTPS (clients'
+//!   `jwks_uri`), bounded in time and size, no redirects.
+//! - [`replay`]: the `jti`s of used assertions, in memory and (fleet mode)
+//!   in the store.
 //! - [`feed`]: applies the store's change feed to the caches and the key
 //!   set (polling, PostgreSQL NOTIFY); makes due key lifecycle steps.
 //! - [`fleet`]: this instance's heartbeat in the store and the live instance
@@ -54,6 +61,7 @@ pub mod app;
 pub mod build_info;
 pub mod cache;
 pub mod cli;
+pub mod client_assertion;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -61,6 +69,7 @@ pub mod exit;
 pub mod feed;
 pub mod fleet;
 pub mod http;
+pub mod jwks_fetch;
 pub mod keyring;
 pub mod keys;
 pub mod limit;
@@ -69,6 +78,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod probe;
 pub mod reload;
+pub mod replay;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -3,11 +3,27 @@
 
 use serde_json::json;
 
+use crate::domain::client::AuthMethod;
 use crate::keys::KeySet;
+use crate::keys::public::VerifyAlgorithm;
+
+/// The `aud` values a client assertion may carry: the issuer and the URLs
+/// of the endpoints that accept client authentication, as this document
+/// publishes them.
+pub fn assertion_audiences(issuer: &str) -> Vec<String> {
+    std::iter::once(issuer.to_owned())
+        .chain(
+            ["token", "introspect", "revoke"]
+                .iter()
+                .map(|endpoint| format!("{issuer}/oauth/{endpoint}")),
+        )
+        .collect()
+}
 
 /// Builds the metadata document for `issuer`.
 pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<u8> {
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let auth_methods: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.name()).collect();
+    let assertion_algs: Vec<&str> = VerifyAlgorithm::ALL.iter().map(|a| a.name()).collect();
     let mut doc = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/token"),
@@ -16,6 +32,9 @@ pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,

@@ -9,13 +9,16 @@ use bytes::Bytes;
 
 use crate::build_info;
 use crate::cache::{CacheBudget, ClientCache, RevocationSet, ValidationCache};
+use crate::client_assertion::AssertionVerifier;
 use crate::config::{Config, Secret};
 use crate::domain::endpoint::{EndpointPattern, EndpointRule, ScopeRules};
 use crate::domain::token::TokenPolicy;
+use crate::jwks_fetch::{FetchError, JwksFetcher};
 use crate::keys::KeySet;
 use crate::limit::RateLimits;
 use crate::limit::body::{BodyBudget, BodyLimits};
 use crate::metrics::{Metrics, MetricsError};
+use crate::replay::ReplayGuard;
 use crate::store::{ClientStore, Store};
 use crate::validation::{Rejection, TokenValidator, Validated};
 
@@ -39,6 +42,9 @@ pub enum StateError {
     /// The metric set could not be registered.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// The JWK Set fetcher's settings are unusable (its CA file).
+    #[error(transparent)]
+    JwksFetch(#[from] FetchError),
 }
 
 /// Everything the handlers share, immutable after start (keys aside, which
@@ -56,6 +62,8 @@ pub struct AppState {
     pub jwks_max_age_secs: u32,
     /// Clients, cached in front of the store.
     pub clients: ClientCache,
+    /// Client authentication by JWT assertion (`private_key_jwt`).
+    pub assertions: AssertionVerifier,
     /// The store, for writes (revocations).
     pub store: Arc<dyn Store>,
     /// Token validation: caches, revocation set, counters.
@@ -91,6 +99,16 @@ impl AppState {
     ) -> Result<Self, StateError> {
         let cache = &config.cache;
         let metrics = Metrics::new()?;
+        let assertions = AssertionVerifier::new(
+            crate::metadata::assertion_audiences(issuer),
+            config.client_auth.assertion_leeway_secs,
+            Arc::new(JwksFetcher::new(&config.jwks_fetch)?),
+            ReplayGuard::new(
+                config.client_auth.replay_cache_capacity,
+                config.client_auth.client_assertion_replay,
+                Arc::clone(&store),
+            ),
+        );
         let body_budget = BodyBudget::new(
             config.http.max_buffered_body_bytes,
             metrics.buffered_body_bytes.clone(),
@@ -117,6 +135,7 @@ impl AppState {
                 },
                 Duration::from_secs(cache.client_ttl_secs),
             ),
+            assertions,
             store,
             validator: TokenValidator::new(
                 ValidationCache::new(

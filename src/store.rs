@@ -98,8 +98,9 @@ pub trait RevocationStore: Send + Sync {
     fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()>;
     /// Every revocation still in force (`exp > now`), for loading at start.
     fn active_revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>>;
-    /// Deletes revocations of tokens expired before `now` and change-log
-    /// entries older than the retention; returns how many revocations went.
+    /// Deletes revocations of tokens expired before `now`, the `jti`s of
+    /// expired client assertions and change-log entries older than the
+    /// retention; returns how many revocations went.
     fn prune(&self, now: i64) -> StoreFuture<'_, u64>;
 }
 
@@ -249,6 +250,25 @@ pub trait Store: ClientStore + RevocationStore + KeyStore {
     fn pool_status(&self) -> Option<PoolStatus> {
         None
     }
+    /// Records that a client assertion was used, once across every
+    /// instance sharing the store: `true` when this is the first use of its
+    /// `jti` by that client, `false` when it was seen before and has not
+    /// expired (a replay). Rows are deleted by [`RevocationStore::prune`]
+    /// once the assertion has expired.
+    fn remember_assertion<'a>(&'a self, seen: &'a SeenAssertion) -> StoreFuture<'a, bool>;
+}
+
+/// A client assertion's `jti` to remember until the assertion expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenAssertion {
+    /// The client the assertion authenticated.
+    pub client_id: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp` (Unix seconds), leeway included: remembered until then.
+    pub exp: i64,
+    /// Now (Unix seconds): a row of an assertion expired by now is reused.
+    pub now: i64,
 }
 
 /// Seconds change-log entries are kept; a poller further behind reloads.

@@ -87,7 +87,11 @@ async fn metadata_is_served_at_all_three_paths() {
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
     );
     assert_eq!(
         doc["access_token_signing_alg_values_supported"],

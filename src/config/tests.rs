@@ -31,6 +31,8 @@ fn environment_overrides_sections_and_named_variables() {
             ("AUTH_SERVER_SERVER_IDLE_TIMEOUT_SECS", "5"),
             ("AUTH_SERVER_DEV_DEMO_CLIENT", "false"),
             ("AUTH_SERVER_ISSUER", "https://auth.example.com"),
+            ("AUTH_SERVER_CLIENT_AUTH_CLIENT_ASSERTION_REPLAY", "fleet"),
+            ("AUTH_SERVER_JWKS_FETCH_TIMEOUT_MS", "3000"),
             ("DATABASE_URL", "postgres://u:p@h/db"),
             ("JWT_SECRET", "s"),
             ("UNRELATED", "x"),
@@ -42,6 +44,11 @@ fn environment_overrides_sections_and_named_variables() {
     assert_eq!(config.server.idle_timeout_secs, 5);
     assert!(!config.dev.demo_client);
     assert_eq!(config.issuer, "https://auth.example.com");
+    assert_eq!(
+        config.client_auth.client_assertion_replay,
+        crate::config::ReplayScope::Fleet
+    );
+    assert_eq!(config.jwks_fetch.timeout_ms, 3000);
     assert_eq!(config.database.url, "postgres://u:p@h/db");
     assert_eq!(config.jwt_secret.unwrap().0, "s");
 }
@@ -56,6 +63,13 @@ fn unknown_keys_and_bad_values_are_refused() {
         ("[server]\nidle_timeout_secs = 0", env(&[])),
         ("[http]\nbase_path = \"nope\"", env(&[])),
         ("[tls]\ncert = \"a.pem\"", env(&[])),
+        (
+            "[client_auth]\nclient_assertion_replay = \"world\"",
+            env(&[]),
+        ),
+        ("[client_auth]\nassertion_leeway_secs = 301", env(&[])),
+        ("[jwks_fetch]\ntimeout_ms = 10", env(&[])),
+        ("[jwks_fetch]\nmax_bytes = 10000000", env(&[])),
         ("", env(&[("AUTH_SERVER_TOKEN_LIFETIME_SECS", "abc")])),
         (
             "[token]\nalgorithm = \"HS256\"",

@@ -2,12 +2,15 @@
 //! constant-time verification. Secrets are 256-bit random values, so a single
 //! SHA-256 is enough; a slow KDF would only make every token request slow.
 
+use std::sync::Arc;
+
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
 
 use super::scope::ScopeSet;
+use crate::keys::public::{JwksError, PublicKeySet};
 
 /// Length of a SHA-256 digest.
 pub const SECRET_HASH_LEN: usize = 32;
@@ -123,6 +126,99 @@ pub struct Client {
     pub created_at: i64,
     /// Unix time of the last change.
     pub updated_at: i64,
+    /// How the client authenticates at the token, introspection and
+    /// revocation endpoints.
+    pub auth_method: AuthMethod,
+    /// Public keys registered inline, for `private_key_jwt`.
+    pub jwks: Option<RegisteredJwks>,
+    /// Where the client publishes its public keys, for `private_key_jwt`
+    /// (HTTPS; fetched and cached by the server).
+    pub jwks_uri: Option<String>,
+}
+
+/// How a client authenticates (RFC 7591 `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// A secret in HTTP Basic; the body fields are accepted as well.
+    #[default]
+    ClientSecretBasic,
+    /// A secret in the body; HTTP Basic is accepted as well.
+    ClientSecretPost,
+    /// A JWT signed with one of the client's registered keys (RFC 7523).
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    /// Every method, in the order metadata lists them.
+    pub const ALL: [Self; 3] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+    ];
+
+    /// The RFC 7591 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    /// The method with this RFC 7591 name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// True for the methods that present a secret.
+    pub fn uses_secret(self) -> bool {
+        self != Self::PrivateKeyJwt
+    }
+}
+
+/// A JWK Set registered with the client: the document as registered and
+/// its keys, parsed once when the record is read.
+#[derive(Clone)]
+pub struct RegisteredJwks {
+    json: String,
+    keys: Arc<PublicKeySet>,
+}
+
+impl RegisteredJwks {
+    /// Parses a registered JWK Set.
+    pub fn parse(json: &str) -> Result<Self, JwksError> {
+        let keys = PublicKeySet::parse(json.as_bytes())?;
+        Ok(Self {
+            json: json.to_owned(),
+            keys: Arc::new(keys),
+        })
+    }
+
+    /// The document as registered.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The parsed keys.
+    pub fn keys(&self) -> &Arc<PublicKeySet> {
+        &self.keys
+    }
+}
+
+impl PartialEq for RegisteredJwks {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+impl Eq for RegisteredJwks {}
+
+impl std::fmt::Debug for RegisteredJwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredJwks")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -144,6 +240,9 @@ impl Client {
             tokens_valid_after: 0,
             created_at: now,
             updated_at: now,
+            auth_method: AuthMethod::default(),
+            jwks: None,
+            jwks_uri: None,
         }
     }
 

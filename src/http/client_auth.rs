@@ -1,6 +1,8 @@
 //! Client authentication for the token, introspection and revocation
 //! endpoints: `client_secret_basic` (RFC 6749 2.3.1, form-encoded id and
-//! secret inside HTTP Basic) or `client_secret_post` / JSON body fields.
+//! secret inside HTTP Basic), `client_secret_post` / JSON body fields, or
+//! `private_key_jwt` (RFC 7523 2.2: `client_assertion_type` and
+//! `client_assertion` in the body).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,6 +12,8 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 
 use super::body::{Params, form_decode};
+use crate::client_assertion::{AssertionFailure, Lookup};
+use crate::domain::assertion::JWT_BEARER;
 use crate::domain::client::{Client, is_valid_client_id, verify_secret_of_unknown_client};
 use crate::domain::error::OAuthError;
 use crate::state::AppState;
@@ -29,6 +33,63 @@ impl std::fmt::Debug for Credentials {
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
+}
+
+/// What the client presented to authenticate.
+#[derive(PartialEq, Eq)]
+pub enum Presented {
+    /// An id and a secret.
+    Secret(Credentials),
+    /// A JWT client assertion, and the `client_id` parameter if present.
+    Assertion {
+        /// The compact JWS.
+        assertion: String,
+        /// `client_id` from the body, which must match the assertion.
+        client_id: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(credentials) => credentials.fmt(f),
+            // The assertion is a credential until it expires: never shown.
+            Self::Assertion { client_id, .. } => f
+                .debug_struct("Assertion")
+                .field("client_id", client_id)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Reads the client authentication of a request: an assertion
+/// (`client_assertion_type` and `client_assertion`), or else a secret.
+/// An assertion together with a secret or HTTP Basic is `invalid_request`.
+pub fn extract_presented(headers: &HeaderMap, params: &Params) -> Result<Presented, OAuthError> {
+    let assertion_type = params.single("client_assertion_type")?;
+    let assertion = params.single("client_assertion")?;
+    if assertion_type.is_none() && assertion.is_none() {
+        return extract_credentials(headers, params).map(Presented::Secret);
+    }
+    let (Some(assertion_type), Some(assertion)) = (assertion_type, assertion) else {
+        return Err(OAuthError::invalid_request(
+            "client_assertion_type and client_assertion go together",
+        ));
+    };
+    if assertion_type != JWT_BEARER {
+        return Err(OAuthError::invalid_request(
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ));
+    }
+    if params.single("client_secret")?.is_some() || basic_credentials(headers)?.is_some() {
+        return Err(OAuthError::invalid_request(
+            "use one client authentication method, not both",
+        ));
+    }
+    Ok(Presented::Assertion {
+        assertion: assertion.to_owned(),
+        client_id: params.single("client_id")?.map(str::to_owned),
+    })
 }
 
 /// Extracts the credentials from the `Authorization` header or the body.
@@ -120,7 +181,13 @@ async fn authenticate_credentials(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Arc<Client>, OAuthError> {
-    let credentials = extract_credentials(headers, params)?;
+    let credentials = match extract_presented(headers, params)? {
+        Presented::Secret(credentials) => credentials,
+        Presented::Assertion {
+            assertion,
+            client_id,
+        } => return authenticate_assertion(state, &assertion, client_id.as_deref()).await,
+    };
     if !is_valid_client_id(&credentials.client_id) {
         verify_secret_of_unknown_client(&credentials.secret);
         return Err(OAuthError::InvalidClient);
@@ -128,7 +195,11 @@ async fn authenticate_credentials(
     if let Err(denied) = state.limits.check_failed_auth_ceiling() {
         let now = state.now();
         return match state.clients.get_cached(&credentials.client_id) {
-            Some(client) if client.verify_secret(&credentials.secret, now) && client.enabled => {
+            Some(client)
+                if client.verify_secret(&credentials.secret, now)
+                    && client.enabled
+                    && client.auth_method.uses_secret() =>
+            {
                 Ok(client)
             }
             Some(_) => Err(denied.into()),
@@ -151,10 +222,48 @@ async fn authenticate_credentials(
         return Err(OAuthError::InvalidClient);
     };
     let secret_ok = client.verify_secret(&credentials.secret, state.now());
-    if secret_ok && client.enabled {
+    // A client registered for private_key_jwt never authenticates with a
+    // secret, whatever its (random, never shown) secret hash.
+    if secret_ok && client.enabled && client.auth_method.uses_secret() {
         Ok(client)
     } else {
         Err(OAuthError::InvalidClient)
+    }
+}
+
+/// Authenticates a client by its assertion. While failed authentications
+/// pass the server-wide ceiling, only clients (and `jwks_uri` keys)
+/// already in memory are served.
+async fn authenticate_assertion(
+    state: &AppState,
+    assertion: &str,
+    client_id: Option<&str>,
+) -> Result<Arc<Client>, OAuthError> {
+    let ceiling = state.limits.check_failed_auth_ceiling();
+    let lookup = match ceiling {
+        Ok(()) => Lookup::Full,
+        Err(_) => Lookup::MemoryOnly,
+    };
+    let result = state
+        .assertions
+        .authenticate(assertion, client_id, &state.clients, lookup, state.now())
+        .await;
+    match result {
+        Ok(client) => Ok(client),
+        Err(AssertionFailure::NotCached) => Err(match ceiling {
+            Err(denied) => denied.into(),
+            Ok(()) => OAuthError::InvalidClient,
+        }),
+        Err(AssertionFailure::Refused(reason)) => {
+            tracing::info!(reason, "client assertion refused");
+            Err(OAuthError::InvalidClient)
+        }
+        Err(AssertionFailure::Unavailable(e)) => {
+            tracing::warn!(error = %e, "client assertion check failed");
+            Err(OAuthError::TemporarilyUnavailable(
+                "the client store is unavailable".into(),
+            ))
+        }
     }
 }
 
@@ -259,6 +368,65 @@ mod tests {
             extract_credentials(&HeaderMap::new(), &p).unwrap_err(),
             OAuthError::InvalidClient
         );
+    }
+
+    #[test]
+    fn an_assertion_is_read_from_the_body() {
+        let form = format!("client_assertion_type={JWT_BEARER}&client_assertion=a.b.c&client_id=c");
+        let p = parse_form(form.as_bytes()).unwrap();
+        assert_eq!(
+            extract_presented(&HeaderMap::new(), &p).unwrap(),
+            Presented::Assertion {
+                assertion: "a.b.c".into(),
+                client_id: Some("c".into())
+            }
+        );
+        let p = parse_form(b"client_id=a&client_secret=b").unwrap();
+        assert_eq!(
+            extract_presented(&HeaderMap::new(), &p).unwrap(),
+            Presented::Secret(creds("a", "b"))
+        );
+    }
+
+    #[test]
+    fn a_broken_or_doubled_assertion_is_invalid_request() {
+        let with = |form: String| parse_form(form.as_bytes()).unwrap();
+        let cases = [
+            (HeaderMap::new(), with("client_assertion=a.b.c".into())),
+            (
+                HeaderMap::new(),
+                with(format!("client_assertion_type={JWT_BEARER}")),
+            ),
+            (
+                HeaderMap::new(),
+                with("client_assertion_type=urn:other&client_assertion=a.b.c".into()),
+            ),
+            (
+                HeaderMap::new(),
+                with(format!(
+                    "client_assertion_type={JWT_BEARER}&client_assertion=a.b.c&client_secret=s"
+                )),
+            ),
+            (
+                basic("a:b"),
+                with(format!(
+                    "client_assertion_type={JWT_BEARER}&client_assertion=a.b.c"
+                )),
+            ),
+            (
+                HeaderMap::new(),
+                with(format!(
+                    "client_assertion_type={JWT_BEARER}&client_assertion=a&client_assertion=b"
+                )),
+            ),
+        ];
+        for (headers, params) in cases {
+            assert_eq!(
+                extract_presented(&headers, &params).unwrap_err().code(),
+                "invalid_request",
+                "{params:?}"
+            );
+        }
     }
 
     #[test]

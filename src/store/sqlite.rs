@@ -9,11 +9,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
     CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientStore, Heartbeat, MigrationReport, Revocation,
-    RevocationStore, Store, StoreError, StoreFuture,
+    RevocationStore, SeenAssertion, Store, StoreError, StoreFuture,
 };
 
 mod instances;
-use crate::domain::client::{Client, SecretHash};
+use crate::domain::client::{AuthMethod, Client, RegisteredJwks, SecretHash};
 use crate::domain::scope::ScopeSet;
 
 /// Embedded migrations: (version, SQL). Append only.
@@ -25,6 +25,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (3, include_str!("migrations/sqlite/0003_signing_keys.sql")),
     (4, include_str!("migrations/sqlite/0004_instances.sql")),
+    (
+        5,
+        include_str!("migrations/sqlite/0005_client_assertions.sql"),
+    ),
 ];
 
 /// Client registry in an SQLite file.
@@ -119,7 +123,7 @@ fn migrate(conn: &mut Connection) -> Result<MigrationReport, StoreError> {
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, \
     previous_secret_expires_at, secret_imported, allowed_scopes, default_scopes, \
     allowed_audiences, token_lifetime_secs, rate_limit_rps, enabled, \
-    tokens_valid_after, created_at, updated_at";
+    tokens_valid_after, created_at, updated_at, token_endpoint_auth_method, jwks, jwks_uri";
 
 fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let id: String = row.get(0)?;
@@ -143,7 +147,21 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>
             None => return Ok(Err(corrupt("bad previous secret hash"))),
         },
     };
+    let method: String = row.get(15)?;
+    let Some(auth_method) = AuthMethod::from_name(&method) else {
+        return Ok(Err(corrupt("unknown token_endpoint_auth_method")));
+    };
+    let jwks = match row.get::<_, Option<String>>(16)? {
+        None => None,
+        Some(json) => match RegisteredJwks::parse(&json) {
+            Ok(jwks) => Some(jwks),
+            Err(_) => return Ok(Err(corrupt("malformed jwks"))),
+        },
+    };
     Ok(Ok(Client {
+        auth_method,
+        jwks,
+        jwks_uri: row.get(17)?,
         name: row.get(1)?,
         secret_hash,
         previous_secret_hash,
@@ -181,6 +199,9 @@ fn write_client(conn: &Connection, sql: &str, c: &Client) -> rusqlite::Result<us
             c.tokens_valid_after,
             c.created_at,
             c.updated_at,
+            c.auth_method.name(),
+            c.jwks.as_ref().map(RegisteredJwks::json),
+            c.jwks_uri,
         ],
     )
 }
@@ -242,6 +263,11 @@ impl RevocationStore for SqliteStore {
             let pruned = tx
                 .execute("DELETE FROM revocations WHERE exp <= ?1", params![now])
                 .map_err(unavailable)?;
+            tx.execute(
+                "DELETE FROM client_assertion_jtis WHERE exp <= ?1",
+                params![now],
+            )
+            .map_err(unavailable)?;
             tx.execute(
                 "DELETE FROM changes WHERE at < ?1",
                 params![now - CHANGE_LOG_RETENTION_SECS],
@@ -323,6 +349,23 @@ impl Store for SqliteStore {
         let instance = instance.to_owned();
         self.with_conn(move |conn| instances::leave(conn, &instance))
     }
+
+    fn remember_assertion<'a>(&'a self, seen: &'a SeenAssertion) -> StoreFuture<'a, bool> {
+        let seen = seen.clone();
+        self.with_conn(move |conn| {
+            // A row of an expired assertion may linger until the next prune:
+            // it no longer counts.
+            let fresh = conn
+                .execute(
+                    "INSERT INTO client_assertion_jtis (client_id, jti, exp) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (client_id, jti) DO UPDATE SET exp = excluded.exp \
+                     WHERE client_assertion_jtis.exp <= ?4",
+                    params![seen.client_id, seen.jti, seen.exp, seen.now],
+                )
+                .map_err(unavailable)?;
+            Ok(fresh == 1)
+        })
+    }
 }
 
 impl ClientStore for SqliteStore {
@@ -376,7 +419,7 @@ impl ClientStore for SqliteStore {
         self.with_conn(move |conn| {
             let sql = format!(
                 "INSERT INTO clients ({CLIENT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
             );
             let tx = conn.transaction().map_err(unavailable)?;
             let written = write_client(&tx, &sql, &client)
@@ -401,8 +444,8 @@ impl ClientStore for SqliteStore {
                  previous_secret_hash = ?4, previous_secret_expires_at = ?5, \
                  secret_imported = ?6, allowed_scopes = ?7, default_scopes = ?8, \
                  allowed_audiences = ?9, token_lifetime_secs = ?10, rate_limit_rps = ?11, \
-                 enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15 \
-                 WHERE id = ?1";
+                 enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15, \
+                 token_endpoint_auth_method = ?16, jwks = ?17, jwks_uri = ?18 WHERE id = ?1";
             let tx = conn.transaction().map_err(unavailable)?;
             let updated = write_client(&tx, sql, &client).map_err(unavailable)? == 1;
             if updated {

@@ -2,12 +2,13 @@
 //! `&dyn Store` and run on each backend (`tests/store_sqlite.rs`,
 //! `tests/store_postgres.rs`). Each function expects a fresh, migrated store.
 
-use auth_server::domain::client::{Client, SecretHash};
+use auth_server::domain::client::{AuthMethod, Client, RegisteredJwks, SecretHash};
 use auth_server::domain::scope::ScopeSet;
 use auth_server::keys::Algorithm;
 use auth_server::keys::lifecycle::{KeyRecord, KeyState};
 use auth_server::store::{
-    CHANGE_LOG_RETENTION_SECS, Heartbeat, KeyWrite, Revocation, Store, StoreError, StoredKey,
+    CHANGE_LOG_RETENTION_SECS, Heartbeat, KeyWrite, Revocation, SeenAssertion, Store, StoreError,
+    StoredKey,
 };
 
 /// One test per check of the contract, each on a fresh store. `fresh` is an
@@ -29,6 +30,7 @@ macro_rules! contract_tests {
             key_changes_reach_the_feed,
             the_longest_client_lifetime_is_known,
             heartbeats_count_the_live_instances,
+            assertion_jtis_are_remembered_until_expiry,
         );
     };
     (@each $attrs:tt $fresh:expr; $($name:ident),* $(,)?) => {$(
@@ -64,8 +66,14 @@ pub fn sample(id: &str) -> Client {
         tokens_valid_after: 5,
         created_at: 1,
         updated_at: 2,
+        auth_method: AuthMethod::PrivateKeyJwt,
+        jwks: Some(RegisteredJwks::parse(SAMPLE_JWKS).unwrap()),
+        jwks_uri: Some("https://keys.test/jwks".into()),
     }
 }
+
+/// A JWK Set of one Ed25519 public key.
+pub const SAMPLE_JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
 
 /// A revocation of `jti` for client `c1`.
 pub fn revocation(jti: &str, exp: i64) -> Revocation {
@@ -96,6 +104,9 @@ pub async fn clients_round_trip(store: &dyn Store) {
     changed.rate_limit_rps = None;
     changed.allowed_audiences.clear();
     changed.default_scopes = ScopeSet::default();
+    changed.auth_method = AuthMethod::ClientSecretBasic;
+    changed.jwks = None;
+    changed.jwks_uri = None;
     assert!(store.update_client(&changed).await.unwrap());
     assert_eq!(store.get_client("c1").await.unwrap(), Some(changed));
     assert!(!store.update_client(&sample("ghost")).await.unwrap());
@@ -358,4 +369,63 @@ pub async fn the_longest_client_lifetime_is_known(store: &dyn Store) {
         store.insert_client(c).await.unwrap();
     }
     assert_eq!(store.longest_client_lifetime().await.unwrap(), Some(7_200));
+}
+
+/// A client assertion's `jti` is accepted once per client until it
+/// expires; expired ones are taken over and pruned.
+pub async fn assertion_jtis_are_remembered_until_expiry(store: &dyn Store) {
+    let seen = |client: &str, jti: &str, exp: i64, now: i64| SeenAssertion {
+        client_id: client.into(),
+        jti: jti.into(),
+        exp,
+        now,
+    };
+    assert!(
+        store
+            .remember_assertion(&seen("c1", "j1", 100, 10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remember_assertion(&seen("c1", "j1", 100, 20))
+            .await
+            .unwrap(),
+        "a replay"
+    );
+    assert!(
+        !store
+            .remember_assertion(&seen("c1", "j1", 150, 99))
+            .await
+            .unwrap(),
+        "a replay with another exp"
+    );
+    assert!(
+        store
+            .remember_assertion(&seen("c2", "j1", 100, 20))
+            .await
+            .unwrap(),
+        "jtis are per client"
+    );
+    assert!(
+        store
+            .remember_assertion(&seen("c1", "j1", 300, 100))
+            .await
+            .unwrap(),
+        "an expired row no longer counts"
+    );
+    assert!(
+        !store
+            .remember_assertion(&seen("c1", "j1", 300, 200))
+            .await
+            .unwrap()
+    );
+    store.prune(1_000).await.unwrap();
+    assert!(
+        store
+            .remember_assertion(&seen("c1", "j1", 2_000, 1_000))
+            .await
+            .unwrap(),
+        "pruned"
+    );
 }

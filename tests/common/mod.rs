@@ -256,9 +256,11 @@ pub fn unverified_claims(token: &str) -> serde_json::Value {
 }
 
 pub mod api;
+pub mod assertion;
 pub mod attack;
 pub mod contract;
 pub mod fleet;
+pub mod jwks_host;
 pub mod load;
 pub mod pg;
 pub mod process;

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use super::{CHANGE_LOG_LOCK, PostgresStore, rows, unavailable};
 use crate::store::{
     CHANGE_LOG_RETENTION_SECS, ChangeBatch, Heartbeat, PoolStatus, Revocation, RevocationStore,
-    Store, StoreError, StoreFuture,
+    SeenAssertion, Store, StoreError, StoreFuture,
 };
 
 /// Appends to the change log. The lock makes concurrent writers commit in
@@ -71,6 +71,9 @@ impl RevocationStore for PostgresStore {
             let tx = conn.transaction().await.map_err(unavailable)?;
             let pruned = tx
                 .execute("DELETE FROM revocations WHERE exp <= $1", &[&now])
+                .await
+                .map_err(unavailable)?;
+            tx.execute("DELETE FROM client_assertion_jtis WHERE exp <= $1", &[&now])
                 .await
                 .map_err(unavailable)?;
             tx.execute(
@@ -153,6 +156,27 @@ impl Store for PostgresStore {
 
     fn leave<'a>(&'a self, instance: &'a str) -> StoreFuture<'a, ()> {
         self.forget(instance)
+    }
+
+    fn remember_assertion<'a>(&'a self, seen: &'a SeenAssertion) -> StoreFuture<'a, bool> {
+        self.with_client(move |client| async move {
+            // One statement, so two instances racing on one jti cannot both
+            // win: the primary key decides. A row of an expired assertion
+            // that the prune has not reached yet is taken over.
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO client_assertion_jtis (client_id, jti, exp) VALUES ($1, $2, $3) \
+                     ON CONFLICT (client_id, jti) DO UPDATE SET exp = EXCLUDED.exp \
+                     WHERE client_assertion_jtis.exp <= $4",
+                )
+                .await
+                .map_err(unavailable)?;
+            let written = client
+                .execute(&stmt, &[&seen.client_id, &seen.jti, &seen.exp, &seen.now])
+                .await
+                .map_err(unavailable)?;
+            Ok(written == 1)
+        })
     }
 
     fn pool_status(&self) -> Option<PoolStatus> {

@@ -5,28 +5,29 @@
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
-use crate::domain::client::{Client, SecretHash};
+use crate::domain::client::{AuthMethod, Client, RegisteredJwks, SecretHash};
 use crate::domain::scope::ScopeSet;
 use crate::store::{ChangeBatch, Revocation, StoreError};
 
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, \
     previous_secret_expires_at, secret_imported, allowed_scopes, default_scopes, \
     allowed_audiences, token_lifetime_secs, rate_limit_rps, enabled, \
-    tokens_valid_after, created_at, updated_at";
+    tokens_valid_after, created_at, updated_at, token_endpoint_auth_method, jwks, jwks_uri";
 
 /// Inserts every column, in [`CLIENT_COLUMNS`] order.
 pub(super) const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, \
     previous_secret_hash, previous_secret_expires_at, secret_imported, allowed_scopes, \
     default_scopes, allowed_audiences, token_lifetime_secs, rate_limit_rps, enabled, \
-    tokens_valid_after, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+    tokens_valid_after, created_at, updated_at, token_endpoint_auth_method, jwks, jwks_uri) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
 /// Replaces every column but the id, with the same parameters as the insert.
 pub(super) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $2, secret_hash = $3, \
     previous_secret_hash = $4, previous_secret_expires_at = $5, secret_imported = $6, \
     allowed_scopes = $7, default_scopes = $8, allowed_audiences = $9, \
     token_lifetime_secs = $10, rate_limit_rps = $11, enabled = $12, \
-    tokens_valid_after = $13, created_at = $14, updated_at = $15 WHERE id = $1";
+    tokens_valid_after = $13, created_at = $14, updated_at = $15, \
+    token_endpoint_auth_method = $16, jwks = $17, jwks_uri = $18 WHERE id = $1";
 
 /// `SELECT` of every client column followed by `rest` (a filter or order).
 pub(super) fn select_clients(rest: &str) -> String {
@@ -60,7 +61,15 @@ pub(super) fn client_from_row(row: &Row) -> Result<Client, StoreError> {
         .map(|bytes| SecretHash::from_slice(bytes).ok_or_else(|| corrupt(&id, "bad previous hash")))
         .transpose()?;
     let audiences: &str = get(row, 8)?;
+    let auth_method = AuthMethod::from_name(get(row, 15)?)
+        .ok_or_else(|| corrupt(&id, "unknown token_endpoint_auth_method"))?;
+    let jwks = get::<Option<&str>>(row, 16)?
+        .map(|json| RegisteredJwks::parse(json).map_err(|_| corrupt(&id, "malformed jwks")))
+        .transpose()?;
     Ok(Client {
+        auth_method,
+        jwks,
+        jwks_uri: get(row, 17)?,
         name: get(row, 1)?,
         secret_hash,
         previous_secret_hash,
@@ -104,6 +113,9 @@ pub(super) async fn write_client(
             &c.tokens_valid_after,
             &c.created_at,
             &c.updated_at,
+            &c.auth_method.name(),
+            &c.jwks.as_ref().map(RegisteredJwks::json),
+            &c.jwks_uri,
         ],
     )
     .await

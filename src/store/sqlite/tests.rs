@@ -18,15 +18,21 @@ fn sample(id: &str) -> Client {
         tokens_valid_after: 5,
         created_at: 1,
         updated_at: 2,
+        auth_method: AuthMethod::PrivateKeyJwt,
+        jwks: Some(RegisteredJwks::parse(SAMPLE_JWKS).unwrap()),
+        jwks_uri: Some("https://keys.test/jwks".into()),
     }
 }
+
+/// A JWK Set of one Ed25519 public key.
+pub const SAMPLE_JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
 
 #[tokio::test]
 async fn round_trip_update_delete() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("sub/db.sqlite")).unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![1, 2, 3, 4]);
+    assert_eq!(report.applied, vec![1, 2, 3, 4, 5]);
     assert!(
         store.migrate().await.unwrap().applied.is_empty(),
         "idempotent"
@@ -145,7 +151,7 @@ async fn version_3_keeps_the_change_log_and_its_sequence() {
     let path = dir.path().join("db");
     drop(version_2_database(&path));
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.migrate().await.unwrap().applied, [3, 4]);
+    assert_eq!(store.migrate().await.unwrap().applied, [3, 4, 5]);
     let kept = store.changes_since(0).await.unwrap();
     assert_eq!(kept.clients, ["c3", "c4"], "rows survive the rebuild");
     assert_eq!(kept.cursor, 5);

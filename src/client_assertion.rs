@@ -1,0 +1,166 @@
+//! Client authentication by JWT assertion (`private_key_jwt`, RFC 7523):
+//! the claims and signature checks of `domain::assertion`, with the
+//! client's keys from its record or its `jwks_uri`, and each `jti`
+//! accepted once.
+
+use std::sync::Arc;
+
+use crate::cache::ClientCache;
+use crate::domain::assertion::{AssertionError, AssertionRules, check_assertion};
+use crate::domain::client::{AuthMethod, Client};
+use crate::jwks_fetch::JwksFetcher;
+use crate::keys::public::PublicKeySet;
+use crate::replay::{ReplayGuard, Use};
+
+/// Why an assertion did not authenticate anyone.
+#[derive(Debug, thiserror::Error)]
+pub enum AssertionFailure {
+    /// The assertion is refused (`invalid_client`); the reason is for the
+    /// log only.
+    #[error("{0}")]
+    Refused(&'static str),
+    /// The store could not be asked (client lookup or fleet replay check):
+    /// nothing is known to be wrong, retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Only clients in memory are served now, and this one is not.
+    #[error("the client is not in memory")]
+    NotCached,
+}
+
+impl From<AssertionError> for AssertionFailure {
+    fn from(e: AssertionError) -> Self {
+        Self::Refused(match e {
+            AssertionError::TooLarge => "too large",
+            AssertionError::Malformed => "malformed",
+            AssertionError::Algorithm => "algorithm not accepted",
+            AssertionError::Subject => "iss and sub are not one client id",
+            AssertionError::ClientIdMismatch => "client_id differs from the subject",
+            AssertionError::Audience => "aud does not name this server",
+            AssertionError::MissingExp => "no exp",
+            AssertionError::Expired => "expired",
+            AssertionError::NotYetValid => "iat or nbf in the future",
+            AssertionError::TooLong => "lives too long",
+            AssertionError::MissingJti => "no jti",
+            AssertionError::UnknownKey => "no key of the client fits",
+            AssertionError::Signature => "bad signature",
+        })
+    }
+}
+
+/// Checks client assertions for this server.
+pub struct AssertionVerifier {
+    audiences: Vec<String>,
+    leeway_secs: i64,
+    fetcher: Arc<JwksFetcher>,
+    replay: ReplayGuard,
+}
+
+/// Whether the keys of a `jwks_uri` may be fetched for this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Read the store and fetch keys as needed.
+    Full,
+    /// Only what is in memory (failed authentications are over the
+    /// server-wide ceiling).
+    MemoryOnly,
+}
+
+impl AssertionVerifier {
+    /// A verifier accepting `audiences` (the issuer and this server's
+    /// endpoint URLs), with `leeway_secs` of clock skew.
+    pub fn new(
+        audiences: Vec<String>,
+        leeway_secs: i64,
+        fetcher: Arc<JwksFetcher>,
+        replay: ReplayGuard,
+    ) -> Self {
+        Self {
+            audiences,
+            leeway_secs,
+            fetcher,
+            replay,
+        }
+    }
+
+    /// The accepted `aud` values.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The `jti`s held in memory.
+    pub fn replay_guard(&self) -> &ReplayGuard {
+        &self.replay
+    }
+
+    /// Authenticates the client that signed `assertion`. `client_id`, when
+    /// the request has one, must be the assertion's subject.
+    pub async fn authenticate(
+        &self,
+        assertion: &str,
+        client_id: Option<&str>,
+        clients: &ClientCache,
+        lookup: Lookup,
+        now: i64,
+    ) -> Result<Arc<Client>, AssertionFailure> {
+        let audiences: Vec<&str> = self.audiences.iter().map(String::as_str).collect();
+        let rules = AssertionRules {
+            audiences: &audiences,
+            leeway_secs: self.leeway_secs,
+        };
+        let checked = check_assertion(assertion, &rules, now)?;
+        if client_id.is_some_and(|id| id != checked.client_id()) {
+            return Err(AssertionError::ClientIdMismatch.into());
+        }
+        let client = match lookup {
+            Lookup::Full => clients
+                .get(checked.client_id())
+                .await
+                .map_err(|e| AssertionFailure::Unavailable(e.to_string()))?,
+            Lookup::MemoryOnly => Some(
+                clients
+                    .get_cached(checked.client_id())
+                    .ok_or(AssertionFailure::NotCached)?,
+            ),
+        };
+        let client = client
+            .filter(|c| c.enabled && c.auth_method == AuthMethod::PrivateKeyJwt)
+            .ok_or(AssertionFailure::Refused(
+                "no enabled private_key_jwt client",
+            ))?;
+        let keys = self
+            .client_keys(&client, checked.kid(), lookup)
+            .await
+            .ok_or(AssertionFailure::Refused(
+                "the client's keys are unavailable",
+            ))?;
+        let verified = checked.verify(assertion, &keys)?;
+        let until = verified.exp.saturating_add(self.leeway_secs);
+        match self
+            .replay
+            .record(&verified.client_id, &verified.jti, until, now)
+            .await
+        {
+            Ok(Use::First) => Ok(client),
+            Ok(Use::Replay) => Err(AssertionFailure::Refused("jti replayed")),
+            Err(e) => Err(AssertionFailure::Unavailable(e.to_string())),
+        }
+    }
+
+    /// The client's registered keys, or those at its `jwks_uri`.
+    async fn client_keys(
+        &self,
+        client: &Client,
+        kid: Option<&str>,
+        lookup: Lookup,
+    ) -> Option<Arc<PublicKeySet>> {
+        if let Some(jwks) = &client.jwks {
+            return Some(Arc::clone(jwks.keys()));
+        }
+        let url = client.jwks_uri.as_deref()?;
+        match lookup {
+            Lookup::Full => self.fetcher.keys(url, kid).await.ok(),
+            Lookup::MemoryOnly => self.fetcher.cached(url),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+-- Version 5: private_key_jwt client authentication (see the PostgreSQL
+-- migration).
+ALTER TABLE clients ADD COLUMN token_endpoint_auth_method TEXT NOT NULL
+    DEFAULT 'client_secret_basic';
+ALTER TABLE clients ADD COLUMN jwks TEXT;
+ALTER TABLE clients ADD COLUMN jwks_uri TEXT;
+CREATE TABLE client_assertion_jtis (
+    client_id TEXT NOT NULL,
+    jti       TEXT NOT NULL,
+    exp       INTEGER NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+CREATE INDEX client_assertion_jtis_exp ON client_assertion_jtis (exp);
