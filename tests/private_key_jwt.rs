@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use auth_server::admin::NewClient;
+use auth_server::config::ReplayScope;
 use auth_server::domain::assertion::JWT_BEARER;
 use auth_server::domain::client::AuthMethod;
 use auth_server::keys::Algorithm;
@@ -487,4 +488,78 @@ async fn metadata_advertises_private_key_jwt() {
             json!(["EdDSA", "ES256", "RS256", "PS256"])
         );
     }
+}
+
+/// Two instances sharing one PostgreSQL database, with `replay` as the
+/// replay scope, and a client `svc` registered with `key`.
+async fn two_instances_on_postgres(
+    replay: ReplayScope,
+    key: &ClientKey,
+) -> (TestServer, TestServer) {
+    let (store, url) = common::pg::fresh_store().await;
+    let new = NewClient {
+        id: Some("svc".into()),
+        name: "svc".into(),
+        allowed_scopes: "read".into(),
+        auth_method: AuthMethod::PrivateKeyJwt,
+        jwks: Some(jwks(&[key]).to_string()),
+        ..NewClient::default()
+    };
+    auth_server::admin::create_client(&store, new, auth_server::clock::unix_now())
+        .await
+        .unwrap();
+    let start =
+        || common::pg::start_server(&url, |c| c.client_auth.client_assertion_replay = replay);
+    (start().await, start().await)
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/test.sh"]
+async fn fleet_mode_refuses_a_replay_on_another_instance() {
+    let key = ClientKey::new("EdDSA");
+    let (one, other) = two_instances_on_postgres(ReplayScope::Fleet, &key).await;
+    // In-process instances have an issuer each (their port): one assertion
+    // names both, as it would name a fleet's one issuer.
+    let mut c = claims("svc", &one.token_url());
+    c["aud"] = json!([one.token_url(), other.token_url()]);
+    let assertion = key.sign(&c);
+    assert_eq!(token_with(&one, &assertion).await.status(), StatusCode::OK);
+    assert_invalid_client(
+        token_with(&other, &assertion).await,
+        "replayed to another instance",
+    )
+    .await;
+    assert_invalid_client(
+        token_with(&one, &assertion).await,
+        "replayed to the same instance",
+    )
+    .await;
+    // A fresh assertion still works on either.
+    let mut c = claims("svc", &other.token_url());
+    c["aud"] = json!(other.token_url());
+    assert_eq!(
+        token_with(&other, &key.sign(&c)).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/test.sh"]
+async fn instance_mode_remembers_jtis_per_instance_only() {
+    let key = ClientKey::new("EdDSA");
+    let (one, other) = two_instances_on_postgres(ReplayScope::Instance, &key).await;
+    let mut c = claims("svc", &one.token_url());
+    c["aud"] = json!([one.token_url(), other.token_url()]);
+    let assertion = key.sign(&c);
+    assert_eq!(token_with(&one, &assertion).await.status(), StatusCode::OK);
+    assert_eq!(
+        token_with(&other, &assertion).await.status(),
+        StatusCode::OK,
+        "the price of instance mode: another instance does not know the jti"
+    );
+    assert_invalid_client(
+        token_with(&one, &assertion).await,
+        "replayed to the same instance",
+    )
+    .await;
 }
