@@ -2,8 +2,8 @@
 # Runs unmodified third-party OAuth clients against the real binary: Python
 # authlib, requests-oauthlib and PyJWT, and node openid-client. Installs them
 # (pinned, tests/interop/) into target/interop on first use, starts the server
-# on a loopback port in a temp dir, creates a client, runs both suites, stops
-# the server. Usage: scripts/interop.sh [path/to/auth-server]
+# on a loopback port in a temp dir, creates a client with a secret and one
+# with a key (private_key_jwt), runs both suites, stops the server. Usage: scripts/interop.sh [path/to/auth-server]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -42,6 +42,18 @@ created=$("$bin" client create --name interop --id interop-client --scopes "api:
   --default-scopes api:read)
 secret=$(printf '%s\n' "$created" | sed -n 's/^client_secret: //p')
 [ -n "$secret" ] || { echo "could not create the interop client" >&2; exit 1; }
+# A private_key_jwt client: an RSA key made here, its public half registered
+# inline (RS256 is what both libraries sign with by default).
+"$deps/venv/bin/python" - "$work" <<'PY'
+import json, sys
+from joserfc.jwk import RSAKey
+key = RSAKey.generate_key(2048, private=True)
+open(f"{sys.argv[1]}/client-key.pem", "wb").write(key.as_pem(private=True))
+jwk = dict(key.as_dict(private=False), kid=key.thumbprint(), use="sig")
+json.dump({"keys": [jwk]}, open(f"{sys.argv[1]}/client-jwks.json", "w"))
+PY
+"$bin" client create --name interop-jwt --id interop-jwt-client --scopes "api:read" \
+  --auth-method private_key_jwt --jwks-file "$work/client-jwks.json" >/dev/null
 
 "$bin" > server.log 2>&1 &
 server_pid=$!
@@ -58,6 +70,7 @@ export AS_ISSUER="$issuer" AS_CA="$work/certs/dev-cert.pem"
 # requests-based clients (authlib, requests-oauthlib) trust the dev certificate.
 export REQUESTS_CA_BUNDLE="$AS_CA"
 export AS_CLIENT_ID=interop-client AS_CLIENT_SECRET="$secret"
+export AS_JWT_CLIENT_ID=interop-jwt-client AS_JWT_KEY="$work/client-key.pem"
 
 echo "==> interop: Python authlib, requests-oauthlib, PyJWT"
 timeout 120 "$deps/venv/bin/python" "$root/tests/interop/python_clients.py"

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::cache::ClientCache;
+use crate::config::ClientAuthConfig;
 use crate::domain::assertion::{AssertionError, AssertionRules, check_assertion};
 use crate::domain::client::{AuthMethod, Client};
 use crate::jwks_fetch::JwksFetcher;
@@ -52,6 +53,7 @@ impl From<AssertionError> for AssertionFailure {
 pub struct AssertionVerifier {
     audiences: Vec<String>,
     leeway_secs: i64,
+    max_lifetime_secs: i64,
     fetcher: Arc<JwksFetcher>,
     replay: ReplayGuard,
 }
@@ -68,16 +70,17 @@ pub enum Lookup {
 
 impl AssertionVerifier {
     /// A verifier accepting `audiences` (the issuer and this server's
-    /// endpoint URLs), with `leeway_secs` of clock skew.
+    /// endpoint URLs), with the lifetime and clock-skew limits of `config`.
     pub fn new(
         audiences: Vec<String>,
-        leeway_secs: i64,
+        config: &ClientAuthConfig,
         fetcher: Arc<JwksFetcher>,
         replay: ReplayGuard,
     ) -> Self {
         Self {
             audiences,
-            leeway_secs,
+            leeway_secs: config.assertion_leeway_secs,
+            max_lifetime_secs: config.max_assertion_lifetime_secs,
             fetcher,
             replay,
         }
@@ -107,6 +110,7 @@ impl AssertionVerifier {
         let rules = AssertionRules {
             audiences: &audiences,
             leeway_secs: self.leeway_secs,
+            max_lifetime_secs: self.max_lifetime_secs,
         };
         let checked = check_assertion(assertion, &rules, now)?;
         if client_id.is_some_and(|id| id != checked.client_id()) {

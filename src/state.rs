@@ -101,7 +101,7 @@ impl AppState {
         let metrics = Metrics::new()?;
         let assertions = AssertionVerifier::new(
             crate::metadata::assertion_audiences(issuer),
-            config.client_auth.assertion_leeway_secs,
+            &config.client_auth,
             Arc::new(JwksFetcher::new(&config.jwks_fetch)?),
             ReplayGuard::new(
                 config.client_auth.replay_cache_capacity,

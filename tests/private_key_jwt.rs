@@ -563,3 +563,25 @@ async fn instance_mode_remembers_jtis_per_instance_only() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_longer_lifetime_is_accepted_only_where_configured() {
+    let key = ClientKey::new("RS256");
+    let hour = |server: &TestServer| {
+        let mut c = claims("svc", &server.token_url());
+        c["exp"] = json!(c["iat"].as_i64().unwrap() + 3_600);
+        key.sign(&c)
+    };
+    let strict = TestServer::start().await;
+    inline_client(&strict, "svc", &[&key]).await;
+    assert_invalid_client(token_with(&strict, &hour(&strict)).await, "an hour").await;
+    let lenient = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.client_auth.max_assertion_lifetime_secs = 3_600;
+    })
+    .await;
+    inline_client(&lenient, "svc", &[&key]).await;
+    assert_eq!(
+        token_with(&lenient, &hour(&lenient)).await.status(),
+        StatusCode::OK
+    );
+}

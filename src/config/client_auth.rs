@@ -24,6 +24,9 @@ pub struct ClientAuthConfig {
     pub client_assertion_replay: ReplayScope,
     /// Seconds of clock skew allowed on an assertion's `exp`, `iat`, `nbf`.
     pub assertion_leeway_secs: i64,
+    /// Longest assertion accepted: `exp` at most this many seconds after
+    /// `iat`. Its `jti` is remembered that long.
+    pub max_assertion_lifetime_secs: i64,
     /// Most assertion `jti`s remembered in memory at once.
     pub replay_cache_capacity: u64,
 }
@@ -33,6 +36,7 @@ impl Default for ClientAuthConfig {
         Self {
             client_assertion_replay: ReplayScope::Instance,
             assertion_leeway_secs: 30,
+            max_assertion_lifetime_secs: crate::domain::assertion::DEFAULT_MAX_LIFETIME_SECS,
             replay_cache_capacity: 100_000,
         }
     }
@@ -79,6 +83,11 @@ impl ClientAuthConfig {
     pub(super) fn check(&self) -> Result<(), String> {
         if !(0..=300).contains(&self.assertion_leeway_secs) {
             return Err("client_auth.assertion_leeway_secs must be between 0 and 300".into());
+        }
+        if !(60..=3_600).contains(&self.max_assertion_lifetime_secs) {
+            return Err(
+                "client_auth.max_assertion_lifetime_secs must be between 60 and 3600".into(),
+            );
         }
         if !(1_000..=100_000_000).contains(&self.replay_cache_capacity) {
             return Err(

@@ -18,8 +18,9 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// RSA key and generous claims fits in 2 KiB.
 pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
 
-/// Longest accepted lifetime: `exp` at most this long after `iat`.
-pub const MAX_LIFETIME_SECS: i64 = 300;
+/// Longest accepted lifetime by default: `exp` at most this long after
+/// `iat`.
+pub const DEFAULT_MAX_LIFETIME_SECS: i64 = 300;
 
 /// Longest `jti` accepted, in bytes (it is kept for replay checks).
 pub const MAX_JTI_LEN: usize = 256;
@@ -56,8 +57,8 @@ pub enum AssertionError {
     /// `iat` or `nbf` lies in the future.
     #[error("the assertion is not valid yet")]
     NotYetValid,
-    /// `exp` is more than [`MAX_LIFETIME_SECS`] after `iat` (or now).
-    #[error("the assertion lives longer than {MAX_LIFETIME_SECS} s")]
+    /// `exp` is further after `iat` (or now) than the rules allow.
+    #[error("the assertion lives too long")]
     TooLong,
     /// `jti` is missing, empty or too long.
     #[error("jti is required")]
@@ -78,6 +79,8 @@ pub struct AssertionRules<'a> {
     pub audiences: &'a [&'a str],
     /// Seconds of clock skew allowed on `exp`, `iat` and `nbf`.
     pub leeway_secs: i64,
+    /// Longest lifetime: `exp` at most this long after `iat`.
+    pub max_lifetime_secs: i64,
 }
 
 /// An assertion whose form and claims are checked, but not yet its
@@ -131,7 +134,7 @@ pub fn check_assertion(
     let claims = json_object(payload)?;
     let client_id = subject(&claims)?;
     check_audience(claims.get("aud"), rules.audiences)?;
-    let exp = check_times(&claims, rules.leeway_secs, now)?;
+    let exp = check_times(&claims, rules, now)?;
     let jti = match claims.get("jti") {
         Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => jti.clone(),
         _ => return Err(AssertionError::MissingJti),
@@ -197,7 +200,12 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, 
 }
 
 /// Checks `exp`, `iat` and `nbf` against `now`; returns `exp`.
-fn check_times(claims: &Map<String, Value>, leeway: i64, now: i64) -> Result<i64, AssertionError> {
+fn check_times(
+    claims: &Map<String, Value>,
+    rules: &AssertionRules<'_>,
+    now: i64,
+) -> Result<i64, AssertionError> {
+    let leeway = rules.leeway_secs;
     let exp = numeric_date(claims, "exp")
         .ok()
         .flatten()
@@ -217,7 +225,7 @@ fn check_times(claims: &Map<String, Value>, leeway: i64, now: i64) -> Result<i64
     // Without `iat`, the lifetime counts from now: no assertion is good for
     // longer than the limit either way.
     let issued = iat.unwrap_or(now);
-    if exp.saturating_sub(issued) > MAX_LIFETIME_SECS {
+    if exp.saturating_sub(issued) > rules.max_lifetime_secs {
         return Err(AssertionError::TooLong);
     }
     Ok(exp)

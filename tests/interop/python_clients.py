@@ -1,18 +1,22 @@
 """Third-party Python OAuth clients against a running auth-server.
 
-Unmodified authlib, requests-oauthlib and PyJWT get tokens with both client
-authentication methods, verify them against the served JWKS, introspect and
-revoke them. Reads AS_ISSUER, AS_CA, AS_CLIENT_ID, AS_CLIENT_SECRET.
+Unmodified authlib, requests-oauthlib and PyJWT get tokens with the client
+authentication methods (secrets, and authlib's PrivateKeyJWT), verify them
+against the served JWKS, introspect and revoke them. Reads AS_ISSUER, AS_CA,
+AS_CLIENT_ID, AS_CLIENT_SECRET, AS_JWT_CLIENT_ID and AS_JWT_KEY (the PEM
+private key of the private_key_jwt client).
 Exits non-zero on the first failure.
 """
 
 import os
 import ssl
 import sys
+import time
 
 import jwt
 import requests
 from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session as OAuthlibSession
 
@@ -20,6 +24,8 @@ ISSUER = os.environ["AS_ISSUER"]
 CA = os.environ["AS_CA"]
 CLIENT_ID = os.environ["AS_CLIENT_ID"]
 CLIENT_SECRET = os.environ["AS_CLIENT_SECRET"]
+JWT_CLIENT_ID = os.environ["AS_JWT_CLIENT_ID"]
+JWT_KEY = os.environ["AS_JWT_KEY"]
 
 
 def check(condition, what):
@@ -39,7 +45,7 @@ def metadata():
     return doc
 
 
-def verify_with_pyjwt(token, doc):
+def verify_with_pyjwt(token, doc, client_id=CLIENT_ID):
     context = ssl.create_default_context(cafile=CA)
     jwks = jwt.PyJWKClient(doc["jwks_uri"], ssl_context=context)
     key = jwks.get_signing_key_from_jwt(token)
@@ -53,7 +59,7 @@ def verify_with_pyjwt(token, doc):
         audience="auth-server",
         options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]},
     )
-    check(claims["client_id"] == CLIENT_ID, "PyJWT verifies the token and its claims")
+    check(claims["client_id"] == client_id, "PyJWT verifies the token and its claims")
     return claims
 
 
@@ -93,6 +99,70 @@ def authlib_flows(doc):
         check("invalid_client" in str(error), "authlib sees invalid_client")
 
 
+def jwt_session():
+    """An authlib session authenticating with private_key_jwt at the token,
+    introspection and revocation endpoints (each assertion's aud is the URL
+    it is posted to)."""
+    with open(JWT_KEY, "rb") as f:
+        key = f.read()
+    session = AuthlibSession(
+        JWT_CLIENT_ID,
+        key,
+        token_endpoint_auth_method="private_key_jwt",
+        revocation_endpoint_auth_method="private_key_jwt",
+        scope="api:read",
+    )
+    session.register_client_auth_method(PrivateKeyJWT())
+    session.verify = CA
+    return session
+
+
+def short_lived(session):
+    """authlib signs assertions valid for an hour unless told otherwise; the
+    server accepts at most five minutes (client_auth.max_assertion_lifetime_secs).
+    Its documented `claims` option sets a one-minute exp. authlib writes the
+    jti it generates into that dict, so a fresh one per request."""
+    claims = {"exp": int(time.time()) + 60}
+    session.register_client_auth_method(PrivateKeyJWT(claims=claims))
+    return claims
+
+
+def authlib_private_key_jwt(doc):
+    try:
+        jwt_session().fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+        check(False, "an hour-long assertion is refused")
+    except Exception as error:
+        check("invalid_client" in str(error), "authlib's hour-long default assertion is refused")
+
+    session = jwt_session()
+    short_lived(session)
+    token = session.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    check(token["token_type"] == "Bearer", "authlib PrivateKeyJWT gets a Bearer token")
+    verify_with_pyjwt(token["access_token"], doc, client_id=JWT_CLIENT_ID)
+    # The same claims again carry the same jti: a replay.
+    try:
+        session.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+        check(False, "a replayed jti is refused")
+    except Exception as error:
+        check("invalid_client" in str(error), "authlib's replayed jti is refused")
+
+    access = token["access_token"]
+    short_lived(session)
+    info = session.introspect_token(doc["introspection_endpoint"], token=access).json()
+    check(info.get("active") is True, "authlib PrivateKeyJWT introspects an active token")
+    check(info["client_id"] == JWT_CLIENT_ID, "introspection names the jwt client")
+    short_lived(session)
+    revoked = session.revoke_token(doc["revocation_endpoint"], token=access)
+    check(revoked.status_code == 200, "authlib PrivateKeyJWT revokes the token")
+    short_lived(session)
+    info = session.introspect_token(doc["introspection_endpoint"], token=access).json()
+    check(info == {"active": False}, "revoked token introspects inactive")
+    check(
+        "private_key_jwt" in doc["token_endpoint_auth_methods_supported"],
+        "metadata lists private_key_jwt",
+    )
+
+
 def requests_oauthlib_flow(doc):
     session = OAuthlibSession(client=BackendApplicationClient(client_id=CLIENT_ID))
     token = session.fetch_token(
@@ -115,6 +185,7 @@ def requests_oauthlib_flow(doc):
 def main():
     doc = metadata()
     authlib_flows(doc)
+    authlib_private_key_jwt(doc)
     requests_oauthlib_flow(doc)
     print("python clients: all checks passed")
 

@@ -10,6 +10,7 @@ fn rules() -> AssertionRules<'static> {
     AssertionRules {
         audiences: &["https://as.test/v1", AUD],
         leeway_secs: 30,
+        max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
     }
 }
 
