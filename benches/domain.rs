@@ -1,6 +1,7 @@
 //! Criterion benches for the pure hot paths: minting and verifying an access
-//! token with each algorithm, and checking a client secret. Keys and clients
-//! are generated in code; nothing touches the disk.
+//! token with each algorithm, checking a client secret, and checking a
+//! client assertion (`private_key_jwt`) with each accepted algorithm. Keys
+//! and clients are generated in code; nothing touches the disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -11,6 +12,13 @@ use auth_server::domain::scope::ScopeSet;
 use auth_server::domain::token::{TokenPolicy, mint_access_token, verify_access_token};
 use auth_server::keys::{Algorithm, KeySet, SigningKey, generate_pkcs8};
 use criterion::{Criterion, criterion_group, criterion_main};
+
+#[path = "support/assertion.rs"]
+mod assertion_support;
+
+use assertion_support::BenchKey;
+use auth_server::domain::assertion::{AssertionRules, DEFAULT_MAX_LIFETIME_SECS, check_assertion};
+use auth_server::domain::client::RegisteredJwks;
 
 const ALGORITHMS: [Algorithm; 4] = [
     Algorithm::EdDSA,
@@ -128,5 +136,32 @@ fn client_secret(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, mint, verify, client_secret);
+/// Parsing, claim checks and signature verification of a client assertion
+/// against the client's registered keys (parsed once, as the client cache
+/// holds them); no replay check.
+fn client_assertion(c: &mut Criterion) {
+    let aud = format!("{}/oauth/token", policy().issuer);
+    let audiences = [aud.as_str()];
+    let rules = AssertionRules {
+        audiences: &audiences,
+        leeway_secs: 30,
+        max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
+    };
+    let mut group = c.benchmark_group("client_assertion");
+    for alg in ["EdDSA", "ES256", "RS256", "PS256"] {
+        let key = BenchKey::new(alg);
+        let jwks = RegisteredJwks::parse(&key.jwks()).unwrap();
+        let assertion = key.assertion("billing-service", &aud, NOW, 1);
+        let check = || {
+            check_assertion(black_box(&assertion), &rules, NOW)
+                .and_then(|checked| checked.verify(&assertion, jwks.keys()))
+                .unwrap()
+        };
+        check();
+        group.bench_function(alg, |b| b.iter(check));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, mint, verify, client_secret, client_assertion);
 criterion_main!(benches);

@@ -2,9 +2,11 @@
 //! in-process and without sockets or TLS: a token request (form body, Basic
 //! auth, cached client, EdDSA), validate (cache hit, and cache miss with a
 //! fresh token each time), introspect, and the rate-limiter check, against
-//! `GET /health/live`, the cheapest route, as the baseline; and what the
-//! connection's service adds to every request to track idleness. The fixture
-//! is a temporary embedded store with one client.
+//! `GET /health/live`, the cheapest route, as the baseline; a token request
+//! authenticated by a client assertion (`private_key_jwt`, EdDSA and ES256
+//! client keys, a fresh `jti` each time); and what the connection's service
+//! adds to every request to track idleness. The fixture is a temporary
+//! embedded store with one client per authentication method.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -27,6 +29,13 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Method, Request, StatusCode, header};
 use http_body_util::Full;
 use tokio::runtime::Runtime;
+
+#[path = "support/assertion.rs"]
+mod assertion_support;
+
+use assertion_support::BenchKey;
+use auth_server::domain::assertion::JWT_BEARER;
+use auth_server::domain::client::AuthMethod;
 
 const ISSUER: &str = "https://127.0.0.1:8443/auth-server/v1";
 const TOKEN_PATH: &str = "/auth-server/v1/oauth/token";
@@ -85,6 +94,38 @@ fn token_request(basic: &str) -> Request<Full<Bytes>> {
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::CONTENT_LENGTH, FORM.len())
         .body(Full::new(Bytes::from_static(FORM)))
+        .unwrap()
+}
+
+/// Registers a `private_key_jwt` client `id` holding `key`.
+fn register_jwt_client(rt: &Runtime, state: &AppState, id: &str, key: &BenchKey) {
+    let new = NewClient {
+        id: Some(id.into()),
+        name: id.into(),
+        allowed_scopes: "api:read".into(),
+        auth_method: AuthMethod::PrivateKeyJwt,
+        jwks: Some(key.jwks()),
+        ..NewClient::default()
+    };
+    let store = Arc::clone(state.clients.store());
+    rt.block_on(admin::create_client(
+        store.as_ref(),
+        new,
+        auth_server::clock::unix_now(),
+    ))
+    .unwrap();
+}
+
+fn assertion_request(assertion: &str) -> Request<Full<Bytes>> {
+    let body = format!(
+        "grant_type=client_credentials&scope=api%3Aread&client_assertion_type={JWT_BEARER}\
+         &client_assertion={assertion}"
+    );
+    Request::builder()
+        .method(Method::POST)
+        .uri(TOKEN_PATH)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body)))
         .unwrap()
 }
 
@@ -152,6 +193,29 @@ fn requests(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
+    let aud = format!("{ISSUER}/oauth/token");
+    for alg in ["EdDSA", "ES256"] {
+        let key = BenchKey::new(alg);
+        let id = format!("jwt-{}", alg.to_ascii_lowercase());
+        register_jwt_client(&rt, &state, &id, &key);
+        let mut jti = 0u64;
+        let mut next = || {
+            jti += 1;
+            assertion_request(&key.assertion(&id, &aud, auth_server::clock::unix_now(), jti))
+        };
+        let response = rt.block_on(handle(&state, next()));
+        assert_eq!(response.status(), StatusCode::OK, "{alg}");
+        group.bench_function(
+            format!("token_private_key_jwt_{}", alg.to_ascii_lowercase()),
+            |b| {
+                b.iter_batched(
+                    &mut next,
+                    |request| rt.block_on(handle(black_box(&state), request)),
+                    BatchSize::SmallInput,
+                );
+            },
+        );
+    }
     let token = mint(&rt, &state, &basic);
     let response = rt.block_on(handle(&state, validate_request(&token)));
     assert_eq!(response.status(), StatusCode::OK);

@@ -11,10 +11,15 @@
 #                EdDSA); POST {base}/oauth/validate (Bearer, cache hit);
 #                POST {base}/oauth/introspect; all keep-alive; token with a
 #                new TLS connection per request
+#   token pairs  POST {base}/oauth/token with client_secret_basic and with
+#                private_key_jwt (a fresh EdDSA assertion per request), both
+#                from examples/assertion_load.rs: oha cannot vary a body per
+#                request, and each assertion's jti may be used once
 #
 # and prints RPS, p50, p99 and errors per route, then the ratios of the
 # targets: token / sign, validate / hello, introspect / hello, health / hello,
-# new-connection token / new-connection hello, and token p99 / sign p99.
+# new-connection token / new-connection hello, token p99 / sign p99, and
+# private_key_jwt token / client_secret_basic token (same driver).
 # Both servers are stopped on exit.
 #
 # Usage: scripts/load.sh [--duration SECS] [--connections N] [--json]
@@ -170,6 +175,31 @@ log "POST $BASE/oauth/token, new TLS connection per request"
 measure token_new "POST $BASE/oauth/token" false "$TOKEN_URL" "$CERT" --disable-keepalive -m POST \
     -a "$CLIENT_ID:$CLIENT_SECRET" -T application/x-www-form-urlencoded -d "$FORM"
 
+log "building the load driver for requests that differ each time"
+(cd "$ROOT" && cargo build --release --locked --example assertion_load >&2)
+DRIVER=$(dirname "$BIN")/examples/assertion_load
+"$DRIVER" keygen "$WORK"
+"$BIN" client create --name "Load test (key)" --id load-jwt --scopes api:read \
+    --rate-limit-rps 100000000 --auth-method private_key_jwt \
+    --jwks-file "$WORK/client-jwks.json" >/dev/null 2>>"$WORK/server.err"
+
+# Runs the driver against the token endpoint and keeps its result row under
+# a short name; extra arguments say how the client authenticates.
+driven() {
+    local name=$1 route=$2 report
+    shift 2
+    report=$(timeout $((DURATION + 60)) "$DRIVER" run --url "$TOKEN_URL" --cacert "$CERT" \
+        --duration "$DURATION" --connections "$CONNECTIONS" "$@")
+    RESULTS+=("$(jq -c --arg name "$name" --arg route "$route" \
+        '. + {name: $name, route: $route, keepalive: true}' <<<"$report")")
+}
+log "POST $BASE/oauth/token, client_secret_basic, keep-alive, driver"
+driven token_secret_driver "token client_secret_basic (driver)" \
+    --client "$CLIENT_ID" --secret "$CLIENT_SECRET"
+log "POST $BASE/oauth/token, private_key_jwt, keep-alive, driver"
+driven token_jwt_driver "token private_key_jwt (driver)" \
+    --client load-jwt --key "$WORK/client-key.pem"
+
 REPORT=$(printf '%s\n' "${RESULTS[@]}" | jq -s \
     --argjson cpus "$(nproc)" --argjson duration "$DURATION" --argjson connections "$CONNECTIONS" '
     (map({key: .name, value: .}) | from_entries) as $r
@@ -185,7 +215,9 @@ REPORT=$(printf '%s\n' "${RESULTS[@]}" | jq -s \
             {what: "new-connection token / new-connection hello", value: ratio("token_new"; "hello_new"), target: 0.90},
             {what: "token p99 / sign p99 (lower is better)",
              value: (if ($r.sign.p99_ms // 0) > 0 then $r.token.p99_ms / $r.sign.p99_ms else null end),
-             target: 1.3}
+             target: 1.3},
+            {what: "private_key_jwt token / client_secret_basic token",
+             value: ratio("token_jwt_driver"; "token_secret_driver"), target: 0.5}
         ]
     }')
 
