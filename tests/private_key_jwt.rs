@@ -490,19 +490,21 @@ async fn metadata_advertises_private_key_jwt() {
     }
 }
 
-/// Two instances sharing one PostgreSQL database, with `replay` as the
-/// replay scope, and a client `svc` registered with `key`.
-async fn two_instances_on_postgres(
+/// Two instances sharing one PostgreSQL database with `replay` as the replay
+/// scope, a client `svc`, its key, and an assertion already used once on
+/// the first instance. In-process instances have an issuer each (their
+/// port): the assertion names both, as it would name a fleet's one issuer.
+async fn used_once_on_one_of_two(
     replay: ReplayScope,
-    key: &ClientKey,
-) -> (TestServer, TestServer) {
+) -> (TestServer, TestServer, ClientKey, String) {
+    let key = ClientKey::new("EdDSA");
     let (store, url) = common::pg::fresh_store().await;
     let new = NewClient {
         id: Some("svc".into()),
         name: "svc".into(),
         allowed_scopes: "read".into(),
         auth_method: AuthMethod::PrivateKeyJwt,
-        jwks: Some(jwks(&[key]).to_string()),
+        jwks: Some(jwks(&[&key]).to_string()),
         ..NewClient::default()
     };
     auth_server::admin::create_client(&store, new, auth_server::clock::unix_now())
@@ -510,58 +512,42 @@ async fn two_instances_on_postgres(
         .unwrap();
     let start =
         || common::pg::start_server(&url, |c| c.client_auth.client_assertion_replay = replay);
-    (start().await, start().await)
+    let (one, other) = (start().await, start().await);
+    let mut c = claims("svc", &one.token_url());
+    c["aud"] = json!([one.token_url(), other.token_url()]);
+    let assertion = key.sign(&c);
+    assert_eq!(token_with(&one, &assertion).await.status(), StatusCode::OK);
+    assert_invalid_client(
+        token_with(&one, &assertion).await,
+        "replayed to the same instance",
+    )
+    .await;
+    (one, other, key, assertion)
 }
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn fleet_mode_refuses_a_replay_on_another_instance() {
-    let key = ClientKey::new("EdDSA");
-    let (one, other) = two_instances_on_postgres(ReplayScope::Fleet, &key).await;
-    // In-process instances have an issuer each (their port): one assertion
-    // names both, as it would name a fleet's one issuer.
-    let mut c = claims("svc", &one.token_url());
-    c["aud"] = json!([one.token_url(), other.token_url()]);
-    let assertion = key.sign(&c);
-    assert_eq!(token_with(&one, &assertion).await.status(), StatusCode::OK);
+    let (_one, other, key, assertion) = used_once_on_one_of_two(ReplayScope::Fleet).await;
     assert_invalid_client(
         token_with(&other, &assertion).await,
         "replayed to another instance",
     )
     .await;
-    assert_invalid_client(
-        token_with(&one, &assertion).await,
-        "replayed to the same instance",
-    )
-    .await;
-    // A fresh assertion still works on either.
-    let mut c = claims("svc", &other.token_url());
-    c["aud"] = json!(other.token_url());
-    assert_eq!(
-        token_with(&other, &key.sign(&c)).await.status(),
-        StatusCode::OK
-    );
+    // A fresh assertion works there.
+    let fresh = key.sign(&claims("svc", &other.token_url()));
+    assert_eq!(token_with(&other, &fresh).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL: scripts/test.sh"]
 async fn instance_mode_remembers_jtis_per_instance_only() {
-    let key = ClientKey::new("EdDSA");
-    let (one, other) = two_instances_on_postgres(ReplayScope::Instance, &key).await;
-    let mut c = claims("svc", &one.token_url());
-    c["aud"] = json!([one.token_url(), other.token_url()]);
-    let assertion = key.sign(&c);
-    assert_eq!(token_with(&one, &assertion).await.status(), StatusCode::OK);
+    let (_one, other, _key, assertion) = used_once_on_one_of_two(ReplayScope::Instance).await;
     assert_eq!(
         token_with(&other, &assertion).await.status(),
         StatusCode::OK,
         "the price of instance mode: another instance does not know the jti"
     );
-    assert_invalid_client(
-        token_with(&one, &assertion).await,
-        "replayed to the same instance",
-    )
-    .await;
 }
 
 #[tokio::test]
