@@ -60,6 +60,14 @@ async fn token_with(server: &TestServer, assertion: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// The status of a token request by `id` with a fresh assertion for the
+/// token endpoint, signed by `key`.
+async fn fresh_status(server: &TestServer, key: &ClientKey, id: &str) -> StatusCode {
+    token_with(server, &key.sign(&claims(id, &server.token_url())))
+        .await
+        .status()
+}
+
 /// Asserts the RFC 6749 `invalid_client` answer.
 async fn assert_invalid_client(response: reqwest::Response, what: &str) {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
@@ -343,30 +351,15 @@ async fn keys_at_a_jwks_uri_are_fetched_and_refetched_for_an_unknown_kid() {
     let server = server_trusting(&host, 300).await;
     uri_client(&server, "svc", &host.url).await;
     let aud = server.token_url();
-    assert_eq!(
-        token_with(&server, &first.sign(&claims("svc", &aud)))
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        token_with(&server, &first.sign(&claims("svc", &aud)))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(fresh_status(&server, &first, "svc").await, StatusCode::OK);
+    assert_eq!(fresh_status(&server, &first, "svc").await, StatusCode::OK);
     assert_eq!(host.hits(), 1, "cached");
 
     // The client rotates in a new key: an unknown kid fetches again, once
     // the refetch interval has passed since the last fetch.
     host.serve(&jwks(&[&first, &second]));
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    assert_eq!(
-        token_with(&server, &second.sign(&claims("svc", &aud)))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(fresh_status(&server, &second, "svc").await, StatusCode::OK);
     assert_eq!(host.hits(), 2);
 
     // Assertions under kids nobody publishes: one fetch per interval.
@@ -386,12 +379,7 @@ async fn cached_keys_outlive_a_publisher_outage() {
     let server = server_trusting(&host, 1).await;
     uri_client(&server, "svc", &host.url).await;
     let aud = server.token_url();
-    assert_eq!(
-        token_with(&server, &key.sign(&claims("svc", &aud)))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(fresh_status(&server, &key, "svc").await, StatusCode::OK);
     host.answer(Answer::Down);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let response = token_with(&server, &key.sign(&claims("svc", &aud))).await;
