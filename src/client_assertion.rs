@@ -11,6 +11,7 @@ use crate::domain::assertion::{AssertionError, AssertionRules, check_assertion};
 use crate::domain::client::{AuthMethod, Client};
 use crate::jwks_fetch::JwksFetcher;
 use crate::keys::public::PublicKeySet;
+use crate::keys::{Algorithm, SigningKey, generate_pkcs8};
 use crate::replay::{ReplayGuard, Use};
 
 /// Why an assertion did not authenticate anyone.
@@ -48,6 +49,30 @@ impl From<AssertionError> for AssertionFailure {
         })
     }
 }
+
+/// Keys that verify nothing, one of each type: what an assertion of an
+/// unknown client is checked against. Made on first use (an RSA key takes a
+/// moment), then kept.
+static DECOYS: std::sync::LazyLock<PublicKeySet> = std::sync::LazyLock::new(|| {
+    let jwks: Vec<serde_json::Value> = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256]
+        .into_iter()
+        .filter_map(|alg| {
+            let der = generate_pkcs8(alg).ok()?;
+            SigningKey::from_pkcs8(alg, &der).ok()?.public_jwk()
+        })
+        .map(|mut jwk| {
+            // No alg and no kid: each decoy fits every algorithm of its type
+            // and any header.
+            if let Some(obj) = jwk.as_object_mut() {
+                obj.remove("alg");
+                obj.remove("kid");
+            }
+            jwk
+        })
+        .collect();
+    PublicKeySet::parse(serde_json::json!({ "keys": jwks }).to_string().as_bytes())
+        .unwrap_or_default()
+});
 
 /// Checks client assertions for this server.
 pub struct AssertionVerifier {
@@ -127,11 +152,16 @@ impl AssertionVerifier {
                     .ok_or(AssertionFailure::NotCached)?,
             ),
         };
-        let client = client
-            .filter(|c| c.enabled && c.auth_method == AuthMethod::PrivateKeyJwt)
-            .ok_or(AssertionFailure::Refused(
+        let Some(client) =
+            client.filter(|c| c.enabled && c.auth_method == AuthMethod::PrivateKeyJwt)
+        else {
+            // The same signature check as for a real client, so the time
+            // taken does not tell which client ids exist.
+            std::hint::black_box(checked.verifies_with_any(assertion, &DECOYS));
+            return Err(AssertionFailure::Refused(
                 "no enabled private_key_jwt client",
-            ))?;
+            ));
+        };
         let keys = self
             .client_keys(&client, checked.kid(), lookup)
             .await

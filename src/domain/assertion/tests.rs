@@ -196,3 +196,16 @@ fn another_key_does_not_verify() {
         AssertionError::Signature
     );
 }
+
+#[test]
+fn any_fitting_key_is_tried_whatever_the_kid() {
+    let key = key(Algorithm::ES256);
+    let jws = sign(&key, header(&key), claims());
+    let checked = check_assertion(&jws, &rules(), NOW).unwrap();
+    let mut jwk = key.public_jwk().unwrap();
+    jwk.as_object_mut().unwrap().remove("kid");
+    let unnamed = PublicKeySet::parse(json!({"keys": [jwk]}).to_string().as_bytes()).unwrap();
+    assert!(checked.verifies_with_any(&jws, &unnamed));
+    let other = self::key(Algorithm::ES256);
+    assert!(!checked.verifies_with_any(&jws, &keys_of(&other)));
+}
