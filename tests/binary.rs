@@ -300,7 +300,7 @@ fn client_admin_commands() {
 
     let list = text(&run(dir.path(), &["client", "list"], None).stdout);
     assert!(
-        list.contains("billing\tenabled\tread write\tBilling"),
+        list.contains("billing\tenabled\tclient_secret_basic\tread write\tBilling"),
         "{list}"
     );
     let show = run(dir.path(), &["client", "show", "billing"], None);
@@ -383,4 +383,116 @@ fn client_admin_commands() {
     assert!(out.status.success());
     let list = text(&run(dir.path(), &["client", "list"], None).stdout);
     assert!(!list.contains("billing"));
+}
+
+#[test]
+fn private_key_jwt_clients_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = common::assertion::ClientKey::new("ES256");
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, common::assertion::jwks(&[&key]).to_string()).unwrap();
+    let jwks_arg = jwks_file.to_str().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--name",
+            "Keyed",
+            "--id",
+            "keyed",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            jwks_arg,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let created = text(&out.stdout);
+    assert!(!created.contains("client_secret:"), "no secret: {created}");
+    let shown = text(&run(dir.path(), &["client", "show", "keyed"], None).stdout);
+    assert!(
+        shown.contains("\"token_endpoint_auth_method\": \"private_key_jwt\""),
+        "{shown}"
+    );
+    assert!(shown.contains(&key.kid), "the registered key: {shown}");
+    let list = text(&run(dir.path(), &["client", "list"], None).stdout);
+    assert!(list.contains("keyed\tenabled\tprivate_key_jwt"), "{list}");
+
+    let out = run(
+        dir.path(),
+        &[
+            "client",
+            "update",
+            "keyed",
+            "--jwks-uri",
+            "https://keys.test/jwks.json",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let updated = text(&out.stdout);
+    assert!(
+        updated.contains("\"jwks\": null"),
+        "the URL replaces the keys: {updated}"
+    );
+    assert!(updated.contains("https://keys.test/jwks.json"), "{updated}");
+    let out = run(dir.path(), &["client", "rotate-secret", "keyed"], None);
+    assert_eq!(out.status.code(), Some(64), "no secret to rotate");
+
+    // Refused: no keys, private keys, a plain-HTTP URL, an unknown method.
+    let private = dir.path().join("private.json");
+    let mut jwk = key.jwk();
+    jwk["d"] = "AAAA".into();
+    std::fs::write(&private, serde_json::json!({"keys": [jwk]}).to_string()).unwrap();
+    for args in [
+        &["--auth-method", "private_key_jwt"][..],
+        &[
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            private.to_str().unwrap(),
+        ],
+        &[
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-uri",
+            "http://keys.test/jwks",
+        ],
+        &["--auth-method", "client_secret_jwt"],
+    ] {
+        let mut all = vec!["client", "create", "--name", "Bad"];
+        all.extend_from_slice(args);
+        let out = run(dir.path(), &all, None);
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // A secret client moved to private_key_jwt loses its secret.
+    let out = run(
+        dir.path(),
+        &["client", "create", "--name", "S", "--id", "moved"],
+        None,
+    );
+    assert!(out.status.success());
+    let out = run(
+        dir.path(),
+        &[
+            "client",
+            "update",
+            "moved",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            jwks_arg,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\"token_endpoint_auth_method\": \"private_key_jwt\""));
 }
