@@ -559,3 +559,31 @@ async fn a_longer_lifetime_is_accepted_only_where_configured() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn past_the_failed_authentication_ceiling_only_known_clients_get_in() {
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        c.limits.failed_auth_global_per_second = 1;
+        c.limits.failed_auth_global_burst = 3;
+        c.limits.failed_auth_burst = 1_000;
+        c.limits.failed_auth_per_ip_per_minute = 1_000;
+    })
+    .await;
+    let (known, cold) = (ClientKey::new("EdDSA"), ClientKey::new("EdDSA"));
+    inline_client(&server, "known", &[&known]).await;
+    inline_client(&server, "cold", &[&cold]).await;
+    assert_eq!(fresh_status(&server, &known, "known").await, StatusCode::OK);
+    for _ in 0..4 {
+        let stranger = fresh_status(&server, &ClientKey::new("EdDSA"), "known").await;
+        assert_eq!(stranger, StatusCode::UNAUTHORIZED);
+    }
+    // The ceiling holds: a client in memory with a good assertion is served,
+    // anything else gets 429 without reaching the store.
+    assert_eq!(fresh_status(&server, &known, "known").await, StatusCode::OK);
+    let forged = fresh_status(&server, &ClientKey::new("EdDSA"), "known").await;
+    assert_eq!(forged, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        fresh_status(&server, &cold, "cold").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

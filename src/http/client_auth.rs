@@ -248,22 +248,21 @@ async fn authenticate_assertion(
         .assertions
         .authenticate(assertion, client_id, &state.clients, lookup, state.now())
         .await;
-    match result {
-        Ok(client) => Ok(client),
-        Err(AssertionFailure::NotCached) => Err(match ceiling {
-            Err(denied) => denied.into(),
-            Ok(()) => OAuthError::InvalidClient,
-        }),
-        Err(AssertionFailure::Refused(reason)) => {
-            tracing::info!(reason, "client assertion refused");
-            Err(OAuthError::InvalidClient)
-        }
-        Err(AssertionFailure::Unavailable(e)) => {
+    match (result, ceiling) {
+        (Ok(client), _) => Ok(client),
+        (Err(AssertionFailure::Unavailable(e)), _) => {
             tracing::warn!(error = %e, "client assertion check failed");
             Err(OAuthError::TemporarilyUnavailable(
                 "the client store is unavailable".into(),
             ))
         }
+        // Over the ceiling, every failure is the 429 a secret gets.
+        (Err(_), Err(denied)) => Err(denied.into()),
+        (Err(AssertionFailure::Refused(reason)), Ok(())) => {
+            tracing::info!(reason, "client assertion refused");
+            Err(OAuthError::InvalidClient)
+        }
+        (Err(AssertionFailure::NotCached), Ok(())) => Err(OAuthError::InvalidClient),
     }
 }
 
