@@ -114,6 +114,46 @@ async fn newer_schema_is_reported() {
     assert!(store.migrate().await.unwrap().schema_is_newer());
 }
 
+#[tokio::test]
+async fn a_row_that_does_not_decode_names_its_table_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+    store.migrate().await.unwrap();
+    store.insert_client(&sample("c1")).await.unwrap();
+    store.insert_client(&sample("c2")).await.unwrap();
+    let damage = |sql: &'static str| {
+        store.with_conn(move |c| c.execute(sql, []).map(|_| ()).map_err(unavailable))
+    };
+    damage("UPDATE clients SET allowed_scopes = 'a\u{7f}' WHERE id = 'c1'")
+        .await
+        .unwrap();
+    damage("UPDATE clients SET enabled = 'maybe' WHERE id = 'c2'")
+        .await
+        .unwrap();
+
+    let err = store.get_client("c1").await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Corrupt(CorruptRow::Client { id, field: ClientField::Scopes }) if id == "c1"
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "corrupt row: client c1: malformed scopes");
+    let err = store.get_client("c2").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt(CorruptRow::Column {
+                table: "clients",
+                index: 11,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
+
 /// A version-2 database as the previous release left it: changes logged,
 /// some pruned, the rest still to be read by a poller.
 fn version_2_database(path: &Path) -> Connection {
