@@ -34,6 +34,26 @@ pub enum StoreError {
     Conflict(#[from] KeyConflict),
 }
 
+impl StoreError {
+    /// The conflict of an insert of `kid` that hit a unique index.
+    pub fn key_taken(kid: &str, source: impl Into<DriverError>) -> Self {
+        KeyConflict::Taken {
+            kid: kid.to_owned(),
+            source: source.into(),
+        }
+        .into()
+    }
+
+    /// The conflict of an update whose key left state `from` meanwhile.
+    pub fn key_moved(kid: &str, from: KeyState) -> Self {
+        KeyConflict::Moved {
+            kid: kid.to_owned(),
+            from,
+        }
+        .into()
+    }
+}
+
 /// The database driver's own error, kept as the source.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {

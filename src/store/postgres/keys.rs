@@ -11,9 +11,7 @@ use super::rows::Columns;
 use super::{PostgresStore, changes, unavailable};
 use crate::keys::Algorithm;
 use crate::keys::lifecycle::{KeyRecord, KeyState};
-use crate::store::{
-    CorruptRow, KeyConflict, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey,
-};
+use crate::store::{CorruptRow, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey};
 
 const KEY_COLUMNS: &str = "kid, algorithm, state, public_jwk, kek_id, sealed_key, created_at, \
     promote_at, activated_at, demoted_at, retire_at, retired_at";
@@ -51,11 +49,7 @@ fn key_from_row(row: &Row) -> Result<StoredKey, StoreError> {
 
 fn conflict(e: tokio_postgres::Error, kid: &str) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        KeyConflict::Taken {
-            kid: kid.to_owned(),
-            source: e.into(),
-        }
-        .into()
+        StoreError::key_taken(kid, e)
     } else {
         unavailable(e)
     }
@@ -128,11 +122,7 @@ impl KeyStore for PostgresStore {
                             .await
                             .map_err(|e| conflict(e, &r.kid))?;
                         if updated != 1 {
-                            return Err(KeyConflict::Moved {
-                                kid: r.kid.clone(),
-                                from: *from,
-                            }
-                            .into());
+                            return Err(StoreError::key_moved(&r.kid, *from));
                         }
                     }
                 }

@@ -7,9 +7,7 @@ use rusqlite::{Row, params};
 use super::{SqliteStore, reading, record_change, unavailable};
 use crate::keys::Algorithm;
 use crate::keys::lifecycle::{KeyRecord, KeyState};
-use crate::store::{
-    CorruptRow, KeyConflict, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey,
-};
+use crate::store::{CorruptRow, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey};
 
 const KEY_COLUMNS: &str = "kid, algorithm, state, public_jwk, kek_id, sealed_key, created_at, \
     promote_at, activated_at, demoted_at, retire_at, retired_at";
@@ -43,11 +41,7 @@ fn conflict(e: rusqlite::Error, kid: &str) -> StoreError {
     let taken = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
         if f.code == rusqlite::ErrorCode::ConstraintViolation);
     if taken {
-        KeyConflict::Taken {
-            kid: kid.to_owned(),
-            source: e.into(),
-        }
-        .into()
+        StoreError::key_taken(kid, e)
     } else {
         unavailable(e)
     }
@@ -118,11 +112,7 @@ impl KeyStore for SqliteStore {
                             )
                             .map_err(|e| conflict(e, &r.kid))?;
                         if updated != 1 {
-                            return Err(KeyConflict::Moved {
-                                kid: r.kid.clone(),
-                                from: *from,
-                            }
-                            .into());
+                            return Err(StoreError::key_moved(&r.kid, *from));
                         }
                     }
                 }
