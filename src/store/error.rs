@@ -59,7 +59,7 @@ impl StoreError {
 pub enum DriverError {
     /// From PostgreSQL: the server's message and code, or the underlying
     /// cause (the driver's own text is often just "db error").
-    #[error("{}", super::postgres::describe(.0))]
+    #[error("{}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// From the embedded SQLite database.
     #[error(transparent)]
@@ -204,4 +204,16 @@ pub enum KeyConflict {
         /// The state the writer saw.
         from: KeyState,
     },
+}
+
+/// The server's message or the underlying cause: the driver's own text is
+/// often just "db error". Neither carries the connection settings.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }

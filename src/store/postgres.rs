@@ -226,18 +226,6 @@ fn unavailable(e: tokio_postgres::Error) -> StoreError {
     Unavailable::Driver(e.into()).into()
 }
 
-/// The server's message or the underlying cause: the driver's own text is
-/// often just "db error". Neither carries the connection settings.
-pub(super) fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-    }
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
-}
-
 impl ClientStore for PostgresStore {
     fn migrate(&self) -> StoreFuture<'_, MigrationReport> {
         self.with_client(|mut client| async move { migrate::run(&mut client).await })
