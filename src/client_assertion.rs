@@ -13,6 +13,7 @@ use crate::jwks_fetch::JwksFetcher;
 use crate::keys::public::PublicKeySet;
 use crate::keys::{Algorithm, SigningKey, generate_pkcs8};
 use crate::replay::{ReplayGuard, Use};
+use crate::store::StoreError;
 
 /// Why an assertion did not authenticate anyone.
 #[derive(Debug, thiserror::Error)]
@@ -21,10 +22,14 @@ pub enum AssertionFailure {
     /// log only.
     #[error("{0}")]
     Refused(&'static str),
-    /// The store could not be asked (client lookup or fleet replay check):
-    /// nothing is known to be wrong, retry.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    /// The store could not be asked for the client: nothing is known to be
+    /// wrong, retry.
+    #[error("client lookup: {0}")]
+    ClientLookup(#[source] StoreError),
+    /// The store could not record the `jti` (fleet-wide replay check): the
+    /// assertion is not known to be used, retry.
+    #[error("replay check: {0}")]
+    ReplayCheck(#[source] StoreError),
     /// Only clients in memory are served now, and this one is not.
     #[error("the client is not in memory")]
     NotCached,
@@ -145,7 +150,7 @@ impl AssertionVerifier {
             Lookup::Full => clients
                 .get(checked.client_id())
                 .await
-                .map_err(|e| AssertionFailure::Unavailable(e.to_string()))?,
+                .map_err(AssertionFailure::ClientLookup)?,
             Lookup::MemoryOnly => Some(
                 clients
                     .get_cached(checked.client_id())
@@ -177,7 +182,7 @@ impl AssertionVerifier {
         {
             Ok(Use::First) => Ok(client),
             Ok(Use::Replay) => Err(AssertionFailure::Refused("jti replayed")),
-            Err(e) => Err(AssertionFailure::Unavailable(e.to_string())),
+            Err(e) => Err(AssertionFailure::ReplayCheck(e)),
         }
     }
 

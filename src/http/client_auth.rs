@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 
 use super::body::{Params, form_decode};
+use super::error::{StoreCall, store_failed};
 use crate::client_assertion::{AssertionFailure, Lookup};
 use crate::domain::assertion::JWT_BEARER;
 use crate::domain::client::{Client, is_valid_client_id, verify_secret_of_unknown_client};
@@ -213,10 +214,7 @@ async fn authenticate_credentials(
         .clients
         .get(&credentials.client_id)
         .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "client lookup failed");
-            OAuthError::TemporarilyUnavailable("the client store is unavailable".into())
-        })?;
+        .map_err(|e| store_failed(StoreCall::ClientLookup, &e))?;
     let Some(client) = client else {
         verify_secret_of_unknown_client(&credentials.secret);
         return Err(OAuthError::InvalidClient);
@@ -250,11 +248,11 @@ async fn authenticate_assertion(
         .await;
     match (result, ceiling) {
         (Ok(client), _) => Ok(client),
-        (Err(AssertionFailure::Unavailable(e)), _) => {
-            tracing::warn!(error = %e, "client assertion check failed");
-            Err(OAuthError::TemporarilyUnavailable(
-                "the client store is unavailable".into(),
-            ))
+        (Err(AssertionFailure::ClientLookup(e)), _) => {
+            Err(store_failed(StoreCall::ClientLookup, &e))
+        }
+        (Err(AssertionFailure::ReplayCheck(e)), _) => {
+            Err(store_failed(StoreCall::AssertionReplay, &e))
         }
         // Over the ceiling, every failure is the 429 a secret gets.
         (Err(_), Err(denied)) => Err(denied.into()),
