@@ -6,7 +6,8 @@
 //! - **A token request**: `server::run` accepts the TLS connection and hands
 //!   each request to [`http::AuthService`], whose `handle` matches
 //!   `(method, path)` and calls `http::token::handle`. The client is
-//!   authenticated in `http/client_auth.rs`; scopes are granted by
+//!   authenticated in `http/client_auth.rs` (a secret, or a JWT assertion
+//!   checked by [`client_assertion`]); scopes are granted by
 //!   `domain::scope` and the token is minted by `domain::token`. Validation,
 //!   introspection and revocation sit beside it in `http/`.
 //! - **Its state**: [`state::AppState`], built once by `app::start` from the
