@@ -152,13 +152,7 @@ async fn validations_spend_the_callers_bucket_not_the_clients() {
 
 #[tokio::test]
 async fn past_the_failed_authentication_ceiling_only_known_clients_get_in() {
-    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
-        c.limits.failed_auth_global_per_second = 1;
-        c.limits.failed_auth_global_burst = 3;
-        c.limits.failed_auth_burst = 1_000;
-        c.limits.failed_auth_per_ip_per_minute = 1_000;
-    })
-    .await;
+    let server = TestServer::start_with(Algorithm::EdDSA, common::low_failed_auth_ceiling).await;
     let (http, base) = (server.client(), server.base_url.clone());
     let (known, known_secret) = server.standard_client().await;
     let (cold, cold_secret) = server.standard_client().await;

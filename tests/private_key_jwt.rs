@@ -51,10 +51,19 @@ async fn uri_client(server: &TestServer, id: &str, uri: &str) {
 
 /// Posts a token request authenticated by `assertion`.
 async fn token_with(server: &TestServer, assertion: &str) -> reqwest::Response {
+    token_with_fields(server, assertion, &[]).await
+}
+
+/// Posts a token request authenticated by `assertion`, with `extra` fields.
+async fn token_with_fields(
+    server: &TestServer,
+    assertion: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
     server
         .client()
         .post(server.token_url())
-        .form(&token_form(assertion, &[]))
+        .form(&token_form(assertion, extra))
         .send()
         .await
         .unwrap()
@@ -109,13 +118,7 @@ async fn each_algorithm_gets_a_token_for_the_token_endpoint_or_the_issuer() {
         let mut c = claims(&id, "https://elsewhere.test");
         c["aud"] = json!(["https://elsewhere.test", server.token_url()]);
         let assertion = key.sign(&c);
-        let response = server
-            .client()
-            .post(server.token_url())
-            .form(&token_form(&assertion, &[("client_id", &id)]))
-            .send()
-            .await
-            .unwrap();
+        let response = token_with_fields(&server, &assertion, &[("client_id", &id)]).await;
         assert_eq!(response.status(), StatusCode::OK, "{alg} aud array");
     }
 }
@@ -269,13 +272,7 @@ async fn secrets_and_assertions_do_not_mix() {
         .unwrap();
     assert_eq!(wrong_type.status(), StatusCode::BAD_REQUEST);
     // client_id naming another client than the assertion's subject.
-    let mismatch = server
-        .client()
-        .post(server.token_url())
-        .form(&token_form(&assertion, &[("client_id", &secret_id)]))
-        .send()
-        .await
-        .unwrap();
+    let mismatch = token_with_fields(&server, &assertion, &[("client_id", &secret_id)]).await;
     assert_invalid_client(mismatch, "client_id mismatch").await;
 }
 
@@ -562,13 +559,7 @@ async fn a_longer_lifetime_is_accepted_only_where_configured() {
 
 #[tokio::test]
 async fn past_the_failed_authentication_ceiling_only_known_clients_get_in() {
-    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
-        c.limits.failed_auth_global_per_second = 1;
-        c.limits.failed_auth_global_burst = 3;
-        c.limits.failed_auth_burst = 1_000;
-        c.limits.failed_auth_per_ip_per_minute = 1_000;
-    })
-    .await;
+    let server = TestServer::start_with(Algorithm::EdDSA, common::low_failed_auth_ceiling).await;
     let (known, cold) = (ClientKey::new("EdDSA"), ClientKey::new("EdDSA"));
     inline_client(&server, "known", &[&known]).await;
     inline_client(&server, "cold", &[&cold]).await;

@@ -58,6 +58,15 @@ pub fn unlimited_clients(config: &mut Config) {
     config.limits.client_burst = 1_000_000;
 }
 
+/// A server-wide ceiling of failed authentications that four failures
+/// reach (burst 3, one a second), with the per-IP guard out of the way.
+pub fn low_failed_auth_ceiling(config: &mut Config) {
+    config.limits.failed_auth_global_per_second = 1;
+    config.limits.failed_auth_global_burst = 3;
+    config.limits.failed_auth_burst = 1_000;
+    config.limits.failed_auth_per_ip_per_minute = 1_000;
+}
+
 /// The key-encryption key of in-process test servers (a fixture, not a
 /// secret: 32 bytes, base64).
 pub const TEST_KEK: &str = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=";
