@@ -13,6 +13,7 @@ use crate::config::{Config, Mode};
 use crate::keyring::KeyringError;
 use crate::probe::{self, ProbeError};
 
+pub mod client_tls;
 pub mod keys;
 
 pub use keys::KeysCommand;
@@ -110,7 +111,7 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client and print its secret (shown only this once).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List clients.
     List,
     /// Show one client (never its secret).
@@ -119,7 +120,7 @@ pub enum ClientCommand {
         id: String,
     },
     /// Change a client's settings.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Issue a new secret; the old one works for the grace period.
     RotateSecret {
         /// Client id.
@@ -173,6 +174,12 @@ pub struct CreateArgs {
     /// Read the secret from stdin instead of generating one (development only).
     #[arg(long)]
     pub secret_stdin: bool,
+    /// How the client authenticates with a certificate instead of its secret.
+    #[command(flatten)]
+    pub tls: client_tls::TlsArgs,
+    /// Every token request of the client must carry a DPoP proof.
+    #[arg(long)]
+    pub require_dpop: bool,
 }
 
 /// Arguments of `client update`.
@@ -207,6 +214,18 @@ pub struct UpdateArgs {
     /// Use the server's default rate limit again.
     #[arg(long, conflicts_with = "rate_limit_rps")]
     pub clear_rate_limit: bool,
+    /// A new certificate registration (replaces the old one).
+    #[command(flatten)]
+    pub tls: client_tls::TlsArgs,
+    /// Drop the certificate registration: the client uses its secret again.
+    #[arg(long)]
+    pub clear_tls: bool,
+    /// Require a DPoP proof on every token request of the client.
+    #[arg(long)]
+    pub require_dpop: bool,
+    /// No longer require a DPoP proof.
+    #[arg(long, conflicts_with = "require_dpop")]
+    pub no_require_dpop: bool,
 }
 
 /// Why a command failed (`crate::exit` maps it to an exit code).
@@ -303,12 +322,16 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                     token_lifetime_secs: args.lifetime_secs,
                     rate_limit_rps: args.rate_limit_rps,
                     imported_secret,
+                    tls_client_auth: args.tls.registration()?,
+                    require_dpop: args.require_dpop,
                 },
                 now,
             )
             .await?;
             print_json(&admin::client_view(&created.client));
-            if !created.client.secret_imported {
+            if created.client.tls_client_auth.is_some() {
+                println!("(the client authenticates with its certificate, never with a secret)");
+            } else if !created.client.secret_imported {
                 println!(
                     "client_secret: {}\n(store it now: it is not kept and cannot be shown again)",
                     created.secret
@@ -350,6 +373,20 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                 },
                 token_lifetime_secs: clear_or_set(args.clear_lifetime, args.lifetime_secs),
                 rate_limit_rps: clear_or_set(args.clear_rate_limit, args.rate_limit_rps),
+                tls_client_auth: match (args.clear_tls, args.tls.registration()?) {
+                    (true, Some(_)) => {
+                        return Err(CliError::Refused(
+                            "--clear-tls and a certificate registration exclude each other".into(),
+                        ));
+                    }
+                    (true, None) => Some(None),
+                    (false, registration) => registration.map(Some),
+                },
+                require_dpop: match (args.require_dpop, args.no_require_dpop) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
             };
             print_json(&admin::client_view(
                 &admin::update_client(store, &args.id, update, now).await?,

@@ -13,8 +13,8 @@ use crate::keys::{Algorithm, MIN_HMAC_SECRET_LEN};
 mod sections;
 
 pub use sections::{
-    CacheConfig, DatabaseConfig, DevConfig, HttpConfig, LimitsConfig, LogConfig, ScopeRule,
-    ServerConfig, TlsConfig, TokenConfig,
+    CacheConfig, DatabaseConfig, DevConfig, DpopConfig, HttpConfig, LimitsConfig, LogConfig,
+    ScopeRule, ServerConfig, TlsConfig, TokenConfig,
 };
 
 /// Prefix of per-setting environment overrides: `AUTH_SERVER_<SECTION>_<KEY>`.
@@ -142,6 +142,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// In-memory cache settings.
     pub cache: CacheConfig,
+    /// DPoP proof settings.
+    pub dpop: DpopConfig,
     /// Rate limits.
     pub limits: LimitsConfig,
     /// Log settings.
@@ -194,6 +196,7 @@ impl Default for Config {
             token: TokenConfig::default(),
             database: DatabaseConfig::default(),
             cache: CacheConfig::default(),
+            dpop: DpopConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             dev: DevConfig::default(),
@@ -209,7 +212,7 @@ impl Default for Config {
 
 /// Sections that `AUTH_SERVER_<SECTION>_<KEY>` can address.
 const SECTIONS: &[&str] = &[
-    "server", "tls", "http", "token", "database", "cache", "limits", "log", "dev",
+    "server", "tls", "http", "token", "database", "cache", "dpop", "limits", "log", "dev",
 ];
 
 impl Config {
@@ -304,6 +307,15 @@ impl Config {
         }
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return invalid("tls.cert and tls.key must be set together");
+        }
+        if !(1..=600).contains(&self.dpop.proof_max_age_secs)
+            || self.dpop.proof_future_skew_secs > 300
+            || self.dpop.replay_capacity == 0
+        {
+            return invalid(
+                "dpop.proof_max_age_secs must be 1 to 600, dpop.proof_future_skew_secs at most \
+                 300 and dpop.replay_capacity at least 1",
+            );
         }
         if !self.issuer.is_empty() && !self.issuer.starts_with("https://") {
             return invalid("issuer must be an https:// URL");

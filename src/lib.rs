@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
-//!   rules and URL normalisation, tokens, errors); no I/O, `now` passed in.
+//!   rules and URL normalisation, tokens, DPoP proofs, client certificates,
+//!   errors); no I/O, `now` passed in.
 //! - [`keys`]: parsed signing keys: sign, verify, JWKS (pure);
 //!   `keys::lifecycle` the key states and their transitions (pure, `now`
 //!   passed in); `keys::sealed` AES-256-GCM under the key-encryption key.
@@ -16,7 +17,9 @@
 //!   [`store::postgres`] the shared one (pool, migrations, LISTEN/NOTIFY).
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
-//!   client state)?
+//!   client state), and is it presented by its holder (DPoP proof, client
+//!   certificate)?
+//! - [`dpop`]: DPoP proofs checked against this instance's replay window.
 //! - [`feed`]: applies the store's change feed to the caches and the key
 //!   set (polling, PostgreSQL NOTIFY); makes due key lifecycle steps.
 //! - [`fleet`]: this instance's heartbeat in the store and the live instance
@@ -34,7 +37,8 @@
 //! - [`reload`]: SIGHUP re-reads the TLS certificate and the stored keys.
 //! - [`server`]: the accept loop, TLS handshake, connection limits (in all
 //!   and per caller, shedding when full), idle connections, drain.
-//! - [`tls`]: rustls configuration and the development certificate.
+//! - [`tls`]: rustls configuration and the development certificate;
+//!   `tls::client_auth` the optional client certificate and client CAs.
 //! - [`probe`]: `auth-server health`, the container health check: one
 //!   request to this instance's own health route, its certificate pinned.
 //! - [`admin`]: client administration behind the CLI.
@@ -57,6 +61,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod dpop;
 pub mod exit;
 pub mod feed;
 pub mod fleet;

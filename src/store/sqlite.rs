@@ -13,6 +13,7 @@ use super::{
 };
 
 mod instances;
+use crate::domain::certificate::TlsClientAuth;
 use crate::domain::client::{Client, SecretHash};
 use crate::domain::scope::ScopeSet;
 
@@ -25,6 +26,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (3, include_str!("migrations/sqlite/0003_signing_keys.sql")),
     (4, include_str!("migrations/sqlite/0004_instances.sql")),
+    (
+        5,
+        include_str!("migrations/sqlite/0005_proof_of_possession.sql"),
+    ),
 ];
 
 /// Client registry in an SQLite file.
@@ -119,7 +124,7 @@ fn migrate(conn: &mut Connection) -> Result<MigrationReport, StoreError> {
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, \
     previous_secret_expires_at, secret_imported, allowed_scopes, default_scopes, \
     allowed_audiences, token_lifetime_secs, rate_limit_rps, enabled, \
-    tokens_valid_after, created_at, updated_at";
+    tokens_valid_after, created_at, updated_at, tls_auth_kind, tls_auth_value, require_dpop";
 
 fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let id: String = row.get(0)?;
@@ -143,7 +148,19 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>
             None => return Ok(Err(corrupt("bad previous secret hash"))),
         },
     };
+    let tls_kind: Option<String> = row.get(15)?;
+    let tls_value: Option<String> = row.get(16)?;
+    let tls_client_auth = match (tls_kind, tls_value) {
+        (Some(kind), Some(value)) => match TlsClientAuth::from_parts(&kind, &value) {
+            Ok(tls) => Some(tls),
+            Err(e) => return Ok(Err(corrupt(&e.to_string()))),
+        },
+        (None, None) => None,
+        _ => return Ok(Err(corrupt("half a certificate registration"))),
+    };
     Ok(Ok(Client {
+        tls_client_auth,
+        require_dpop: row.get(17)?,
         name: row.get(1)?,
         secret_hash,
         previous_secret_hash,
@@ -181,6 +198,9 @@ fn write_client(conn: &Connection, sql: &str, c: &Client) -> rusqlite::Result<us
             c.tokens_valid_after,
             c.created_at,
             c.updated_at,
+            c.tls_client_auth.as_ref().map(TlsClientAuth::kind),
+            c.tls_client_auth.as_ref().map(TlsClientAuth::value),
+            c.require_dpop,
         ],
     )
 }
@@ -376,7 +396,8 @@ impl ClientStore for SqliteStore {
         self.with_conn(move |conn| {
             let sql = format!(
                 "INSERT INTO clients ({CLIENT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                 ?16, ?17, ?18)"
             );
             let tx = conn.transaction().map_err(unavailable)?;
             let written = write_client(&tx, &sql, &client)
@@ -401,7 +422,8 @@ impl ClientStore for SqliteStore {
                  previous_secret_hash = ?4, previous_secret_expires_at = ?5, \
                  secret_imported = ?6, allowed_scopes = ?7, default_scopes = ?8, \
                  allowed_audiences = ?9, token_lifetime_secs = ?10, rate_limit_rps = ?11, \
-                 enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15 \
+                 enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15, \
+                 tls_auth_kind = ?16, tls_auth_value = ?17, require_dpop = ?18 \
                  WHERE id = ?1";
             let tx = conn.transaction().map_err(unavailable)?;
             let updated = write_client(&tx, sql, &client).map_err(unavailable)? == 1;
