@@ -45,18 +45,10 @@ async fn assert_invalid_proof(response: reqwest::Response, case: &str) {
     assert_eq!(body["error"], "invalid_dpop_proof", "{case}: {body}");
 }
 
-/// Validates `token` as a resource server that received it with `proof`
-/// on `GET API_URL`.
+/// Validates `token` as a resource server that received it on `GET
+/// API_URL`, with the further fields (the proof) in `fields`.
 async fn validate_with(server: &TestServer, token: &str, fields: Value) -> StatusCode {
-    let mut body = json!({"endpoint_url": API_URL, "method": "GET"});
-    for (k, v) in fields.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    api::validate_post(&server.client(), &server.base_url, Some(token), Some(&body))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    api::validate_for(&server.client(), &server.base_url, token, API_URL, &fields).await
 }
 
 #[tokio::test]

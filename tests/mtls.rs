@@ -136,16 +136,11 @@ async fn assert_invalid_client(response: reqwest::Response, case: &str) {
     );
 }
 
+/// What validation says of `token` for a resource server that saw
+/// `fields` (the certificate thumbprint, a proof).
 async fn validate(server: &TestServer, token: &str, fields: Value) -> StatusCode {
-    let mut body = json!({"endpoint_url": "https://api.test/v1/users/7"});
-    for (k, v) in fields.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    api::validate_post(&server.client(), &server.base_url, Some(token), Some(&body))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    let url = "https://api.test/v1/users/7";
+    api::validate_for(&server.client(), &server.base_url, token, url, &fields).await
 }
 
 #[tokio::test]

@@ -96,3 +96,83 @@ pub fn check_binding(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::dpop::ProofWindow;
+    use crate::domain::endpoint::normalize_url;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn checker() -> DpopChecker {
+        DpopChecker::new(
+            ProofWindow {
+                max_age_secs: 60,
+                future_skew_secs: 5,
+            },
+            16,
+        )
+    }
+
+    fn presented<'a>(
+        thumbprint: Option<&'a str>,
+        proof: Option<&'a str>,
+        request: Option<(&'a str, &'a NormalizedUrl)>,
+    ) -> Presentation<'a> {
+        Presentation {
+            token: "t",
+            dpop_proof: proof,
+            certificate_thumbprint: thumbprint,
+            request,
+        }
+    }
+
+    #[test]
+    fn an_unbound_token_passes_whatever_comes_with_it() {
+        let url = normalize_url("https://api.test/x").unwrap();
+        let anything = presented(Some("x"), Some("not a proof"), Some(("GET", &url)));
+        assert_eq!(check_binding(None, &anything, &checker(), NOW), Ok(()));
+    }
+
+    #[test]
+    fn a_certificate_bound_token_needs_that_thumbprint() {
+        let cnf = Confirmation {
+            jkt: None,
+            x5t_s256: Some("abc".into()),
+        };
+        let check = |thumbprint| {
+            check_binding(
+                Some(&cnf),
+                &presented(thumbprint, None, None),
+                &checker(),
+                NOW,
+            )
+        };
+        assert_eq!(check(Some("abc")), Ok(()));
+        assert_eq!(check(Some("abd")), Err(BindingError::CertificateMismatch));
+        assert_eq!(check(None), Err(BindingError::CertificateMismatch));
+    }
+
+    #[test]
+    fn a_key_bound_token_needs_a_proof_and_the_request_it_names() {
+        let cnf = Confirmation {
+            jkt: Some("k".into()),
+            x5t_s256: None,
+        };
+        let url = normalize_url("https://api.test/x").unwrap();
+        let check = |p: &Presentation<'_>| check_binding(Some(&cnf), p, &checker(), NOW);
+        assert_eq!(
+            check(&presented(None, None, Some(("GET", &url)))),
+            Err(BindingError::ProofMissing)
+        );
+        assert_eq!(
+            check(&presented(None, Some("a.b.c"), None)),
+            Err(BindingError::RequestMissing)
+        );
+        assert_eq!(
+            check(&presented(None, Some("a.b.c"), Some(("GET", &url)))),
+            Err(BindingError::Proof(ProofError::Malformed))
+        );
+    }
+}
