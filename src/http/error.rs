@@ -5,6 +5,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use super::response::{Body, CachePolicy, json};
 use crate::domain::error::OAuthError;
 use crate::limit::Denied;
+use crate::store::StoreError;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,33 @@ impl From<Denied> for ApiError {
     fn from(denied: Denied) -> Self {
         Self::OAuth(denied.into())
     }
+}
+
+/// A store call that a request waited on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreCall {
+    /// Reading the client that authenticates.
+    ClientLookup,
+    /// Committing a revocation before answering 200.
+    Revocation,
+}
+
+/// The error for a request whose store call failed: 503
+/// `temporarily_unavailable` with `Retry-After`, whatever the failure (an
+/// outage, a timeout, a row that does not decode), as the caller can only
+/// retry. The cause goes to the log, never into the response.
+pub fn store_failed(call: StoreCall, error: &StoreError) -> OAuthError {
+    let description = match call {
+        StoreCall::ClientLookup => {
+            tracing::warn!(%error, "client lookup failed");
+            "the client store is unavailable"
+        }
+        StoreCall::Revocation => {
+            tracing::warn!(%error, "revocation could not be stored");
+            "the revocation could not be stored; retry"
+        }
+    };
+    OAuthError::TemporarilyUnavailable(description.into())
 }
 
 /// The `WWW-Authenticate` realm for client authentication.

@@ -17,7 +17,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{ClientStore, MigrationReport, StoreError, StoreFuture};
+use super::{ClientStore, MigrationReport, SettingsError, StoreError, StoreFuture, Unavailable};
 use crate::config::{DatabaseConfig, Secret};
 use crate::domain::client::Client;
 
@@ -67,10 +67,8 @@ impl PostgresStore {
     /// Builds the pool from `database.url` and `DB_PASSWORD`. No connection
     /// is made yet: the first call (usually `migrate`) opens one.
     pub fn open(db: &DatabaseConfig, password: Option<&Secret>) -> Result<Self, StoreError> {
-        // The parser's messages name options, never values, so no password leaks.
-        let mut pg_config = tokio_postgres::Config::from_str(&db.url).map_err(|e| {
-            StoreError::Settings(format!("database.url is not a PostgreSQL URL: {e}"))
-        })?;
+        let mut pg_config =
+            tokio_postgres::Config::from_str(&db.url).map_err(SettingsError::Url)?;
         if let Some(password) = password {
             pg_config.password(password.0.as_bytes());
         }
@@ -126,7 +124,7 @@ impl PostgresStore {
             .create_timeout(Some(connect_timeout))
             .recycle_timeout(Some(connect_timeout))
             .build()
-            .map_err(|e| StoreError::Settings(format!("connection pool: {e}")))?;
+            .map_err(SettingsError::Pool)?;
         Ok(Self {
             pool,
             pg_config,
@@ -191,9 +189,9 @@ impl PostgresStore {
                 let client = self.pool.get().await.map_err(pool_error)?;
                 f(client).await
             };
-            tokio::time::timeout(limit, call).await.map_err(|_| {
-                StoreError::Unavailable(format!("no answer within {} s", limit.as_secs()))
-            })?
+            tokio::time::timeout(limit, call)
+                .await
+                .map_err(|_| Unavailable::Timeout(limit))?
         })
     }
 }
@@ -205,14 +203,12 @@ fn rustls_connector() -> Result<MakeRustlsConnect, StoreError> {
     let mut roots = rustls::RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(loaded.certs);
     if added == 0 {
-        return Err(StoreError::Settings(
-            "sslmode=require but no trusted root certificates were found".into(),
-        ));
+        return Err(SettingsError::NoTrustedRoots.into());
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Settings(format!("TLS to the database: {e}")))?
+        .map_err(SettingsError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
@@ -221,25 +217,13 @@ fn rustls_connector() -> Result<MakeRustlsConnect, StoreError> {
 fn pool_error(e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => unavailable(e),
-        other => StoreError::Unavailable(format!("database pool: {other}")),
+        other => Unavailable::Pool(other).into(),
     }
 }
 
 /// Maps a driver error to a retryable one.
 fn unavailable(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(describe(&e))
-}
-
-/// The server's message or the underlying cause: the driver's own text is
-/// often just "db error". Neither carries the connection settings.
-fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-    }
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
+    Unavailable::Driver(e.into()).into()
 }
 
 impl ClientStore for PostgresStore {
