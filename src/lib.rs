@@ -9,6 +9,11 @@
 //!   authenticated in `http/client_auth.rs`; scopes are granted by
 //!   `domain::scope` and the token is minted by `domain::token`. Validation,
 //!   introspection and revocation sit beside it in `http/`.
+//! - **Proof of possession**: the connection's client certificate is read
+//!   once after the handshake (`tls::client_auth`) and rides on each
+//!   request; DPoP proofs are checked by `domain::dpop` and [`dpop`] (the
+//!   replay window); what a token is bound to is its `cnf` claim, checked at
+//!   validation by `validation::binding`.
 //! - **Its state**: [`state::AppState`], built once by `app::start` from the
 //!   [`config::Config`], the opened [`store`] and the signing keys
 //!   ([`keyring`]); [`feed`] keeps its caches and keys in step with the
