@@ -4,8 +4,9 @@
 
 use serde_json::{Value, json};
 
+use crate::domain::certificate::TlsClientAuth;
 use crate::domain::client::{
-    AuthMethod, Client, RandomError, RegisteredJwks, SecretHash, generate_client_id,
+    AuthMethod, Client, Credential, RandomError, RegisteredJwks, SecretHash, generate_client_id,
     generate_secret, is_valid_client_id,
 };
 use crate::domain::scope::ScopeSet;
@@ -50,12 +51,18 @@ pub struct NewClient {
     pub rate_limit_rps: Option<u32>,
     /// An operator-chosen secret (development and tests only).
     pub imported_secret: Option<String>,
-    /// How the client authenticates.
+    /// How the client authenticates. With a certificate registration the
+    /// method is the registration's (a secret method given gives way to it).
     pub auth_method: AuthMethod,
     /// Public keys (a JWK Set document), for `private_key_jwt`.
     pub jwks: Option<String>,
     /// Where the client publishes its public keys, for `private_key_jwt`.
     pub jwks_uri: Option<String>,
+    /// The certificate registration (RFC 8705), for `tls_client_auth` and
+    /// `self_signed_tls_client_auth`.
+    pub tls_client_auth: Option<TlsClientAuth>,
+    /// Token requests must carry a DPoP proof.
+    pub require_dpop: bool,
 }
 
 /// A created client and its secret, which is not stored and never shown again.
@@ -90,6 +97,10 @@ pub struct ClientUpdate {
     pub jwks: Option<String>,
     /// New `jwks_uri`; replaces any inline keys.
     pub jwks_uri: Option<String>,
+    /// New certificate registration; `Some(None)` goes back to the secret.
+    pub tls_client_auth: Option<Option<TlsClientAuth>>,
+    /// Whether token requests must carry a DPoP proof.
+    pub require_dpop: Option<bool>,
 }
 
 /// Longest `jwks_uri` accepted.
@@ -120,6 +131,28 @@ fn check_jwks_uri(uri: &str) -> Result<String, AdminError> {
         )));
     }
     Ok(uri.to_owned())
+}
+
+/// The method of a client that asks for `requested` and has `registration`:
+/// a certificate registration decides it (a secret method gives way to it,
+/// a key method is refused), and the certificate methods need one.
+fn settled_method(
+    requested: AuthMethod,
+    registration: Option<&TlsClientAuth>,
+) -> Result<AuthMethod, AdminError> {
+    match registration {
+        Some(tls) if requested.uses_secret() || requested == tls.method() => Ok(tls.method()),
+        Some(tls) => Err(invalid(format!(
+            "a client registered with a certificate authenticates with {}, not {}",
+            tls.method().name(),
+            requested.name()
+        ))),
+        None if requested.credential() == Credential::Certificate => Err(invalid(format!(
+            "{} needs a certificate registration",
+            requested.name()
+        ))),
+        None => Ok(requested),
+    }
 }
 
 /// Replaces the client's secrets with a random one nobody knows.
@@ -199,7 +232,8 @@ pub async fn create_client(
         }
         None => generate_client_id()?,
     };
-    if new.auth_method == AuthMethod::PrivateKeyJwt && new.imported_secret.is_some() {
+    let auth_method = settled_method(new.auth_method, new.tls_client_auth.as_ref())?;
+    if auth_method == AuthMethod::PrivateKeyJwt && new.imported_secret.is_some() {
         return Err(invalid("a private_key_jwt client has no secret to import"));
     }
     let (secret, secret_hash, secret_imported) = match new.imported_secret {
@@ -212,7 +246,7 @@ pub async fn create_client(
         }
         None => {
             let generated = generate_secret()?;
-            let shown = if new.auth_method.uses_secret() {
+            let shown = if auth_method.uses_secret() {
                 generated.plaintext
             } else {
                 String::new()
@@ -232,9 +266,11 @@ pub async fn create_client(
         allowed_audiences: new.audiences,
         token_lifetime_secs: new.token_lifetime_secs,
         rate_limit_rps: new.rate_limit_rps,
-        auth_method: new.auth_method,
+        auth_method,
         jwks: new.jwks.as_deref().map(parse_jwks).transpose()?,
         jwks_uri: new.jwks_uri.as_deref().map(check_jwks_uri).transpose()?,
+        tls_client_auth: new.tls_client_auth,
+        require_dpop: new.require_dpop,
         ..Client::new(id, new.name, secret_hash, now)
     };
     check(&client)?;
@@ -291,12 +327,25 @@ pub async fn update_client(
         client.jwks_uri = Some(check_jwks_uri(&uri)?);
         client.jwks = None;
     }
-    if let Some(method) = update.auth_method {
-        if method == AuthMethod::PrivateKeyJwt && client.auth_method != method {
-            drop_secrets(&mut client)?;
-        }
-        client.auth_method = method;
+    if let Some(tls) = update.tls_client_auth {
+        client.tls_client_auth = tls;
     }
+    if let Some(require) = update.require_dpop {
+        client.require_dpop = require;
+    }
+    // Without a method given, a certificate client keeps following its
+    // registration, and goes back to its secret when that is dropped.
+    let requested = update
+        .auth_method
+        .unwrap_or(match client.auth_method.credential() {
+            Credential::Certificate => AuthMethod::ClientSecretBasic,
+            _ => client.auth_method,
+        });
+    let method = settled_method(requested, client.tls_client_auth.as_ref())?;
+    if method == AuthMethod::PrivateKeyJwt && client.auth_method != method {
+        drop_secrets(&mut client)?;
+    }
+    client.auth_method = method;
     client.updated_at = now;
     check(&client)?;
     save(store, &client).await?;
@@ -313,9 +362,10 @@ pub async fn rotate_secret(
 ) -> Result<(Client, String), AdminError> {
     let mut client = load(store, id).await?;
     if !client.auth_method.uses_secret() {
-        return Err(invalid(
-            "a private_key_jwt client has no secret; change its auth method first",
-        ));
+        return Err(invalid(format!(
+            "a {} client has no secret; change its auth method first",
+            client.auth_method.name()
+        )));
     }
     let generated = generate_secret()?;
     if grace_secs > 0 {
@@ -417,9 +467,20 @@ pub fn client_view(client: &Client) -> Value {
         "jwks": client.jwks.as_ref().and_then(|jwks| serde_json::from_str::<Value>(jwks.json()).ok()),
         "jwks_uri": client.jwks_uri,
         "tokens_valid_after": client.tokens_valid_after,
+        "tls_client_auth": client.tls_client_auth.as_ref().map(tls_view),
+        "require_dpop": client.require_dpop,
         "created_at": client.created_at,
         "updated_at": client.updated_at,
     })
+}
+
+/// A certificate registration as shown: the registered value under its
+/// kind, e.g. `{"san_dns": "svc.example.com"}` (the method is the client's
+/// `token_endpoint_auth_method`).
+fn tls_view(tls: &TlsClientAuth) -> Value {
+    let mut view = serde_json::Map::new();
+    view.insert(tls.kind().into(), tls.value().into());
+    Value::Object(view)
 }
 
 #[cfg(test)]

@@ -62,7 +62,11 @@ fn client_size(client: &Client) -> usize {
         // The registered keys, as text and parsed (a parsed key is about
         // as large as its JWK).
         + client.jwks.as_ref().map_or(0, |jwks| jwks.json().len() * 2)
-        + client.jwks_uri.as_ref().map_or(0, String::len);
+        + client.jwks_uri.as_ref().map_or(0, String::len)
+        + client
+            .tls_client_auth
+            .as_ref()
+            .map_or(0, |tls| tls.value().len());
     let vectors = (client.allowed_audiences.len()
         + client.allowed_scopes.iter().count()
         + client.default_scopes.iter().count())
@@ -79,6 +83,11 @@ fn claims_size(claims: &AccessTokenClaims) -> usize {
         + claims.aud.len()
         + claims.scope.as_ref().map_or(0, String::len)
         + claims.jti.len()
+        + claims.cnf.as_ref().map_or(0, |c| {
+            std::mem::size_of::<crate::domain::token::Confirmation>()
+                + c.jkt.as_ref().map_or(0, String::len)
+                + c.x5t_s256.as_ref().map_or(0, String::len)
+        })
         + ENTRY_OVERHEAD
 }
 

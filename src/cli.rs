@@ -10,10 +10,11 @@ use crate::admin::{self, AdminError, ClientUpdate, NewClient};
 use crate::app::{self, AppError};
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
-use crate::domain::client::AuthMethod;
+use crate::domain::client::{AuthMethod, Credential};
 use crate::keyring::KeyringError;
 use crate::probe::{self, ProbeError};
 
+pub mod client_tls;
 pub mod keys;
 
 pub use keys::KeysCommand;
@@ -111,7 +112,7 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client and print its secret (shown only this once).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List clients.
     List,
     /// Show one client (never its secret).
@@ -120,7 +121,7 @@ pub enum ClientCommand {
         id: String,
     },
     /// Change a client's settings.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Issue a new secret; the old one works for the grace period.
     RotateSecret {
         /// Client id.
@@ -175,7 +176,9 @@ pub struct CreateArgs {
     #[arg(long)]
     pub secret_stdin: bool,
     /// How the client authenticates: client_secret_basic, client_secret_post
-    /// (both accept the secret in the header or the body) or private_key_jwt.
+    /// (both accept the secret in the header or the body) or private_key_jwt;
+    /// a certificate registration (--tls-*) makes it tls_client_auth or
+    /// self_signed_tls_client_auth.
     #[arg(long, default_value = "client_secret_basic", value_parser = parse_auth_method)]
     pub auth_method: AuthMethod,
     /// A JWK Set file with the client's public keys (private_key_jwt).
@@ -184,11 +187,18 @@ pub struct CreateArgs {
     /// An https:// URL where the client publishes its JWK Set (private_key_jwt).
     #[arg(long)]
     pub jwks_uri: Option<String>,
+    /// How the client authenticates with a certificate instead of its secret.
+    #[command(flatten)]
+    pub tls: client_tls::TlsArgs,
+    /// Every token request of the client must carry a DPoP proof.
+    #[arg(long)]
+    pub require_dpop: bool,
 }
 
 fn parse_auth_method(name: &str) -> Result<AuthMethod, String> {
     AuthMethod::from_name(name).ok_or_else(|| {
-        "expected client_secret_basic, client_secret_post or private_key_jwt".to_owned()
+        let names: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.name()).collect();
+        format!("expected one of {}", names.join(", "))
     })
 }
 
@@ -233,6 +243,18 @@ pub struct UpdateArgs {
     /// Fetch the client's public keys from this https:// URL instead.
     #[arg(long)]
     pub jwks_uri: Option<String>,
+    /// A new certificate registration (replaces the old one).
+    #[command(flatten)]
+    pub tls: client_tls::TlsArgs,
+    /// Drop the certificate registration: the client uses its secret again.
+    #[arg(long)]
+    pub clear_tls: bool,
+    /// Require a DPoP proof on every token request of the client.
+    #[arg(long)]
+    pub require_dpop: bool,
+    /// No longer require a DPoP proof.
+    #[arg(long, conflicts_with = "require_dpop")]
+    pub no_require_dpop: bool,
 }
 
 /// Reads a JWK Set file for `--jwks-file`.
@@ -341,16 +363,22 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                     auth_method: args.auth_method,
                     jwks: read_jwks_file(args.jwks_file)?,
                     jwks_uri: args.jwks_uri,
+                    tls_client_auth: args.tls.registration()?,
+                    require_dpop: args.require_dpop,
                 },
                 now,
             )
             .await?;
             print_json(&admin::client_view(&created.client));
-            if !created.client.secret_imported && created.client.auth_method.uses_secret() {
-                println!(
+            match created.client.auth_method.credential() {
+                Credential::Certificate => {
+                    println!("(the client authenticates with its certificate, never with a secret)")
+                }
+                Credential::Secret if !created.client.secret_imported => println!(
                     "client_secret: {}\n(store it now: it is not kept and cannot be shown again)",
                     created.secret
-                );
+                ),
+                Credential::Secret | Credential::Assertion => {}
             }
         }
         ClientCommand::List => {
@@ -392,6 +420,20 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                 auth_method: args.auth_method,
                 jwks: read_jwks_file(args.jwks_file)?,
                 jwks_uri: args.jwks_uri,
+                tls_client_auth: match (args.clear_tls, args.tls.registration()?) {
+                    (true, Some(_)) => {
+                        return Err(CliError::Refused(
+                            "--clear-tls and a certificate registration exclude each other".into(),
+                        ));
+                    }
+                    (true, None) => Some(None),
+                    (false, registration) => registration.map(Some),
+                },
+                require_dpop: match (args.require_dpop, args.no_require_dpop) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
             };
             print_json(&admin::client_view(
                 &admin::update_client(store, &args.id, update, now).await?,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::cache::ClientCache;
 use crate::config::ClientAuthConfig;
 use crate::domain::assertion::{AssertionError, AssertionRules, check_assertion};
-use crate::domain::client::{AuthMethod, Client};
+use crate::domain::client::{Client, Credential};
 use crate::jwks_fetch::JwksFetcher;
 use crate::keys::public::PublicKeySet;
 use crate::keys::{Algorithm, SigningKey, generate_pkcs8};
@@ -157,9 +157,7 @@ impl AssertionVerifier {
                     .ok_or(AssertionFailure::NotCached)?,
             ),
         };
-        let Some(client) =
-            client.filter(|c| c.enabled && c.auth_method == AuthMethod::PrivateKeyJwt)
-        else {
+        let Some(client) = client.filter(|c| c.accepts(Credential::Assertion)) else {
             // The same signature check as for a real client, so the time
             // taken does not tell which client ids exist.
             std::hint::black_box(checked.verifies_with_any(assertion, &DECOYS));

@@ -22,8 +22,8 @@ use env::{apply_env_overrides, read_secret_files};
 
 pub use client_auth::{ClientAuthConfig, JwksFetchConfig, ReplayScope};
 pub use sections::{
-    CacheConfig, DatabaseConfig, DevConfig, HttpConfig, LimitsConfig, LogConfig, ScopeRule,
-    ServerConfig, TlsConfig, TokenConfig,
+    CacheConfig, DatabaseConfig, DevConfig, DpopConfig, HttpConfig, LimitsConfig, LogConfig,
+    ScopeRule, ServerConfig, TlsConfig, TokenConfig,
 };
 
 /// Why the configuration was refused. Each is one line for the operator.
@@ -89,6 +89,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// In-memory cache settings.
     pub cache: CacheConfig,
+    /// DPoP proof settings.
+    pub dpop: DpopConfig,
     /// Rate limits.
     pub limits: LimitsConfig,
     /// Log settings.
@@ -145,6 +147,7 @@ impl Default for Config {
             token: TokenConfig::default(),
             database: DatabaseConfig::default(),
             cache: CacheConfig::default(),
+            dpop: DpopConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             dev: DevConfig::default(),

@@ -6,10 +6,17 @@
 //! - **A token request**: `server::run` accepts the TLS connection and hands
 //!   each request to [`http::AuthService`], whose `handle` matches
 //!   `(method, path)` and calls `http::token::handle`. The client is
-//!   authenticated in `http/client_auth.rs` (a secret, or a JWT assertion
-//!   checked by [`client_assertion`]); scopes are granted by
+//!   authenticated in `http/client_auth.rs` (a secret, a JWT assertion
+//!   checked by [`client_assertion`], or the connection's certificate), with
+//!   the credential its `token_endpoint_auth_method` names
+//!   (`domain::client::Client::accepts`); scopes are granted by
 //!   `domain::scope` and the token is minted by `domain::token`. Validation,
 //!   introspection and revocation sit beside it in `http/`.
+//! - **Proof of possession**: the connection's client certificate is read
+//!   once after the handshake (`tls::client_auth`) and rides on each
+//!   request; DPoP proofs are checked by `domain::dpop` and [`dpop`] (the
+//!   replay window); what a token is bound to is its `cnf` claim, checked at
+//!   validation by `validation::binding`.
 //! - **Its state**: [`state::AppState`], built once by `app::start` from the
 //!   [`config::Config`], the opened [`store`] and the signing keys
 //!   ([`keyring`]); [`feed`] keeps its caches and keys in step with the
@@ -22,7 +29,8 @@
 //! # Layout
 //!
 //! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
-//!   rules and URL normalisation, tokens, errors); no I/O, `now` passed in.
+//!   rules and URL normalisation, tokens, DPoP proofs, client certificates,
+//!   errors); no I/O, `now` passed in.
 //! - [`keys`]: parsed signing keys: sign, verify, JWKS (pure);
 //!   `keys::public` other parties' public keys (JWK Sets) that verify;
 //!   `keys::lifecycle` the key states and their transitions (pure, `now`
@@ -37,7 +45,9 @@
 //!   LISTEN/NOTIFY).
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
-//!   client state)?
+//!   client state), and is it presented by its holder (DPoP proof, client
+//!   certificate)?
+//! - [`dpop`]: DPoP proofs checked against this instance's replay window.
 //! - [`client_assertion`]: client authentication by JWT assertion
 //!   (`private_key_jwt`): the client's keys, the checks, one use per `jti`.
 //! - [`jwks_fetch`]: fetches and caches JWK Sets over HTTPS (clients'
@@ -61,7 +71,8 @@
 //! - [`reload`]: SIGHUP re-reads the TLS certificate and the stored keys.
 //! - [`server`]: the accept loop, TLS handshake, connection limits (in all
 //!   and per caller, shedding when full), idle connections, drain.
-//! - [`tls`]: rustls configuration and the development certificate.
+//! - [`tls`]: rustls configuration and the development certificate;
+//!   `tls::client_auth` the optional client certificate and client CAs.
 //! - [`probe`]: `auth-server health`, the container health check: one
 //!   request to this instance's own health route, its certificate pinned.
 //! - [`admin`]: client administration behind the CLI.
@@ -85,6 +96,7 @@ pub mod client_assertion;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod dpop;
 pub mod exit;
 pub mod feed;
 pub mod fleet;

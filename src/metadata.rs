@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::domain::client::AuthMethod;
+use crate::domain::dpop::PROOF_ALGORITHMS;
 use crate::keys::KeySet;
 use crate::keys::public::VerifyAlgorithm;
 
@@ -39,6 +40,10 @@ pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "service_documentation": format!("{issuer}/oauth/"),
+        // RFC 8705 3.3: a token issued over mutual TLS is bound to the
+        // certificate; the endpoints are the same with or without it.
+        "tls_client_certificate_bound_access_tokens": true,
+        "dpop_signing_alg_values_supported": PROOF_ALGORITHMS,
     });
     if let Some(obj) = doc.as_object_mut() {
         if !scopes.is_empty() {

@@ -210,3 +210,65 @@ async fn enabling_does_not_revive_tokens_issued_while_disabled() {
     let stored = store.get_client(&id).await.unwrap().unwrap();
     assert_eq!((stored.enabled, stored.tokens_valid_after), (true, 103));
 }
+
+#[tokio::test]
+async fn a_certificate_registration_sets_the_method() {
+    let (_dir, store) = store().await;
+    let pki = TlsClientAuth::from_parts("san_dns", "svc.test").unwrap();
+    let created = create_client(
+        &store,
+        NewClient {
+            tls_client_auth: Some(pki.clone()),
+            ..new_client()
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.client.auth_method, AuthMethod::TlsClientAuth);
+    let id = created.client.id;
+    assert!(matches!(
+        rotate_secret(&store, &id, 0, 1).await,
+        Err(AdminError::Invalid(_))
+    ));
+
+    // A self-signed registration in its place: the method follows it.
+    let self_signed =
+        TlsClientAuth::SelfSigned("47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU".into());
+    let update = ClientUpdate {
+        tls_client_auth: Some(Some(self_signed)),
+        ..ClientUpdate::default()
+    };
+    let client = update_client(&store, &id, update, 1).await.unwrap();
+    assert_eq!(client.auth_method, AuthMethod::SelfSignedTlsClientAuth);
+    // Dropping the registration goes back to the secret.
+    let update = ClientUpdate {
+        tls_client_auth: Some(None),
+        ..ClientUpdate::default()
+    };
+    let client = update_client(&store, &id, update, 2).await.unwrap();
+    assert_eq!(client.auth_method, AuthMethod::ClientSecretBasic);
+
+    // A key method with a certificate, a certificate method without one.
+    for (auth_method, tls_client_auth) in [
+        (AuthMethod::PrivateKeyJwt, Some(pki)),
+        (AuthMethod::TlsClientAuth, None),
+        (AuthMethod::SelfSignedTlsClientAuth, None),
+    ] {
+        let refused = create_client(
+            &store,
+            NewClient {
+                auth_method,
+                tls_client_auth,
+                jwks_uri: Some("https://keys.test/jwks".into()),
+                ..new_client()
+            },
+            0,
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(AdminError::Invalid(_))),
+            "{auth_method:?}"
+        );
+    }
+}

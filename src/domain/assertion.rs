@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use super::client::is_valid_client_id;
+use super::token::compact_parts;
 use crate::keys::public::{PublicKeySet, VerifyAlgorithm};
 
 /// `client_assertion_type` of a JWT client assertion (RFC 7523 2.2).
@@ -106,10 +107,7 @@ pub fn check_assertion(
     if assertion.len() > MAX_ASSERTION_LEN {
         return Err(AssertionError::TooLarge);
     }
-    let mut parts = assertion.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let Some((header, payload, signature)) = compact_parts(assertion) else {
         return Err(AssertionError::Malformed);
     };
     let header = json_object(header)?;

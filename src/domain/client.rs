@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
 
+use super::certificate::TlsClientAuth;
 use super::scope::ScopeSet;
 use crate::keys::public::{JwksError, PublicKeySet};
 
@@ -127,13 +128,19 @@ pub struct Client {
     /// Unix time of the last change.
     pub updated_at: i64,
     /// How the client authenticates at the token, introspection and
-    /// revocation endpoints.
+    /// revocation endpoints; the certificate methods go with a
+    /// [`Client::tls_client_auth`] registration of their kind, the others
+    /// with none.
     pub auth_method: AuthMethod,
     /// Public keys registered inline, for `private_key_jwt`.
     pub jwks: Option<RegisteredJwks>,
     /// Where the client publishes its public keys, for `private_key_jwt`
     /// (HTTPS; fetched and cached by the server).
     pub jwks_uri: Option<String>,
+    /// Mutual TLS registration (RFC 8705), for the certificate methods.
+    pub tls_client_auth: Option<TlsClientAuth>,
+    /// Every token request must carry a DPoP proof (RFC 9449 5.2).
+    pub require_dpop: bool,
 }
 
 /// How a client authenticates (RFC 7591 `token_endpoint_auth_method`).
@@ -146,14 +153,21 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A JWT signed with one of the client's registered keys (RFC 7523).
     PrivateKeyJwt,
+    /// A certificate that chains to a configured CA and carries the
+    /// registered subject name (RFC 8705 2.1).
+    TlsClientAuth,
+    /// Exactly the registered self-signed certificate (RFC 8705 2.2).
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
     /// Every method, in the order metadata lists them.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 5] = [
         Self::ClientSecretBasic,
         Self::ClientSecretPost,
         Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
     ];
 
     /// The RFC 7591 name.
@@ -162,6 +176,8 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
@@ -170,10 +186,31 @@ impl AuthMethod {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
 
+    /// The credential a client of this method presents: the one rule of
+    /// which credential authenticates which client.
+    pub fn credential(self) -> Credential {
+        match self {
+            Self::ClientSecretBasic | Self::ClientSecretPost => Credential::Secret,
+            Self::PrivateKeyJwt => Credential::Assertion,
+            Self::TlsClientAuth | Self::SelfSignedTlsClientAuth => Credential::Certificate,
+        }
+    }
+
     /// True for the methods that present a secret.
     pub fn uses_secret(self) -> bool {
-        self != Self::PrivateKeyJwt
+        self.credential() == Credential::Secret
     }
+}
+
+/// What a client presents to authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// Its secret (HTTP Basic or body fields).
+    Secret,
+    /// A JWT signed with one of its registered keys.
+    Assertion,
+    /// Its certificate, on the TLS connection.
+    Certificate,
 }
 
 /// A JWK Set registered with the client: the document as registered and
@@ -222,6 +259,12 @@ impl std::fmt::Debug for RegisteredJwks {
 }
 
 impl Client {
+    /// Whether the client may authenticate with `credential`: it is
+    /// enabled and its method names that credential.
+    pub fn accepts(&self, credential: Credential) -> bool {
+        self.enabled && self.auth_method.credential() == credential
+    }
+
     /// A new enabled client with no scopes, audiences or overrides.
     pub fn new(id: String, name: String, secret_hash: SecretHash, now: i64) -> Self {
         Self {
@@ -243,6 +286,8 @@ impl Client {
             auth_method: AuthMethod::default(),
             jwks: None,
             jwks_uri: None,
+            tls_client_auth: None,
+            require_dpop: false,
         }
     }
 

@@ -151,6 +151,10 @@ pub enum ClientField {
     /// `jwks` is not a usable JWK Set.
     #[error("malformed jwks")]
     Jwks,
+    /// `tls_auth_kind` and `tls_auth_value` are not one certificate
+    /// registration (an unknown kind, a bad value, or only one of them).
+    #[error("bad certificate registration")]
+    TlsClientAuth,
 }
 
 /// Why a migration failed.

@@ -14,6 +14,7 @@ use super::{
 };
 
 mod instances;
+use crate::domain::certificate::TlsClientAuth;
 use crate::domain::client::{AuthMethod, Client, RegisteredJwks, SecretHash};
 use crate::domain::scope::ScopeSet;
 
@@ -28,7 +29,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("migrations/sqlite/0004_instances.sql")),
     (
         5,
-        include_str!("migrations/sqlite/0005_client_assertions.sql"),
+        include_str!("migrations/sqlite/0005_proof_of_possession.sql"),
+    ),
+    (
+        6,
+        include_str!("migrations/sqlite/0006_client_assertions.sql"),
     ),
 ];
 
@@ -148,7 +153,8 @@ fn migrate(conn: &mut Connection) -> Result<MigrationReport, StoreError> {
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, \
     previous_secret_expires_at, secret_imported, allowed_scopes, default_scopes, \
     allowed_audiences, token_lifetime_secs, rate_limit_rps, enabled, \
-    tokens_valid_after, created_at, updated_at, token_endpoint_auth_method, jwks, jwks_uri";
+    tokens_valid_after, created_at, updated_at, tls_auth_kind, tls_auth_value, require_dpop, \
+    token_endpoint_auth_method, jwks, jwks_uri";
 
 fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let id: String = row.get(0)?;
@@ -178,11 +184,21 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>
             None => return Ok(Err(corrupt(ClientField::PreviousSecretHash))),
         },
     };
-    let method: String = row.get(15)?;
+    let tls_kind: Option<String> = row.get(15)?;
+    let tls_value: Option<String> = row.get(16)?;
+    let tls_client_auth = match (tls_kind, tls_value) {
+        (Some(kind), Some(value)) => match TlsClientAuth::from_parts(&kind, &value) {
+            Ok(tls) => Some(tls),
+            Err(_) => return Ok(Err(corrupt(ClientField::TlsClientAuth))),
+        },
+        (None, None) => None,
+        _ => return Ok(Err(corrupt(ClientField::TlsClientAuth))),
+    };
+    let method: String = row.get(18)?;
     let Some(auth_method) = AuthMethod::from_name(&method) else {
         return Ok(Err(corrupt(ClientField::AuthMethod)));
     };
-    let jwks = match row.get::<_, Option<String>>(16)? {
+    let jwks = match row.get::<_, Option<String>>(19)? {
         None => None,
         Some(json) => match RegisteredJwks::parse(&json) {
             Ok(jwks) => Some(jwks),
@@ -190,9 +206,11 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>
         },
     };
     Ok(Ok(Client {
+        tls_client_auth,
+        require_dpop: row.get(17)?,
         auth_method,
         jwks,
-        jwks_uri: row.get(17)?,
+        jwks_uri: row.get(20)?,
         name: row.get(1)?,
         secret_hash,
         previous_secret_hash,
@@ -230,6 +248,9 @@ fn write_client(conn: &Connection, sql: &str, c: &Client) -> rusqlite::Result<us
             c.tokens_valid_after,
             c.created_at,
             c.updated_at,
+            c.tls_client_auth.as_ref().map(TlsClientAuth::kind),
+            c.tls_client_auth.as_ref().map(TlsClientAuth::value),
+            c.require_dpop,
             c.auth_method.name(),
             c.jwks.as_ref().map(RegisteredJwks::json),
             c.jwks_uri,
@@ -451,7 +472,8 @@ impl ClientStore for SqliteStore {
         self.with_conn(move |conn| {
             let sql = format!(
                 "INSERT INTO clients ({CLIENT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                 ?16, ?17, ?18, ?19, ?20, ?21)"
             );
             let tx = conn.transaction().map_err(unavailable)?;
             let written = write_client(&tx, &sql, &client)
@@ -477,7 +499,8 @@ impl ClientStore for SqliteStore {
                  secret_imported = ?6, allowed_scopes = ?7, default_scopes = ?8, \
                  allowed_audiences = ?9, token_lifetime_secs = ?10, rate_limit_rps = ?11, \
                  enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15, \
-                 token_endpoint_auth_method = ?16, jwks = ?17, jwks_uri = ?18 WHERE id = ?1";
+                 tls_auth_kind = ?16, tls_auth_value = ?17, require_dpop = ?18, \
+                 token_endpoint_auth_method = ?19, jwks = ?20, jwks_uri = ?21 WHERE id = ?1";
             let tx = conn.transaction().map_err(unavailable)?;
             let updated = write_client(&tx, sql, &client).map_err(unavailable)? == 1;
             if updated {

@@ -2,6 +2,7 @@
 //! `&dyn Store` and run on each backend (`tests/store_sqlite.rs`,
 //! `tests/store_postgres.rs`). Each function expects a fresh, migrated store.
 
+use auth_server::domain::certificate::TlsClientAuth;
 use auth_server::domain::client::{AuthMethod, Client, RegisteredJwks, SecretHash};
 use auth_server::domain::scope::ScopeSet;
 use auth_server::keys::Algorithm;
@@ -66,9 +67,13 @@ pub fn sample(id: &str) -> Client {
         tokens_valid_after: 5,
         created_at: 1,
         updated_at: 2,
-        auth_method: AuthMethod::PrivateKeyJwt,
+        auth_method: AuthMethod::TlsClientAuth,
         jwks: Some(RegisteredJwks::parse(SAMPLE_JWKS).unwrap()),
         jwks_uri: Some("https://keys.test/jwks".into()),
+        tls_client_auth: Some(
+            TlsClientAuth::from_parts("san_uri", "spiffe://example.test/svc").unwrap(),
+        ),
+        require_dpop: true,
     }
 }
 
@@ -104,9 +109,13 @@ pub async fn clients_round_trip(store: &dyn Store) {
     changed.rate_limit_rps = None;
     changed.allowed_audiences.clear();
     changed.default_scopes = ScopeSet::default();
-    changed.auth_method = AuthMethod::ClientSecretBasic;
+    changed.tls_client_auth = Some(TlsClientAuth::from_parts("san_ip", "::1").unwrap());
+    changed.require_dpop = false;
+    assert!(store.update_client(&changed).await.unwrap());
+    assert_eq!(store.get_client("c1").await.unwrap(), Some(changed.clone()));
+    changed.tls_client_auth = None;
+    changed.auth_method = AuthMethod::PrivateKeyJwt;
     changed.jwks = None;
-    changed.jwks_uri = None;
     assert!(store.update_client(&changed).await.unwrap());
     assert_eq!(store.get_client("c1").await.unwrap(), Some(changed));
     assert!(!store.update_client(&sample("ghost")).await.unwrap());

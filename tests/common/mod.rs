@@ -127,6 +127,12 @@ impl TestServer {
     ) -> Self {
         let mut config = test_config(dir.path(), alg);
         tweak(&mut config);
+        // A tweak that swaps in other database settings (PostgreSQL) leaves
+        // the default relative SQLite path: keep that file in the test's
+        // directory, not in the checkout.
+        if config.database.sqlite_path.is_relative() {
+            config.database.sqlite_path = dir.path().join(&config.database.sqlite_path);
+        }
         let store = SqliteStore::open(&config.database.sqlite_path).unwrap();
         store.migrate().await.unwrap();
         let (stop, stopped) = oneshot::channel();
@@ -268,6 +274,7 @@ pub mod api;
 pub mod assertion;
 pub mod attack;
 pub mod contract;
+pub mod dpop;
 pub mod fleet;
 pub mod jwks_host;
 pub mod load;

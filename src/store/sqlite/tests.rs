@@ -18,7 +18,11 @@ fn sample(id: &str) -> Client {
         tokens_valid_after: 5,
         created_at: 1,
         updated_at: 2,
-        auth_method: AuthMethod::PrivateKeyJwt,
+        tls_client_auth: Some(TlsClientAuth::SelfSigned(
+            "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU".into(),
+        )),
+        require_dpop: true,
+        auth_method: AuthMethod::SelfSignedTlsClientAuth,
         jwks: Some(RegisteredJwks::parse(SAMPLE_JWKS).unwrap()),
         jwks_uri: Some("https://keys.test/jwks".into()),
     }
@@ -34,7 +38,7 @@ async fn opening_creates_the_directory_and_migrates_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("sub/db.sqlite")).unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![1, 2, 3, 4, 5]);
+    assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6]);
     assert!(
         store.migrate().await.unwrap().applied.is_empty(),
         "idempotent"
@@ -168,7 +172,7 @@ async fn version_3_keeps_the_change_log_and_its_sequence() {
     let path = dir.path().join("db");
     drop(version_2_database(&path));
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.migrate().await.unwrap().applied, [3, 4, 5]);
+    assert_eq!(store.migrate().await.unwrap().applied, [3, 4, 5, 6]);
     let kept = store.changes_since(0).await.unwrap();
     assert_eq!(kept.clients, ["c3", "c4"], "rows survive the rebuild");
     assert_eq!(kept.cursor, 5);

@@ -1,4 +1,4 @@
--- Version 5: private_key_jwt client authentication (RFC 7523).
+-- Version 6: private_key_jwt client authentication (RFC 7523).
 -- A client authenticates with a secret (the default, as before) or with a
 -- JWT signed by one of its keys, registered inline (`jwks`, a JWK Set) or
 -- published at `jwks_uri`. Earlier binaries ignore these columns: to them a
@@ -18,3 +18,9 @@ CREATE TABLE client_assertion_jtis (
     PRIMARY KEY (client_id, jti)
 );
 CREATE INDEX client_assertion_jtis_exp ON client_assertion_jtis (exp);
+-- A client registered with a certificate (version 5) authenticates with it:
+-- its method is the certificate method of its registration.
+UPDATE clients SET token_endpoint_auth_method = CASE tls_auth_kind
+    WHEN 'self_signed' THEN 'self_signed_tls_client_auth'
+    ELSE 'tls_client_auth' END
+    WHERE tls_auth_kind IS NOT NULL;

@@ -1,4 +1,4 @@
--- Version 5: private_key_jwt client authentication (see the PostgreSQL
+-- Version 6: private_key_jwt client authentication (see the PostgreSQL
 -- migration).
 ALTER TABLE clients ADD COLUMN token_endpoint_auth_method TEXT NOT NULL
     DEFAULT 'client_secret_basic';
@@ -11,3 +11,9 @@ CREATE TABLE client_assertion_jtis (
     PRIMARY KEY (client_id, jti)
 );
 CREATE INDEX client_assertion_jtis_exp ON client_assertion_jtis (exp);
+-- A client registered with a certificate (version 5) authenticates with it:
+-- its method is the certificate method of its registration.
+UPDATE clients SET token_endpoint_auth_method = CASE tls_auth_kind
+    WHEN 'self_signed' THEN 'self_signed_tls_client_auth'
+    ELSE 'tls_client_auth' END
+    WHERE tls_auth_kind IS NOT NULL;
