@@ -72,7 +72,8 @@ free_port() {
     return 1
 }
 
-# Starts $BIN on 127.0.0.1 from $WORK and waits until it answers; sets
+# Starts $BIN on 127.0.0.1 from $WORK and waits until it answers (at most
+# START_TRIES times 0.1 s and a probe, default 100); sets
 # SERVER_PID, ADDR, URL and CERT. The server's stdout goes to
 # $SERVER_STDOUT (default $WORK/server.out), its stderr to $WORK/server.err.
 SERVER_PID=""
@@ -94,7 +95,7 @@ start_server() {
     cd "$WORK" || exit 1
     "$BIN" serve >"${SERVER_STDOUT:-$WORK/server.out}" 2>"$WORK/server.err" &
     SERVER_PID=$!
-    for _ in $(seq 100); do
+    for _ in $(seq "${START_TRIES:-100}"); do
         kill -0 "$SERVER_PID" 2>/dev/null || break
         if [[ -f $CERT ]] && curl --http1.1 -s -o /dev/null --max-time 1 --cacert "$CERT" "$URL/health/live"; then
             ready=true
