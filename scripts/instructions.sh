@@ -138,20 +138,8 @@ count() {
 }
 
 if wanted hello || wanted sign || wanted verify; then
-    port=$(free_port) || { log "no free loopback port found"; exit 1; }
-    mkdir -p "$WORK/ceiling"
-    (cd "$WORK" && exec valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p" \
-        "$CEILING_BIN" --dir "$WORK/ceiling" --bind "127.0.0.1:$port") >"$WORK/ceiling.out" 2>&1 &
-    CEILING_PID=$!
-    CEILING_URL=https://127.0.0.1:$port
-    CEILING_CERT=$WORK/ceiling/dev-cert.pem
-    for _ in $(seq 600); do
-        if [[ -f $CEILING_CERT ]] && curl --http1.1 -s -o /dev/null --max-time 5 --cacert "$CEILING_CERT" \
-            -X POST "$CEILING_URL/hello"; then
-            break
-        fi
-        sleep 0.2
-    done
+    # Startup under callgrind takes a while.
+    START_TRIES=1200 start_ceiling valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p"
     ceiling_token=$(curl --http1.1 -s --fail --cacert "$CEILING_CERT" -X POST "$CEILING_URL/sign" | jq -r .access_token)
     if wanted hello; then
         count hello "$CEILING_PID" "$CEILING_URL/hello" "$CEILING_CERT" -X POST \

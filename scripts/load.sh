@@ -108,19 +108,7 @@ measure() {
 }
 
 # --- the ceiling -------------------------------------------------------------
-port=$(free_port) || { log "no free loopback port found"; exit 1; }
-mkdir -p "$WORK/ceiling"
-"$CEILING_BIN" --dir "$WORK/ceiling" --bind "127.0.0.1:$port" >"$WORK/ceiling.out" 2>&1 &
-CEILING_PID=$!
-CEILING_URL=https://127.0.0.1:$port
-CEILING_CERT=$WORK/ceiling/dev-cert.pem
-for _ in $(seq 100); do
-    if [[ -f $CEILING_CERT ]] && curl --http1.1 -s -o /dev/null --max-time 1 --cacert "$CEILING_CERT" \
-        -X POST "$CEILING_URL/hello"; then
-        break
-    fi
-    sleep 0.1
-done
+start_ceiling
 
 log "ceiling: POST /hello, keep-alive, $CONNECTIONS connections, ${DURATION}s"
 measure hello "ceiling POST /hello" true "$CEILING_URL/hello" "$CEILING_CERT" -m POST \

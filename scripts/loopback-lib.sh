@@ -110,6 +110,33 @@ start_server() {
     fi
 }
 
+# Starts the ceiling server (examples/ceiling.rs, $CEILING_BIN) on a free
+# loopback port from $WORK/ceiling, run by the command words given (say,
+# valgrind and its options; none: directly), and waits until it answers (at
+# most START_TRIES times 0.1 s and a probe, default 100); sets CEILING_PID,
+# CEILING_URL and CEILING_CERT.
+CEILING_PID=""
+start_ceiling() {
+    local port
+    port=$(free_port) || { log "no free loopback port found"; exit 1; }
+    mkdir -p "$WORK/ceiling"
+    (cd "$WORK" && exec "$@" "$CEILING_BIN" --dir "$WORK/ceiling" --bind "127.0.0.1:$port") \
+        >"$WORK/ceiling.out" 2>&1 &
+    CEILING_PID=$!
+    CEILING_URL=https://127.0.0.1:$port
+    CEILING_CERT=$WORK/ceiling/dev-cert.pem
+    for _ in $(seq "${START_TRIES:-100}"); do
+        if [[ -f $CEILING_CERT ]] && curl --http1.1 -s -o /dev/null --max-time 1 --cacert "$CEILING_CERT" \
+            -X POST "$CEILING_URL/hello"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "the ceiling server did not start:"
+    tail -n 20 "$WORK/ceiling.out" >&2
+    exit 1
+}
+
 # SIGTERM, a bounded wait for the drain, then SIGKILL.
 stop_server() {
     if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
