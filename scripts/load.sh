@@ -23,7 +23,9 @@
 #   --json            print one JSON document instead of the table
 #
 # oha is taken from $OHA, else PATH, else target/oha/bin/oha, else installed
-# there with `cargo install oha --locked`. Needs jq and curl.
+# there with `cargo install oha --locked`. Needs jq and curl. SAVED_BIN
+# names an auth-server binary to measure instead of building one (a saved
+# build from before a change; not AUTH_SERVER_..., which the server reads).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -74,7 +76,7 @@ trap 'exit 130' INT TERM
 
 log "building the ceiling server"
 (cd "$ROOT" && cargo build --release --locked --example ceiling >&2)
-CEILING_BIN=$(dirname "$BIN")/examples/ceiling
+CEILING_BIN=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/examples/ceiling
 
 FORM="grant_type=client_credentials&scope=api%3Aread"
 

@@ -49,9 +49,16 @@ endpoints = ["https://api.example.com/v1/**"]
 EOF
 }
 
-# Builds the release binary; sets BIN (in cargo's target dir, wherever that is).
+# Builds the release binary; sets BIN (in cargo's target dir, wherever that
+# is). SAVED_BIN names a binary to use instead (a saved build from
+# before a change, to compare with in the same sitting).
 build_release() {
     local target_dir
+    if [[ -n ${SAVED_BIN:-} ]]; then
+        BIN=$SAVED_BIN
+        log "using $BIN"
+        return 0
+    fi
     log "building the release binary"
     (cd "$ROOT" && cargo build --release --locked --bin auth-server >&2)
     target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
