@@ -180,7 +180,9 @@ pub async fn start(
     // the first request.
     let member = Member::new(unix_now())?;
     let instances = fleet::join(store.as_ref(), &member).await?;
-    let state = Arc::new(AppState::new(config, &issuer, keys, store, revocations)?);
+    let mut state = AppState::new(config, &issuer, keys, store, revocations)?;
+    state.key_ring = key_ring.clone();
+    let state = Arc::new(state);
     state.limits.set_instances(instances);
     state.metrics.fleet_instances.set(i64::from(instances));
     let cache = &config.cache;
@@ -401,7 +403,7 @@ pub fn open_key_ring(config: &Config, store: Arc<dyn Store>) -> Result<KeyRing, 
 }
 
 async fn create_demo_client(
-    store: &dyn ClientStore,
+    store: &dyn Store,
     issuer: &str,
     certificate: &CertificatePaths,
 ) -> Result<(), AppError> {
@@ -414,6 +416,7 @@ async fn create_demo_client(
             default_scopes: Some("api:read".into()),
             ..NewClient::default()
         },
+        &crate::audit::Actor::cli("dev.demo_client"),
         unix_now(),
     )
     .await?;

@@ -8,10 +8,13 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{self, AdminError, ClientUpdate, NewClient};
 use crate::app::{self, AppError};
+use crate::audit::{Actor, AuditQuery};
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
 use crate::keyring::KeyringError;
 use crate::probe::{self, ProbeError};
+use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::backup::BackupError;
 
 pub mod keys;
 
@@ -58,6 +61,39 @@ pub enum Command {
     /// Manage the signing keys (stored, shared by every instance).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit trail of administrative changes.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Copy the embedded store to a new file while servers keep running
+    /// (SQLite's online backup). PostgreSQL: use pg_dump or base backups.
+    Backup {
+        /// The backup file to create.
+        file: PathBuf,
+    },
+    /// Replace the embedded store's contents with a backup. Refused while a
+    /// server is running on the store.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print audit records as JSON lines, oldest first.
+    List {
+        /// Only records at or after this time: Unix seconds, or a duration
+        /// back from now such as `30m`, `12h` or `7d`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records about this client (or made by this admin client).
+        #[arg(long)]
+        client: Option<String>,
+        /// At most this many records, the newest (0: all).
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
 }
 
 /// Arguments of `health`.
@@ -224,6 +260,9 @@ pub enum CliError {
     /// The command is not allowed in this mode or with this input.
     #[error("{0}")]
     Refused(String),
+    /// `backup` or `restore` failed.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
     /// `health`: the instance did not answer 200.
     #[error("not healthy: {0}")]
     Unhealthy(#[from] ProbeError),
@@ -250,17 +289,68 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
         }
         Command::Client(cmd) => run_client(cmd, &config).await,
         Command::Keys(cmd) => keys::run(cmd, &config).await,
+        Command::Backup { file } => {
+            let store = sqlite_store(&config, "backup")?;
+            let started = std::time::Instant::now();
+            let report = store.backup_to(&file).await?;
+            println!(
+                "backed up {} clients ({} pages, schema version {}) to {} in {} ms",
+                report.clients,
+                report.pages,
+                report.schema_version,
+                file.display(),
+                started.elapsed().as_millis()
+            );
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let store = sqlite_store(&config, "restore")?;
+            let live_after = crate::fleet::expired_before(unix_now());
+            let report = store.restore_from(&file, live_after).await?;
+            app::migrate(&store).await?;
+            println!(
+                "restored {} clients (schema version {}) from {} into {}",
+                report.clients,
+                report.schema_version,
+                file.display(),
+                config.database.sqlite_path.display()
+            );
+            Ok(())
+        }
+        Command::Audit(AuditCommand::List {
+            since,
+            client,
+            limit,
+        }) => {
+            let since = since.map(|s| parse_since(&s, unix_now())).transpose()?;
+            let store = app::open_store(&config)?;
+            app::migrate(store.as_ref()).await?;
+            let query = AuditQuery {
+                since,
+                client,
+                limit,
+            };
+            let records = store
+                .audit_records(&query)
+                .await
+                .map_err(AdminError::from)?;
+            for record in records {
+                println!("{}", serde_json::to_string(&record).unwrap_or_default());
+            }
+            Ok(())
+        }
         Command::Token(TokenCommand::Revoke { jti, client }) => {
             let store = app::open_store(&config)?;
             app::migrate(store.as_ref()).await?;
             match (jti, client) {
                 (Some(jti), _) => {
-                    admin::revoke_jti(store.as_ref(), &jti, unix_now()).await?;
+                    admin::revoke_jti(store.as_ref(), &jti, &cli_actor(), unix_now()).await?;
                     println!("revoked token {jti}");
                 }
                 (None, Some(id)) => {
                     let client =
-                        admin::revoke_client_tokens(store.as_ref(), &id, unix_now()).await?;
+                        admin::revoke_client_tokens(store.as_ref(), &id, &cli_actor(), unix_now())
+                            .await?;
                     println!(
                         "revoked every token of {} issued until {}",
                         client.id, client.tokens_valid_after
@@ -280,6 +370,8 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
     app::migrate(store.as_ref()).await?;
     let store = store.as_ref();
     let now = unix_now();
+    let actor = cli_actor();
+    let actor = &actor;
     match command {
         ClientCommand::Create(args) => {
             let imported_secret = if args.secret_stdin {
@@ -304,6 +396,7 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                     rate_limit_rps: args.rate_limit_rps,
                     imported_secret,
                 },
+                actor,
                 now,
             )
             .await?;
@@ -352,11 +445,11 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                 rate_limit_rps: clear_or_set(args.clear_rate_limit, args.rate_limit_rps),
             };
             print_json(&admin::client_view(
-                &admin::update_client(store, &args.id, update, now).await?,
+                &admin::update_client(store, &args.id, update, actor, now).await?,
             ));
         }
         ClientCommand::RotateSecret { id, grace_secs } => {
-            let (client, secret) = admin::rotate_secret(store, &id, grace_secs, now).await?;
+            let (client, secret) = admin::rotate_secret(store, &id, grace_secs, actor, now).await?;
             print_json(&admin::client_view(&client));
             println!(
                 "client_secret: {secret}\n(the previous secret works for {grace_secs} more seconds)"
@@ -364,20 +457,68 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
         }
         ClientCommand::Disable { id } => {
             print_json(&admin::client_view(
-                &admin::set_enabled(store, &id, false, now).await?,
+                &admin::set_enabled(store, &id, false, actor, now).await?,
             ));
         }
         ClientCommand::Enable { id } => {
             print_json(&admin::client_view(
-                &admin::set_enabled(store, &id, true, now).await?,
+                &admin::set_enabled(store, &id, true, actor, now).await?,
             ));
         }
         ClientCommand::Delete { id } => {
-            admin::delete_client(store, &id).await?;
+            admin::delete_client(store, &id, actor, now).await?;
             println!("deleted {id}");
         }
     }
     Ok(())
+}
+
+/// The audit actor of a command: `cli` and the OS user running it.
+pub fn cli_actor() -> Actor {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    Actor::cli(&user)
+}
+
+/// The embedded store, for `backup` and `restore` (refused with PostgreSQL).
+fn sqlite_store(config: &Config, command: &str) -> Result<SqliteStore, CliError> {
+    if !config.database.url.is_empty() {
+        return Err(CliError::Refused(format!(
+            "{command} copies the embedded SQLite store; with PostgreSQL use pg_dump or base \
+             backups (see docs/admin.md), and keep the key-encryption key apart from them"
+        )));
+    }
+    Ok(SqliteStore::open(&config.database.sqlite_path).map_err(AdminError::from)?)
+}
+
+/// `--since`: Unix seconds, or `<n>s|m|h|d` back from `now`.
+fn parse_since(value: &str, now: i64) -> Result<i64, CliError> {
+    let refused = || {
+        CliError::Refused(format!(
+            "--since {value:?}: give Unix seconds or a duration such as 30m, 12h, 7d"
+        ))
+    };
+    if let Ok(at) = value.parse::<i64>() {
+        return Ok(at);
+    }
+    let (n, unit) = match value.char_indices().last() {
+        Some((i, _)) => value.split_at(i),
+        None => return Err(refused()),
+    };
+    let n: i64 = n.parse().map_err(|_| refused())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(refused()),
+    };
+    n.checked_mul(unit)
+        .filter(|back| *back >= 0)
+        .map(|back| now - back)
+        .ok_or_else(refused)
 }
 
 fn clear_or_set(clear: bool, value: Option<u32>) -> Option<Option<u32>> {
@@ -398,4 +539,19 @@ fn read_secret_from_stdin() -> Result<String, CliError> {
         .read_to_string(&mut secret)
         .map_err(|e| CliError::Refused(format!("cannot read the secret from stdin: {e}")))?;
     Ok(secret.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_seconds_or_a_duration_back() {
+        assert_eq!(parse_since("1700000000", 0).unwrap(), 1_700_000_000);
+        assert_eq!(parse_since("30m", 10_000).unwrap(), 10_000 - 1_800);
+        assert_eq!(parse_since("7d", 1_000_000).unwrap(), 1_000_000 - 604_800);
+        for bad in ["", "d", "7w", "-3h", "1é", "99999999999999999999d"] {
+            assert!(parse_since(bad, 0).is_err(), "{bad}");
+        }
+    }
 }

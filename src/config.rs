@@ -13,8 +13,8 @@ use crate::keys::{Algorithm, MIN_HMAC_SECRET_LEN};
 mod sections;
 
 pub use sections::{
-    CacheConfig, DatabaseConfig, DevConfig, HttpConfig, LimitsConfig, LogConfig, ScopeRule,
-    ServerConfig, TlsConfig, TokenConfig,
+    AuditConfig, CacheConfig, DatabaseConfig, DevConfig, HttpConfig, LimitsConfig, LogConfig,
+    RegistrationConfig, ScopeRule, ServerConfig, TlsConfig, TokenConfig,
 };
 
 /// Prefix of per-setting environment overrides: `AUTH_SERVER_<SECTION>_<KEY>`.
@@ -146,6 +146,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Log settings.
     pub log: LogConfig,
+    /// Audit trail settings.
+    pub audit: AuditConfig,
+    /// Dynamic client registration settings.
+    pub registration: RegistrationConfig,
     /// Development conveniences.
     pub dev: DevConfig,
     /// Scope definitions (`[[scope]]` tables): names and the endpoints they grant.
@@ -196,6 +200,8 @@ impl Default for Config {
             cache: CacheConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            audit: AuditConfig::default(),
+            registration: RegistrationConfig::default(),
             dev: DevConfig::default(),
             scopes: Vec::new(),
             jwt_secret: None,
@@ -209,7 +215,17 @@ impl Default for Config {
 
 /// Sections that `AUTH_SERVER_<SECTION>_<KEY>` can address.
 const SECTIONS: &[&str] = &[
-    "server", "tls", "http", "token", "database", "cache", "limits", "log", "dev",
+    "server",
+    "tls",
+    "http",
+    "token",
+    "database",
+    "cache",
+    "limits",
+    "log",
+    "audit",
+    "registration",
+    "dev",
 ];
 
 impl Config {
@@ -293,6 +309,9 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LEN} bytes"
             )));
+        }
+        if !(1..=36_500).contains(&self.audit.retention_days) {
+            return invalid("audit.retention_days must be between 1 and 36500");
         }
         if !(1..=86_400).contains(&self.token.lifetime_secs) {
             return invalid("token.lifetime_secs must be between 1 and 86400");

@@ -13,6 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 
+pub mod admin;
 pub mod body;
 pub mod client_auth;
 pub mod discovery;
@@ -52,6 +53,8 @@ pub enum Route {
     Ready,
     /// `GET /metrics`.
     Metrics,
+    /// Anything under `{base}/admin/` (the admin API routes itself).
+    Admin,
 }
 
 impl Route {
@@ -77,6 +80,7 @@ impl Route {
             "/oauth/jwks" => Some(Self::Jwks),
             "/oauth/" => Some(Self::Health),
             "/.well-known/openid-configuration" => Some(Self::Metadata),
+            rest if rest.starts_with("/admin/") => Some(Self::Admin),
             _ => None,
         }
     }
@@ -85,6 +89,7 @@ impl Route {
     pub fn allow(self) -> &'static str {
         match self {
             Self::Token | Self::Validate | Self::Introspect | Self::Revoke => "POST",
+            Self::Admin => "GET, POST, PATCH, DELETE",
             _ => "GET, HEAD",
         }
     }
@@ -102,6 +107,7 @@ impl Route {
             Self::Live => "live",
             Self::Ready => "ready",
             Self::Metrics => "metrics",
+            Self::Admin => "admin",
         }
     }
 }
@@ -114,6 +120,11 @@ pub struct PeerAddr(pub SocketAddr);
 pub fn peer_ip<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
     request.extensions().get::<PeerAddr>().map(|p| p.0.ip())
 }
+
+/// The request's id (`X-Request-Id`), attached to each request by
+/// [`AuthService`] for handlers that record it (the audit trail).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 /// Client id of a token request, attached to the response for the access log.
 #[derive(Debug, Clone)]
@@ -147,7 +158,8 @@ where
 {
     let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
     let is_post = request.method() == Method::POST;
-    if is_post && route.is_some() {
+    let is_write = !is_get && route == Some(Route::Admin);
+    if (is_post || is_write) && route.is_some() {
         // The global bucket comes before any parsing or cryptography.
         if let Err(denied) = state.limits.check_global() {
             return ApiError::from(denied).into_response();
@@ -165,6 +177,7 @@ where
         Some(Route::Live) if is_get => Ok(health::live()),
         Some(Route::Ready) if is_get => Ok(health::ready(state)),
         Some(Route::Metrics) if is_get => metrics_response(state, &request),
+        Some(Route::Admin) => admin::handle(state, request).await,
         Some(route) => Err(ApiError::MethodNotAllowed(route.allow())),
     };
     result.unwrap_or_else(|error| {
@@ -290,6 +303,9 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
         let peer = self.peer;
         request.extensions_mut().insert(PeerAddr(peer));
         let request_id = request_id(request.headers());
+        request
+            .extensions_mut()
+            .insert(RequestId(request_id.clone()));
         // The body reader marks waits for the client on the connection.
         request.extensions_mut().insert(Arc::clone(&self.activity));
         let in_flight = self.activity.start();

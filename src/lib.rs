@@ -37,7 +37,9 @@
 //! - [`tls`]: rustls configuration and the development certificate.
 //! - [`probe`]: `auth-server health`, the container health check: one
 //!   request to this instance's own health route, its certificate pinned.
-//! - [`admin`]: client administration behind the CLI.
+//! - [`admin`]: client administration behind the CLI and the admin API,
+//!   each change written with its audit record.
+//! - [`audit`]: audit records and security events (types and log lines).
 //! - [`app`]: wires everything together; signals.
 //! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`).
 //! - [`exit`]: which failure exits with which code.
@@ -51,6 +53,7 @@
 pub mod activity;
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod build_info;
 pub mod cache;
 pub mod cli;

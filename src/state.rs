@@ -9,9 +9,10 @@ use bytes::Bytes;
 
 use crate::build_info;
 use crate::cache::{CacheBudget, ClientCache, RevocationSet, ValidationCache};
-use crate::config::{Config, Secret};
+use crate::config::{Config, RegistrationConfig, Secret};
 use crate::domain::endpoint::{EndpointPattern, EndpointRule, ScopeRules};
 use crate::domain::token::TokenPolicy;
+use crate::keyring::KeyRing;
 use crate::keys::KeySet;
 use crate::limit::RateLimits;
 use crate::limit::body::{BodyBudget, BodyLimits};
@@ -76,6 +77,12 @@ pub struct AppState {
     pub metadata_json: Bytes,
     /// Precomputed `/health` document.
     pub health_json: Bytes,
+    /// Seconds audit records are kept (`audit.retention_days`).
+    pub audit_retention_secs: i64,
+    /// Dynamic client registration settings.
+    pub registration: RegistrationConfig,
+    /// The stored signing keys, for the admin API (`None` under HS256).
+    pub key_ring: Option<Arc<KeyRing>>,
 }
 
 impl AppState {
@@ -140,6 +147,9 @@ impl AppState {
                 budget: Arc::new(body_budget),
             },
             metrics_token: config.metrics_token.clone(),
+            audit_retention_secs: i64::from(config.audit.retention_days) * 86_400,
+            registration: config.registration.clone(),
+            key_ring: None,
         })
     }
 

@@ -3,8 +3,11 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::response::{Body, CachePolicy, json};
+use crate::admin::AdminError;
 use crate::domain::error::OAuthError;
+use crate::keyring::KeyringError;
 use crate::limit::Denied;
+use crate::store::StoreError;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,16 @@ pub enum ApiError {
     /// The route exists but not for this method; carries the `Allow` value.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
+    /// An admin API change was refused or failed.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// An admin API key operation was refused or failed.
+    #[error(transparent)]
+    Keys(#[from] KeyringError),
+    /// The admin API has no such client (or registration has no such
+    /// registered client).
+    #[error("no such client")]
+    NoSuchClient,
 }
 
 impl From<Denied> for OAuthError {
@@ -95,6 +108,9 @@ impl ApiError {
                 "metrics are served to loopback callers only unless METRICS_TOKEN is set",
             ),
             Self::NotFound => error_body(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+            Self::NoSuchClient => error_body(StatusCode::NOT_FOUND, "not_found", "no such client"),
+            Self::Admin(e) => admin_error_response(e),
+            Self::Keys(e) => keys_error_response(&e),
             Self::MethodNotAllowed(allow) => {
                 let mut response = error_body(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -156,6 +172,43 @@ fn oauth_error_response(e: &OAuthError) -> Response<Body> {
         _ => {}
     }
     response
+}
+
+fn admin_error_response(e: AdminError) -> Response<Body> {
+    match e {
+        AdminError::NotFound(_) => error_body(StatusCode::NOT_FOUND, "not_found", "no such client"),
+        AdminError::Invalid(message) => {
+            error_body(StatusCode::BAD_REQUEST, "invalid_request", &message)
+        }
+        AdminError::Store(e) => store_error_response(&e),
+        AdminError::Random(_) => oauth_error_response(&OAuthError::ServerError),
+    }
+}
+
+fn store_error_response(e: &StoreError) -> Response<Body> {
+    match e {
+        StoreError::Duplicate(_) => error_body(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a client with this id already exists",
+        ),
+        StoreError::Conflict(_) => error_body(
+            StatusCode::CONFLICT,
+            "conflict",
+            "changed meanwhile by another writer; read again and retry",
+        ),
+        _ => oauth_error_response(&OAuthError::TemporarilyUnavailable(
+            "the store is unavailable; retry".into(),
+        )),
+    }
+}
+
+fn keys_error_response(e: &KeyringError) -> Response<Body> {
+    match e {
+        KeyringError::Store(e) => store_error_response(e),
+        KeyringError::Lifecycle(e) => error_body(StatusCode::CONFLICT, "conflict", &e.to_string()),
+        _ => oauth_error_response(&OAuthError::ServerError),
+    }
 }
 
 fn error_body(status: StatusCode, code: &str, description: &str) -> Response<Body> {

@@ -8,11 +8,14 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientStore, Heartbeat, MigrationReport, Revocation,
-    RevocationStore, Store, StoreError, StoreFuture,
+    AuditedChange, CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientStore, Heartbeat, MigrationReport,
+    Revocation, RevocationStore, Store, StoreError, StoreFuture,
 };
 
+mod audit;
+pub mod backup;
 mod instances;
+use crate::audit::AuditEntry;
 use crate::domain::client::{Client, SecretHash};
 use crate::domain::scope::ScopeSet;
 
@@ -25,6 +28,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (3, include_str!("migrations/sqlite/0003_signing_keys.sql")),
     (4, include_str!("migrations/sqlite/0004_instances.sql")),
+    (5, include_str!("migrations/sqlite/0005_audit.sql")),
 ];
 
 /// Client registry in an SQLite file.
@@ -205,21 +209,8 @@ fn revocation_from_row(row: &Row<'_>) -> rusqlite::Result<Revocation> {
 
 impl RevocationStore for SqliteStore {
     fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()> {
-        let r = revocation.clone();
-        self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
-            let inserted = tx
-                .execute(
-                    "INSERT OR IGNORE INTO revocations (jti, client_id, exp, revoked_at) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![r.jti, r.client_id, r.exp, r.revoked_at],
-                )
-                .map_err(unavailable)?;
-            if inserted == 1 {
-                record_change(&tx, "revocation", &r.jti).map_err(unavailable)?;
-            }
-            tx.commit().map_err(unavailable)
-        })
+        let change = AuditedChange::Revoke(revocation.clone());
+        self.with_conn(move |conn| apply(conn, &change, None).map(|_| ()))
     }
 
     fn active_revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>> {
@@ -372,61 +363,99 @@ impl ClientStore for SqliteStore {
     }
 
     fn insert_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, ()> {
-        let client = client.clone();
-        self.with_conn(move |conn| {
+        let change = AuditedChange::InsertClient(client.clone());
+        self.with_conn(move |conn| apply(conn, &change, None).map(|_| ()))
+    }
+
+    fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool> {
+        let change = AuditedChange::UpdateClient(client.clone());
+        self.with_conn(move |conn| apply(conn, &change, None))
+    }
+
+    fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        let change = AuditedChange::DeleteClient(id.to_owned());
+        self.with_conn(move |conn| apply(conn, &change, None))
+    }
+}
+
+/// Applies `change` and, when it applied, appends `entry`, in one
+/// `BEGIN IMMEDIATE` transaction (writers queue on the write lock).
+fn apply(
+    conn: &mut Connection,
+    change: &AuditedChange,
+    entry: Option<&AuditEntry>,
+) -> Result<bool, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let applied = apply_change(&tx, change)?;
+    if let (true, Some(entry)) = (applied, entry) {
+        audit::append(&tx, entry)?;
+    }
+    tx.commit().map_err(unavailable)?;
+    Ok(applied)
+}
+
+/// One change inside the caller's transaction; `false` when an update or
+/// delete found no such client.
+fn apply_change(tx: &Connection, change: &AuditedChange) -> Result<bool, StoreError> {
+    match change {
+        AuditedChange::InsertClient(client) => {
             let sql = format!(
                 "INSERT INTO clients ({CLIENT_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             );
-            let tx = conn.transaction().map_err(unavailable)?;
-            let written = write_client(&tx, &sql, &client)
-                .and_then(|_| record_change(&tx, "client", &client.id))
-                .and_then(|()| tx.commit());
-            match written {
-                Ok(()) => Ok(()),
+            match write_client(tx, &sql, client) {
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
-                    Err(StoreError::Duplicate(client.id.clone()))
+                    return Err(StoreError::Duplicate(client.id.clone()));
                 }
-                Err(e) => Err(unavailable(e)),
-            }
-        })
-    }
-
-    fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool> {
-        let client = client.clone();
-        self.with_conn(move |conn| {
+                other => other.map_err(unavailable)?,
+            };
+            record_change(tx, "client", &client.id).map_err(unavailable)?;
+            Ok(true)
+        }
+        AuditedChange::UpdateClient(client) => {
             let sql = "UPDATE clients SET name = ?2, secret_hash = ?3, \
                  previous_secret_hash = ?4, previous_secret_expires_at = ?5, \
                  secret_imported = ?6, allowed_scopes = ?7, default_scopes = ?8, \
                  allowed_audiences = ?9, token_lifetime_secs = ?10, rate_limit_rps = ?11, \
                  enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15 \
                  WHERE id = ?1";
-            let tx = conn.transaction().map_err(unavailable)?;
-            let updated = write_client(&tx, sql, &client).map_err(unavailable)? == 1;
+            let updated = write_client(tx, sql, client).map_err(unavailable)? == 1;
             if updated {
-                record_change(&tx, "client", &client.id).map_err(unavailable)?;
+                record_change(tx, "client", &client.id).map_err(unavailable)?;
             }
-            tx.commit().map_err(unavailable)?;
             Ok(updated)
-        })
-    }
-
-    fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
-        let id = id.to_owned();
-        self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
+        }
+        AuditedChange::DeleteClient(id) => {
             let deleted = tx
                 .execute("DELETE FROM clients WHERE id = ?1", params![id])
                 .map_err(unavailable)?
                 == 1;
             if deleted {
-                record_change(&tx, "client", &id).map_err(unavailable)?;
+                record_change(tx, "client", id).map_err(unavailable)?;
             }
-            tx.commit().map_err(unavailable)?;
             Ok(deleted)
-        })
+        }
+        AuditedChange::Revoke(r) => {
+            let inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO revocations (jti, client_id, exp, revoked_at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![r.jti, r.client_id, r.exp, r.revoked_at],
+                )
+                .map_err(unavailable)?;
+            if inserted == 1 {
+                record_change(tx, "revocation", &r.jti).map_err(unavailable)?;
+            }
+            Ok(true)
+        }
+        AuditedChange::SigningKeys(writes) => {
+            keys::write(tx, writes)?;
+            Ok(true)
+        }
     }
 }
 
