@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::backup::Backup;
+use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{MIGRATIONS, SqliteStore, unavailable};
@@ -61,14 +61,24 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
     }
 }
 
-/// Copies every page of `from` into `to` in one step (one read transaction).
+/// Copies every page of `from` into `to` in one step (one read
+/// transaction), retrying for a while when the database is locked.
 fn copy(from: &Connection, to: &mut Connection) -> Result<i32, StoreError> {
     let backup = Backup::new(from, to).map_err(unavailable)?;
-    backup
-        .run_to_completion(-1, Duration::ZERO, None)
-        .map_err(unavailable)?;
-    Ok(backup.progress().pagecount)
+    for _ in 0..COPY_ATTEMPTS {
+        match backup.step(-1).map_err(unavailable)? {
+            StepResult::Done => return Ok(backup.progress().pagecount),
+            StepResult::More => {}
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    Err(StoreError::Unavailable(
+        "the database stayed locked; try again".into(),
+    ))
 }
+
+/// How often a locked copy is retried (50 ms apart).
+const COPY_ATTEMPTS: u32 = 200;
 
 /// Checks a copy: intact, and of a schema this binary knows.
 fn inspect(conn: &Connection, path: &Path, pages: i32) -> Result<CopyReport, BackupError> {
