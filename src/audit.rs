@@ -167,12 +167,12 @@ pub fn log(entry: &AuditEntry) {
 /// Security events: logged, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecurityEvent {
-    /// A caller failed client authentication several times in a row.
+    /// A burst of failed client authentications reached the server-wide
+    /// ceiling.
     ClientAuthFailureBurst,
-    /// The per-IP failed-authentication guard refused a caller.
+    /// A caller failed client authentication too often: the per-IP guard
+    /// blocks it for a while.
     FailedAuthGuardTripped,
-    /// The server-wide failed-authentication ceiling was reached.
-    FailedAuthCeilingReached,
 }
 
 impl SecurityEvent {
@@ -181,7 +181,6 @@ impl SecurityEvent {
         match self {
             Self::ClientAuthFailureBurst => "security.client_auth_failure_burst",
             Self::FailedAuthGuardTripped => "security.failed_auth_guard_tripped",
-            Self::FailedAuthCeilingReached => "security.failed_auth_ceiling_reached",
         }
     }
 }

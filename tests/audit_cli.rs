@@ -113,3 +113,43 @@ fn every_cli_change_is_recorded_and_logged_without_secrets() {
     let bad = run(path, &["audit", "list", "--since", "yesterday"]);
     assert_eq!(bad.status.code(), Some(64));
 }
+
+/// Security events go to the log only: a caller failing authentication
+/// until the per-IP guard blocks it logs one `security.*` line, and the
+/// audit trail stays empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_failed_auth_guard_trips_into_the_log_not_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    process::create_client(path, "svc", "svc-secret-for-the-guard-test");
+    let mut server = process::ServerProcess::spawn(
+        path,
+        &[
+            ("AUTH_SERVER_LIMITS_FAILED_AUTH_BURST", "3"),
+            ("AUTH_SERVER_LIMITS_FAILED_AUTH_PER_IP_PER_MINUTE", "1"),
+        ],
+    );
+    let base = server.base_url();
+    let http = server.http();
+    let mut refused = 0;
+    for _ in 0..10 {
+        let answer = common::api::token_request(&http, &base, "svc", "wrong").await;
+        if answer.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the guard never tripped");
+    let line = server.wait_for("security.failed_auth_guard_tripped");
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["peer_ip"], "127.0.0.1");
+    let tripped = server
+        .lines_so_far()
+        .iter()
+        .filter(|l| l.contains("security.failed_auth_guard_tripped"))
+        .count();
+    assert_eq!(tripped, 1, "once per trip, not per refused request");
+    drop(http);
+    assert!(server.terminate().success());
+    assert!(records(path, &[]).iter().all(|r| r["action"] != "security"));
+    assert_eq!(records(path, &[]).len(), 1, "only the client's creation");
+}

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 
 use super::body::{Params, form_decode};
+use crate::audit::{self, SecurityEvent};
 use crate::domain::client::{Client, is_valid_client_id, verify_secret_of_unknown_client};
 use crate::domain::error::OAuthError;
 use crate::state::AppState;
@@ -110,7 +111,21 @@ pub async fn authenticate(
     }
     let result = authenticate_credentials(state, headers, params).await;
     if let (Err(OAuthError::InvalidClient), Some(ip)) = (&result, peer) {
-        state.limits.record_failed_auth(ip);
+        let trips = state.limits.record_failed_auth(ip);
+        if trips.ip_blocked {
+            audit::security_event(
+                SecurityEvent::FailedAuthGuardTripped,
+                Some(ip),
+                "failed client authentications from this caller: blocked for a while",
+            );
+        }
+        if trips.ceiling_reached {
+            audit::security_event(
+                SecurityEvent::ClientAuthFailureBurst,
+                Some(ip),
+                "server-wide burst of failed client authentications: ceiling reached",
+            );
+        }
     }
     result
 }
