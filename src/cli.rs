@@ -17,8 +17,10 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::backup::BackupError;
 
 pub mod keys;
+pub mod remote;
 
 pub use keys::KeysCommand;
+use remote::{AdminApi, RemoteArgs, RemoteError};
 
 /// `--version` output: version and git commit.
 pub const VERSION_LINE: &str = concat!(
@@ -52,9 +54,8 @@ pub enum Command {
     /// Ask this instance's own health route over loopback (a container
     /// health check): exit 0 when it answers 200, 1 otherwise.
     Health(HealthArgs),
-    /// Manage clients.
-    #[command(subcommand)]
-    Client(ClientCommand),
+    /// Manage clients (in the store, or through a server with --server).
+    Client(ClientArgs),
     /// Manage issued tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -140,6 +141,17 @@ pub enum TokenCommand {
         #[arg(long)]
         client: Option<String>,
     },
+}
+
+/// `client`: a subcommand, and where it goes.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Through a server's admin API instead of the store.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ClientCommand,
 }
 
 /// `client` subcommands.
@@ -260,6 +272,9 @@ pub enum CliError {
     /// The command is not allowed in this mode or with this input.
     #[error("{0}")]
     Refused(String),
+    /// A command sent to a server's admin API failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
     /// `backup` or `restore` failed.
     #[error(transparent)]
     Backup(#[from] BackupError),
@@ -287,7 +302,14 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
             println!("{} {status}", args.route.path());
             Ok(())
         }
-        Command::Client(cmd) => run_client(cmd, &config).await,
+        Command::Client(ClientArgs { remote, command }) => match &remote.server {
+            Some(server) => {
+                let api =
+                    AdminApi::connect(&remote, server, |name| std::env::var(name).ok()).await?;
+                run_remote(command, &api).await
+            }
+            None => run_client(command, &config).await,
+        },
         Command::Keys(cmd) => keys::run(cmd, &config).await,
         Command::Backup { file } => {
             let store = sqlite_store(&config, "backup")?;
@@ -432,18 +454,7 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
             print_json(&admin::client_view(&client));
         }
         ClientCommand::Update(args) => {
-            let update = ClientUpdate {
-                name: args.name,
-                allowed_scopes: args.scopes,
-                default_scopes: args.default_scopes,
-                audiences: if args.clear_audiences {
-                    Some(Vec::new())
-                } else {
-                    Some(args.audiences).filter(|a| !a.is_empty())
-                },
-                token_lifetime_secs: clear_or_set(args.clear_lifetime, args.lifetime_secs),
-                rate_limit_rps: clear_or_set(args.clear_rate_limit, args.rate_limit_rps),
-            };
+            let update = client_update(&args);
             print_json(&admin::client_view(
                 &admin::update_client(store, &args.id, update, actor, now).await?,
             ));
@@ -519,6 +530,118 @@ fn parse_since(value: &str, now: i64) -> Result<i64, CliError> {
         .filter(|back| *back >= 0)
         .map(|back| now - back)
         .ok_or_else(refused)
+}
+
+/// The changes `client update` asks for.
+fn client_update(args: &UpdateArgs) -> ClientUpdate {
+    ClientUpdate {
+        name: args.name.clone(),
+        allowed_scopes: args.scopes.clone(),
+        default_scopes: args.default_scopes.clone(),
+        audiences: if args.clear_audiences {
+            Some(Vec::new())
+        } else {
+            Some(args.audiences.clone()).filter(|a| !a.is_empty())
+        },
+        token_lifetime_secs: clear_or_set(args.clear_lifetime, args.lifetime_secs),
+        rate_limit_rps: clear_or_set(args.clear_rate_limit, args.rate_limit_rps),
+    }
+}
+
+/// A `client` command through a server's admin API; prints what the
+/// store-backed command prints.
+async fn run_remote(command: ClientCommand, api: &AdminApi) -> Result<(), CliError> {
+    use http::Method;
+    use remote::segment;
+    let print_with_secret = |mut shown: serde_json::Value, note: &str| {
+        let secret = shown
+            .as_object_mut()
+            .and_then(|o| o.remove("client_secret"))
+            .and_then(|s| s.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        print_json(&shown);
+        println!("client_secret: {secret}\n({note})");
+    };
+    match command {
+        ClientCommand::Create(args) => {
+            if args.secret_stdin {
+                return Err(CliError::Refused(
+                    "--secret-stdin works on the store only, not with --server".into(),
+                ));
+            }
+            let body = serde_json::json!({
+                "client_id": args.id,
+                "name": args.name,
+                "allowed_scopes": args.scopes,
+                "default_scopes": args.default_scopes,
+                "allowed_audiences": args.audiences,
+                "token_lifetime_secs": args.lifetime_secs,
+                "rate_limit_rps": args.rate_limit_rps,
+            });
+            let created = api.call(Method::POST, "/clients", Some(body)).await?;
+            print_with_secret(
+                created,
+                "store it now: it is not kept and cannot be shown again",
+            );
+        }
+        ClientCommand::List => {
+            let mut after = String::new();
+            loop {
+                let path = format!("/clients?limit=1000&after={}", segment(&after));
+                let page = api.call(Method::GET, &path, None).await?;
+                for client in page["clients"].as_array().into_iter().flatten() {
+                    let text = |key: &str| client[key].as_str().unwrap_or_default().to_owned();
+                    let state = if client["enabled"] == true {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    };
+                    println!(
+                        "{}\t{state}\t{}\t{}",
+                        text("client_id"),
+                        text("allowed_scopes"),
+                        text("name")
+                    );
+                }
+                match page["next_after"].as_str() {
+                    Some(next) => after = next.to_owned(),
+                    None => break,
+                }
+            }
+        }
+        ClientCommand::Show { id } => {
+            let path = format!("/clients/{}", segment(&id));
+            print_json(&api.call(Method::GET, &path, None).await?);
+        }
+        ClientCommand::Update(args) => {
+            let body = remote::update_body(&client_update(&args));
+            let path = format!("/clients/{}", segment(&args.id));
+            print_json(&api.call(Method::PATCH, &path, Some(body)).await?);
+        }
+        ClientCommand::RotateSecret { id, grace_secs } => {
+            let path = format!("/clients/{}/rotate-secret", segment(&id));
+            let body = serde_json::json!({ "grace_secs": grace_secs });
+            let rotated = api.call(Method::POST, &path, Some(body)).await?;
+            print_with_secret(
+                rotated,
+                &format!("the previous secret works for {grace_secs} more seconds"),
+            );
+        }
+        ClientCommand::Disable { id } => {
+            let path = format!("/clients/{}/disable", segment(&id));
+            print_json(&api.call(Method::POST, &path, None).await?);
+        }
+        ClientCommand::Enable { id } => {
+            let path = format!("/clients/{}/enable", segment(&id));
+            print_json(&api.call(Method::POST, &path, None).await?);
+        }
+        ClientCommand::Delete { id } => {
+            let path = format!("/clients/{}", segment(&id));
+            api.call(Method::DELETE, &path, None).await?;
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
 }
 
 fn clear_or_set(clear: bool, value: Option<u32>) -> Option<Option<u32>> {

@@ -6,6 +6,7 @@
 use crate::admin::AdminError;
 use crate::app::AppError;
 use crate::cli::CliError;
+use crate::cli::remote::RemoteError;
 use crate::keyring::KeyringError;
 use crate::keys::lifecycle::LifecycleError;
 use crate::state::StateError;
@@ -39,6 +40,20 @@ pub fn code(error: &CliError) -> u8 {
         CliError::Admin(_) | CliError::Unhealthy(_) => FAILURE,
         CliError::Keys(e) => keys_code(e),
         CliError::Backup(e) => backup_code(e),
+        CliError::Remote(e) => remote_code(e),
+    }
+}
+
+/// A refusal for bad input is usage, for a missing client data; missing
+/// credentials, a bad URL or unusable certificates are configuration; a
+/// refused admin token or an unreachable server is a plain failure.
+fn remote_code(error: &RemoteError) -> u8 {
+    match error.status().map(|s| s.as_u16()) {
+        Some(400 | 409) => USAGE,
+        Some(404) => DATA,
+        Some(_) => FAILURE,
+        None if matches!(error, RemoteError::Transport { .. }) => FAILURE,
+        None => CONFIG,
     }
 }
 

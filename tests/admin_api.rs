@@ -609,3 +609,108 @@ async fn the_openapi_document_is_served() {
     assert_eq!(spec["openapi"], "3.1.0");
     assert!(spec["paths"]["/clients/{client_id}"]["patch"].is_object());
 }
+
+/// `auth-server client … --server URL` goes through the admin API as the
+/// client in ADMIN_CLIENT_ID / ADMIN_CLIENT_SECRET, and its changes are
+/// recorded as that admin client's.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_can_work_through_a_server() {
+    let admin = Admin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &admin.server.cert_pem).unwrap();
+    let issuer = format!("{}/auth-server/v1", admin.server.base_url);
+    let env = [
+        ("ADMIN_CLIENT_ID", admin.id.as_str()),
+        ("ADMIN_CLIENT_SECRET", admin.secret.as_str()),
+    ];
+    let cli = |args: &[&str]| {
+        let mut all = vec![
+            "client",
+            "--server",
+            &issuer,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        common::process::run_env(dir.path(), &all, &env)
+    };
+    let created = cli(&[
+        "create", "--name", "Remote", "--id", "remote", "--scopes", "read",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        common::process::text(&created.stderr)
+    );
+    let stdout = common::process::text(&created.stdout);
+    let secret = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .unwrap()
+        .to_owned();
+    let token = api::token(&admin.http, &admin.server.base_url, "remote", &secret).await;
+    assert_eq!(
+        api::validate(&admin.http, &admin.server.base_url, &token).await,
+        200
+    );
+
+    let updated = cli(&[
+        "update",
+        "remote",
+        "--name",
+        "Remote v2",
+        "--clear-lifetime",
+    ]);
+    assert!(
+        updated.status.success(),
+        "{}",
+        common::process::text(&updated.stderr)
+    );
+    assert!(common::process::text(&updated.stdout).contains("Remote v2"));
+    let listed = common::process::text(&cli(&["list"]).stdout);
+    assert!(
+        listed.contains("remote\tenabled\tread\tRemote v2"),
+        "{listed}"
+    );
+    assert!(cli(&["disable", "remote"]).status.success());
+    assert!(cli(&["delete", "remote"]).status.success());
+    // Refusals keep the CLI's exit codes.
+    assert_eq!(cli(&["show", "remote"]).status.code(), Some(65));
+    let bad = cli(&["create", "--name", "", "--id", "x"]);
+    assert_eq!(bad.status.code(), Some(64));
+    let anonymous = common::process::run_env(
+        dir.path(),
+        &[
+            "client",
+            "--server",
+            &issuer,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "list",
+        ],
+        &[],
+    );
+    assert_eq!(anonymous.status.code(), Some(78));
+
+    let records = admin
+        .server
+        .store
+        .audit_records(&AuditQuery {
+            client: Some("remote".into()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = records.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "client.create",
+            "client.update",
+            "client.disable",
+            "client.delete"
+        ]
+    );
+    assert!(records.iter().all(|r| r.entry.actor.actor_id == "ops"));
+}
