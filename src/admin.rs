@@ -129,15 +129,26 @@ pub async fn create_client(
     actor: &Actor,
     now: i64,
 ) -> Result<CreatedClient, AdminError> {
-    create_client_as(store, new, actor, Action::ClientCreate, now).await
+    create(store, new, None, actor, now).await
 }
 
-/// [`create_client`], recorded as `action` (a dynamic registration).
-pub async fn create_client_as(
+/// Creates a client through dynamic registration (RFC 7591), with the hash
+/// of its registration access token (RFC 7592).
+pub async fn register_client(
     store: &dyn Store,
     new: NewClient,
+    registration_token: SecretHash,
     actor: &Actor,
-    action: Action,
+    now: i64,
+) -> Result<CreatedClient, AdminError> {
+    create(store, new, Some(registration_token), actor, now).await
+}
+
+async fn create(
+    store: &dyn Store,
+    new: NewClient,
+    registration_token: Option<SecretHash>,
+    actor: &Actor,
     now: i64,
 ) -> Result<CreatedClient, AdminError> {
     let id = match new.id {
@@ -177,10 +188,18 @@ pub async fn create_client_as(
         ..Client::new(id, new.name, secret_hash, now)
     };
     check(&client)?;
+    let (action, change) = match registration_token {
+        None => (
+            Action::ClientCreate,
+            AuditedChange::InsertClient(client.clone()),
+        ),
+        Some(token) => (
+            Action::ClientRegister,
+            AuditedChange::RegisterClient(client.clone(), token),
+        ),
+    };
     let entry = actor.entry(action, &client.id, client_changes(None, Some(&client)), now);
-    store
-        .write_audited(&AuditedChange::InsertClient(client.clone()), &entry)
-        .await?;
+    store.write_audited(&change, &entry).await?;
     audit::log(&entry);
     Ok(CreatedClient { client, secret })
 }

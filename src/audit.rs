@@ -17,7 +17,7 @@ pub const REDACTED: &str = "[redacted]";
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Actor {
-    /// `cli` or `admin_api`.
+    /// `cli`, `admin_api` or `registration`.
     pub actor: String,
     /// The OS user of the CLI, or the admin client's id.
     pub actor_id: String,
@@ -45,6 +45,15 @@ impl Actor {
             actor_id: client_id.to_owned(),
             request_id: Some(request_id.to_owned()),
             peer_ip,
+        }
+    }
+
+    /// A dynamic registration call (RFC 7591/7592) by `client_id`: the
+    /// holder of an initial access token, or the registered client itself.
+    pub fn registration(client_id: &str, request_id: &str, peer_ip: Option<String>) -> Self {
+        Self {
+            actor: "registration".into(),
+            ..Self::admin_api(client_id, request_id, peer_ip)
         }
     }
 

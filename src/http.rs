@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod introspect;
+pub mod register;
 pub mod response;
 pub mod revoke;
 pub mod token;
@@ -55,6 +56,8 @@ pub enum Route {
     Metrics,
     /// Anything under `{base}/admin/` (the admin API routes itself).
     Admin,
+    /// `{base}/register` and `{base}/register/{client_id}` (RFC 7591/7592).
+    Register,
 }
 
 impl Route {
@@ -81,6 +84,8 @@ impl Route {
             "/oauth/" => Some(Self::Health),
             "/.well-known/openid-configuration" => Some(Self::Metadata),
             rest if rest.starts_with("/admin/") => Some(Self::Admin),
+            "/register" => Some(Self::Register),
+            rest if rest.starts_with("/register/") => Some(Self::Register),
             _ => None,
         }
     }
@@ -90,6 +95,7 @@ impl Route {
         match self {
             Self::Token | Self::Validate | Self::Introspect | Self::Revoke => "POST",
             Self::Admin => "GET, POST, PATCH, DELETE",
+            Self::Register => "GET, POST, PUT, DELETE",
             _ => "GET, HEAD",
         }
     }
@@ -108,6 +114,7 @@ impl Route {
             Self::Ready => "ready",
             Self::Metrics => "metrics",
             Self::Admin => "admin",
+            Self::Register => "register",
         }
     }
 }
@@ -158,7 +165,7 @@ where
 {
     let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
     let is_post = request.method() == Method::POST;
-    let is_write = !is_get && route == Some(Route::Admin);
+    let is_write = !is_get && matches!(route, Some(Route::Admin | Route::Register));
     if (is_post || is_write) && route.is_some() {
         // The global bucket comes before any parsing or cryptography.
         if let Err(denied) = state.limits.check_global() {
@@ -178,6 +185,10 @@ where
         Some(Route::Ready) if is_get => Ok(health::ready(state)),
         Some(Route::Metrics) if is_get => metrics_response(state, &request),
         Some(Route::Admin) => admin::handle(state, request).await,
+        Some(Route::Register) if state.registration.enabled => {
+            register::handle(state, request).await
+        }
+        Some(Route::Register) => Err(ApiError::NotFound),
         Some(route) => Err(ApiError::MethodNotAllowed(route.allow())),
     };
     result.unwrap_or_else(|error| {

@@ -5,8 +5,14 @@ use serde_json::json;
 
 use crate::keys::KeySet;
 
-/// Builds the metadata document for `issuer`.
-pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<u8> {
+/// Builds the metadata document for `issuer`; `registration`: dynamic
+/// client registration is on (`registration_endpoint`).
+pub fn metadata_document(
+    issuer: &str,
+    keys: &KeySet,
+    scopes: &[String],
+    registration: bool,
+) -> Vec<u8> {
     let auth_methods = ["client_secret_basic", "client_secret_post"];
     let mut doc = json!({
         "issuer": issuer,
@@ -24,6 +30,12 @@ pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<
     if let Some(obj) = doc.as_object_mut() {
         if !scopes.is_empty() {
             obj.insert("scopes_supported".into(), json!(scopes));
+        }
+        if registration {
+            obj.insert(
+                "registration_endpoint".into(),
+                json!(format!("{issuer}/register")),
+            );
         }
         obj.insert(
             "access_token_signing_alg_values_supported".into(),

@@ -104,8 +104,13 @@ impl AppState {
         );
         Ok(Self {
             base_path: config.base_path().to_owned(),
-            metadata_json: crate::metadata::metadata_document(issuer, &keys, &config.scope_names())
-                .into(),
+            metadata_json: crate::metadata::metadata_document(
+                issuer,
+                &keys,
+                &config.scope_names(),
+                config.registration.enabled,
+            )
+            .into(),
             health_json: build_info::health_document(),
             policy: TokenPolicy {
                 issuer: issuer.to_owned(),

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use tokio::sync::watch;
 
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord};
-use crate::domain::client::Client;
+use crate::domain::client::{Client, SecretHash};
 use crate::keys::lifecycle::{KeyRecord, KeyState};
 
 pub mod postgres;
@@ -236,6 +236,17 @@ pub enum AuditedChange {
     Revoke(Revocation),
     /// [`KeyStore::write_signing_keys`].
     SigningKeys(Vec<KeyWrite>),
+    /// A client created by dynamic registration, with the hash of its
+    /// registration access token ([`StoreError::Duplicate`] if the id is
+    /// taken).
+    RegisterClient(Client, SecretHash),
+}
+
+/// Clients created by dynamic registration (RFC 7591/7592).
+pub trait RegistrationStore: Send + Sync {
+    /// The hash of `client_id`'s registration access token; `None` when the
+    /// client was not registered dynamically (or is gone).
+    fn registration_token<'a>(&'a self, client_id: &'a str) -> StoreFuture<'a, Option<SecretHash>>;
 }
 
 /// The append-only audit trail.
@@ -257,7 +268,7 @@ pub trait AuditStore: Send + Sync {
 
 /// A store with clients, revocations, signing keys, a change feed and the
 /// audit trail, as the server uses it.
-pub trait Store: ClientStore + RevocationStore + KeyStore + AuditStore {
+pub trait Store: ClientStore + RevocationStore + KeyStore + AuditStore + RegistrationStore {
     /// The newest cursor: start here to see only later changes.
     fn change_cursor(&self) -> StoreFuture<'_, i64>;
     /// Changes after `cursor`, oldest first.

@@ -42,6 +42,14 @@ pub enum ApiError {
     /// An admin API key operation was refused or failed.
     #[error(transparent)]
     Keys(#[from] KeyringError),
+    /// Dynamic registration: the client metadata is not acceptable
+    /// (RFC 7591 `invalid_client_metadata`).
+    #[error("invalid client metadata: {0}")]
+    InvalidClientMetadata(String),
+    /// Dynamic registration: redirect URIs were sent (RFC 7591
+    /// `invalid_redirect_uri`).
+    #[error("invalid redirect URI: {0}")]
+    InvalidRedirectUri(String),
     /// The admin API has no such client (or registration has no such
     /// registered client).
     #[error("no such client")]
@@ -110,6 +118,12 @@ impl ApiError {
             Self::NotFound => error_body(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
             Self::NoSuchClient => error_body(StatusCode::NOT_FOUND, "not_found", "no such client"),
             Self::Admin(e) => admin_error_response(e),
+            Self::InvalidClientMetadata(why) => {
+                error_body(StatusCode::BAD_REQUEST, "invalid_client_metadata", &why)
+            }
+            Self::InvalidRedirectUri(why) => {
+                error_body(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &why)
+            }
             Self::Keys(e) => keys_error_response(&e),
             Self::MethodNotAllowed(allow) => {
                 let mut response = error_body(

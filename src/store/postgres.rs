@@ -17,10 +17,12 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{AuditedChange, ClientStore, MigrationReport, StoreError, StoreFuture};
+use super::{
+    AuditedChange, ClientStore, MigrationReport, RegistrationStore, StoreError, StoreFuture,
+};
 use crate::audit::AuditEntry;
 use crate::config::{DatabaseConfig, Secret};
-use crate::domain::client::Client;
+use crate::domain::client::{Client, SecretHash};
 
 mod audit;
 mod changes;
@@ -386,6 +388,50 @@ async fn apply_change(
             keys::write(tx, writes).await?;
             Ok(true)
         }
+        AuditedChange::RegisterClient(client, token_hash) => {
+            Box::pin(apply_change(
+                tx,
+                &AuditedChange::InsertClient(client.clone()),
+            ))
+            .await?;
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO client_registrations (client_id, token_hash, created_at) \
+                     VALUES ($1, $2, $3)",
+                )
+                .await
+                .map_err(unavailable)?;
+            tx.execute(
+                &stmt,
+                &[&client.id, &token_hash.0.as_slice(), &client.created_at],
+            )
+            .await
+            .map_err(unavailable)?;
+            Ok(true)
+        }
+    }
+}
+
+impl RegistrationStore for PostgresStore {
+    fn registration_token<'a>(&'a self, client_id: &'a str) -> StoreFuture<'a, Option<SecretHash>> {
+        self.with_client(move |client| async move {
+            let stmt = client
+                .prepare_cached("SELECT token_hash FROM client_registrations WHERE client_id = $1")
+                .await
+                .map_err(unavailable)?;
+            let row = client
+                .query_opt(&stmt, &[&client_id])
+                .await
+                .map_err(unavailable)?;
+            row.map(|row| {
+                let bytes: Vec<u8> = row
+                    .try_get(0)
+                    .map_err(|e| StoreError::Corrupt(format!("registration: {e}")))?;
+                SecretHash::from_slice(&bytes)
+                    .ok_or_else(|| StoreError::Corrupt(format!("registration of {client_id}")))
+            })
+            .transpose()
+        })
     }
 }
 

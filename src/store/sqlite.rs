@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
     AuditedChange, CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientStore, Heartbeat, MigrationReport,
-    Revocation, RevocationStore, Store, StoreError, StoreFuture,
+    RegistrationStore, Revocation, RevocationStore, Store, StoreError, StoreFuture,
 };
 
 mod audit;
@@ -28,7 +28,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (3, include_str!("migrations/sqlite/0003_signing_keys.sql")),
     (4, include_str!("migrations/sqlite/0004_instances.sql")),
-    (5, include_str!("migrations/sqlite/0005_audit.sql")),
+    (
+        5,
+        include_str!("migrations/sqlite/0005_audit_and_registration.sql"),
+    ),
 ];
 
 /// Client registry in an SQLite file.
@@ -316,6 +319,27 @@ impl Store for SqliteStore {
     }
 }
 
+impl RegistrationStore for SqliteStore {
+    fn registration_token<'a>(&'a self, client_id: &'a str) -> StoreFuture<'a, Option<SecretHash>> {
+        let id = client_id.to_owned();
+        self.with_conn(move |conn| {
+            let hash: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT token_hash FROM client_registrations WHERE client_id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            hash.map(|h| {
+                SecretHash::from_slice(&h)
+                    .ok_or_else(|| StoreError::Corrupt(format!("registration of {id}")))
+            })
+            .transpose()
+        })
+    }
+}
+
 impl ClientStore for SqliteStore {
     fn migrate(&self) -> StoreFuture<'_, MigrationReport> {
         self.with_conn(migrate)
@@ -454,6 +478,16 @@ fn apply_change(tx: &Connection, change: &AuditedChange) -> Result<bool, StoreEr
         }
         AuditedChange::SigningKeys(writes) => {
             keys::write(tx, writes)?;
+            Ok(true)
+        }
+        AuditedChange::RegisterClient(client, token_hash) => {
+            apply_change(tx, &AuditedChange::InsertClient(client.clone()))?;
+            tx.execute(
+                "INSERT INTO client_registrations (client_id, token_hash, created_at) \
+                 VALUES (?1, ?2, ?3)",
+                params![client.id, token_hash.0.as_slice(), client.created_at],
+            )
+            .map_err(unavailable)?;
             Ok(true)
         }
     }

@@ -21,7 +21,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/postgres/0003_signing_keys.sql"),
     ),
     (4, include_str!("../migrations/postgres/0004_instances.sql")),
-    (5, include_str!("../migrations/postgres/0005_audit.sql")),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_audit_and_registration.sql"),
+    ),
 ];
 
 /// Advisory-lock key held while migrating ("auth-mig" in ASCII).

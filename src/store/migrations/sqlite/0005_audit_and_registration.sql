@@ -1,5 +1,5 @@
--- Version 5: the audit trail (see the PostgreSQL migration). Append-only:
--- triggers refuse any UPDATE, and any DELETE of a record younger than a day
+-- Version 5: the audit trail and dynamic client registration (see the
+-- PostgreSQL migration). The audit trail is append-only: triggers refuse any UPDATE, and any DELETE of a record younger than a day
 -- (retention pruning keeps at least one day).
 CREATE TABLE audit_log (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -23,3 +23,11 @@ WHEN OLD.at > unixepoch() - 86400
 BEGIN
     SELECT RAISE(ABORT, 'audit_log is append-only: records are kept at least a day');
 END;
+
+-- Clients registered through RFC 7591 dynamic registration: the hash of
+-- each one's registration access token (RFC 7592), gone with the client.
+CREATE TABLE client_registrations (
+    client_id  TEXT PRIMARY KEY NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+    token_hash BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);

@@ -1,5 +1,5 @@
--- Version 5: the audit trail. Every administrative change (CLI or admin API)
--- appends one row in the same transaction as the change: who (actor and
+-- Version 5: the audit trail and dynamic client registration. Every
+-- administrative change (CLI or admin API) appends one audit_log row in the same transaction as the change: who (actor and
 -- actor_id, with the request id and peer address for API calls), what
 -- (action, target) and the changed fields, secrets and hashes redacted.
 -- Append-only: a trigger refuses any UPDATE, and any DELETE of a record
@@ -30,3 +30,11 @@ END;
 $$;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+
+-- Clients registered through RFC 7591 dynamic registration: the hash of
+-- each one's registration access token (RFC 7592), gone with the client.
+CREATE TABLE client_registrations (
+    client_id  TEXT PRIMARY KEY REFERENCES clients (id) ON DELETE CASCADE,
+    token_hash BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
