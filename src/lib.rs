@@ -13,7 +13,8 @@
 //!   where the key-encryption key comes from; the pre-store key file.
 //! - [`config`]: `config.toml` plus environment overrides, validated.
 //! - [`store`]: the store traits; [`store::sqlite`] is the embedded store,
-//!   [`store::postgres`] the shared one (pool, migrations, LISTEN/NOTIFY).
+//!   [`store::postgres`] the shared one (pool, migrations, LISTEN/NOTIFY);
+//!   `store::sqlite::backup` the online backup and restore.
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state)?
@@ -26,7 +27,9 @@
 //! - [`state`]: everything a request needs (keys, caches, validator,
 //!   limits, metrics, serving status), built once by [`app`].
 //! - [`http`]: routing and the endpoint handlers, reading [`state`];
-//!   `http::error` is the only place errors become status codes.
+//!   `http::error` is the only place errors become status codes;
+//!   `http::admin` the admin API (its routes one table, described by its
+//!   `openapi.json`), `http::register` RFC 7591/7592 registration.
 //! - [`activity`]: what one connection's requests are doing; the router
 //!   counts, the server reads.
 //! - [`metadata`]: the RFC 8414 metadata document.
@@ -41,7 +44,8 @@
 //!   each change written with its audit record.
 //! - [`audit`]: audit records and security events (types and log lines).
 //! - [`app`]: wires everything together; signals.
-//! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`).
+//! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`;
+//!   `cli::remote`: the client commands through a server's admin API).
 //! - [`exit`]: which failure exits with which code.
 //! - [`logging`]: JSON logs to stdout and a size-rotated file, written in
 //!   batches by one thread.

@@ -127,8 +127,14 @@ impl SqliteStore {
         let partial = dest.with_extension("partial");
         let conn = std::sync::Arc::clone(&self.conn);
         let task = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+            }
             let _ = std::fs::remove_file(&partial);
-            let mut out = Connection::open(&partial).map_err(unavailable)?;
+            let mut out = Connection::open(&partial).map_err(|e| BackupError::Io {
+                path: partial.clone(),
+                source: std::io::Error::other(e),
+            })?;
             let pages = {
                 let source = conn
                     .lock()
