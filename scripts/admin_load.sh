@@ -7,18 +7,21 @@
 # times `auth-server backup` of the store (now holding COUNT clients) while
 # the server runs.
 #
-# Usage: scripts/admin_load.sh [--count N]
+# Usage: scripts/admin_load.sh [--count N] [--debug]
 #   --count N   clients to create and read back (default 10000)
+#   --debug     use the debug build instead of building the release one
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COUNT=10000
+PROFILE=release
 
-usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while (($# > 0)); do
     case "$1" in
         --count) COUNT=${2:?--count needs a number}; shift 2 ;;
+        --debug) PROFILE=debug; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "admin_load.sh: unknown argument: $1" >&2; usage >&2; exit 64 ;;
     esac
@@ -32,9 +35,15 @@ log() { echo "admin_load.sh: $*" >&2; }
 . "$ROOT/scripts/loopback-lib.sh"
 need_tools curl jq
 
-build_release
-log "building the load driver"
-(cd "$ROOT" && cargo build --release --locked --example admin_latency >&2)
+if [[ $PROFILE == release ]]; then
+    build_release
+    log "building the load driver"
+    (cd "$ROOT" && cargo build --release --locked --example admin_latency >&2)
+else
+    log "building the debug binary and load driver"
+    (cd "$ROOT" && cargo build --locked --bin auth-server --example admin_latency >&2)
+    BIN=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/debug/auth-server
+fi
 DRIVER=$(dirname "$BIN")/examples/admin_latency
 
 WORK=$(mktemp -d)

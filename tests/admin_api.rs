@@ -8,7 +8,7 @@
 mod common;
 
 use auth_server::admin::NewClient;
-use auth_server::audit::AuditQuery;
+use auth_server::audit::{AuditQuery, AuditRecord};
 use auth_server::keys::Algorithm;
 use auth_server::store::AuditStore;
 use common::{TestServer, api, json_body};
@@ -48,6 +48,15 @@ impl Admin {
             secret,
             token,
         }
+    }
+
+    /// The audit records about `client` (every record: `None`).
+    async fn trail(&self, client: Option<&str>) -> Vec<AuditRecord> {
+        let query = AuditQuery {
+            client: client.map(str::to_owned),
+            ..AuditQuery::default()
+        };
+        self.server.store.audit_records(&query).await.unwrap()
     }
 
     fn url(&self, path: &str) -> String {
@@ -267,15 +276,7 @@ async fn every_route_works_and_every_change_is_audited() {
 
     // The trail: one record per change, by the admin client, from this
     // peer, with each request's id, and never a secret.
-    let records = admin
-        .server
-        .store
-        .audit_records(&AuditQuery {
-            client: Some("ops".into()),
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap();
+    let records = admin.trail(Some("ops")).await;
     let by_api: Vec<&str> = records
         .iter()
         .filter(|r| r.entry.actor.actor == "admin_api")
@@ -412,13 +413,7 @@ async fn bad_input_gets_a_clear_error_and_never_a_5xx() {
             StatusCode::CREATED,
         )
         .await;
-    let before = admin
-        .server
-        .store
-        .audit_records(&AuditQuery::default())
-        .await
-        .unwrap()
-        .len();
+    let before = admin.trail(None).await.len();
 
     let cases: Vec<(Method, &str, Option<&str>, StatusCode)> = vec![
         (Method::POST, "/clients", Some("{"), StatusCode::BAD_REQUEST),
@@ -584,13 +579,7 @@ async fn bad_input_gets_a_clear_error_and_never_a_5xx() {
     assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     // None of the refused changes left a record.
-    let after = admin
-        .server
-        .store
-        .audit_records(&AuditQuery::default())
-        .await
-        .unwrap()
-        .len();
+    let after = admin.trail(None).await.len();
     assert_eq!(after, before);
 }
 
@@ -693,15 +682,7 @@ async fn the_cli_can_work_through_a_server() {
     );
     assert_eq!(anonymous.status.code(), Some(78));
 
-    let records = admin
-        .server
-        .store
-        .audit_records(&AuditQuery {
-            client: Some("remote".into()),
-            ..AuditQuery::default()
-        })
-        .await
-        .unwrap();
+    let records = admin.trail(Some("remote")).await;
     let actions: Vec<&str> = records.iter().map(|r| r.entry.action.as_str()).collect();
     assert_eq!(
         actions,
