@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs unmodified third-party OAuth clients against the real binary: Python
-# authlib, requests-oauthlib and PyJWT, and node openid-client. Installs them
-# (pinned, tests/interop/) into target/interop on first use, starts the server
-# on a loopback port in a temp dir, creates a client, runs both suites, stops
-# the server. Usage: scripts/interop.sh [path/to/auth-server]
+# authlib, requests-oauthlib and PyJWT (authlib also on the admin API), and
+# node openid-client (also with a client it registered through RFC 7591).
+# Installs them (pinned, tests/interop/) into target/interop on first use,
+# starts the server on a loopback port in a temp dir, creates the clients,
+# runs both suites, stops the server. Usage: scripts/interop.sh [path/to/auth-server]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,6 +36,8 @@ trap cleanup EXIT
 export AUTH_SERVER_SERVER_BIND=127.0.0.1:0
 export AUTH_SERVER_DEV_DEMO_CLIENT=false
 export AUTH_SERVER_LOG_DIR=""
+export AUTH_SERVER_REGISTRATION_ENABLED=true
+export AUTH_SERVER_REGISTRATION_ALLOWED_SCOPES=api:read
 unset DATABASE_URL JWT_SECRET ENVIRONMENT AUTH_SERVER_CONFIG RUST_LOG
 cp config.toml "$work/config.toml"
 cd "$work"
@@ -42,6 +45,12 @@ created=$("$bin" client create --name interop --id interop-client --scopes "api:
   --default-scopes api:read)
 secret=$(printf '%s\n' "$created" | sed -n 's/^client_secret: //p')
 [ -n "$secret" ] || { echo "could not create the interop client" >&2; exit 1; }
+# An admin client (the admin API) and a registrar (initial access tokens).
+extra_client() {
+  "$bin" client create --name "$1" --id "$1" --scopes "$2" | sed -n 's/^client_secret: //p'
+}
+admin_secret=$(extra_client interop-admin auth-server:admin)
+registrar_secret=$(extra_client interop-registrar auth-server:register)
 
 "$bin" > server.log 2>&1 &
 server_pid=$!
@@ -58,6 +67,8 @@ export AS_ISSUER="$issuer" AS_CA="$work/certs/dev-cert.pem"
 # requests-based clients (authlib, requests-oauthlib) trust the dev certificate.
 export REQUESTS_CA_BUNDLE="$AS_CA"
 export AS_CLIENT_ID=interop-client AS_CLIENT_SECRET="$secret"
+export AS_ADMIN_CLIENT_ID=interop-admin AS_ADMIN_CLIENT_SECRET="$admin_secret"
+export AS_REGISTRAR_CLIENT_ID=interop-registrar AS_REGISTRAR_CLIENT_SECRET="$registrar_secret"
 
 echo "==> interop: Python authlib, requests-oauthlib, PyJWT"
 timeout 120 "$deps/venv/bin/python" "$root/tests/interop/python_clients.py"

@@ -49,7 +49,7 @@ async fn registration_is_off_by_default() {
 async fn a_registered_client_gets_tokens_and_manages_itself() {
     let server = TestServer::start_with(Algorithm::EdDSA, |config| {
         config.registration.enabled = true;
-        config.registration.allowed_scopes = vec!["read".into()];
+        config.registration.allowed_scopes = "read".into();
     })
     .await;
     let http = server.client();

@@ -252,8 +252,9 @@ pub struct RegistrationConfig {
     /// Serve `{base}/register`; it needs an initial access token carrying
     /// the scope `auth-server:register`.
     pub enabled: bool,
-    /// Scopes a registered client may be given; empty: none.
-    pub allowed_scopes: Vec<String>,
+    /// Space-separated scopes a registered client may be given; empty:
+    /// none.
+    pub allowed_scopes: String,
 }
 
 /// Development conveniences; ignored in production.

@@ -53,7 +53,7 @@ struct Accepted {
     auth_method: String,
 }
 
-fn check(metadata: Metadata, allowed_scopes: &[String]) -> Result<Accepted, ApiError> {
+fn check(metadata: Metadata, allowed_scopes: &str) -> Result<Accepted, ApiError> {
     let refuse = |why: &str| Err(ApiError::InvalidClientMetadata(why.to_owned()));
     if !metadata.redirect_uris.is_empty() {
         return Err(ApiError::InvalidRedirectUri(
@@ -81,7 +81,7 @@ fn check(metadata: Metadata, allowed_scopes: &[String]) -> Result<Accepted, ApiE
     if let Some(outside) = scope
         .split(' ')
         .filter(|s| !s.is_empty())
-        .find(|s| !allowed_scopes.iter().any(|a| a == s))
+        .find(|s| !allowed_scopes.split_whitespace().any(|a| a == *s))
     {
         return Err(ApiError::InvalidClientMetadata(format!(
             "scope {outside:?} may not be registered"
@@ -282,8 +282,8 @@ fn metadata_view(state: &AppState, client: &Client, auth_method: &str) -> Value 
 mod tests {
     use super::*;
 
-    fn allowed() -> Vec<String> {
-        vec!["read".into(), "write".into()]
+    fn allowed() -> &'static str {
+        "read write"
     }
 
     fn meta(json: &str) -> Metadata {
@@ -292,12 +292,12 @@ mod tests {
 
     #[test]
     fn metadata_is_held_to_what_the_server_offers() {
-        let ok = check(meta(r#"{"client_name": "a", "scope": "read"}"#), &allowed()).unwrap();
+        let ok = check(meta(r#"{"client_name": "a", "scope": "read"}"#), allowed()).unwrap();
         assert_eq!((ok.name.as_str(), ok.scope.as_str()), ("a", "read"));
         assert_eq!(ok.auth_method, "client_secret_basic");
         let post = r#"{"token_endpoint_auth_method": "client_secret_post", "unknown": 1}"#;
         assert_eq!(
-            check(meta(post), &allowed()).unwrap().auth_method,
+            check(meta(post), allowed()).unwrap().auth_method,
             "client_secret_post"
         );
         for bad in [
@@ -309,14 +309,14 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    check(meta(bad), &allowed()),
+                    check(meta(bad), allowed()),
                     Err(ApiError::InvalidClientMetadata(_))
                 ),
                 "{bad}"
             );
         }
         assert!(matches!(
-            check(meta(r#"{"redirect_uris": ["https://x"]}"#), &allowed()),
+            check(meta(r#"{"redirect_uris": ["https://x"]}"#), allowed()),
             Err(ApiError::InvalidRedirectUri(_))
         ));
     }

@@ -2,8 +2,11 @@
 
 Unmodified authlib, requests-oauthlib and PyJWT get tokens with both client
 authentication methods, verify them against the served JWKS, introspect and
-revoke them. Reads AS_ISSUER, AS_CA, AS_CLIENT_ID, AS_CLIENT_SECRET.
-Exits non-zero on the first failure.
+revoke them; authlib drives the admin API with a token carrying the admin
+scope, and every refusal (no token, another scope, a revoked token) is
+checked. Reads AS_ISSUER, AS_CA, AS_CLIENT_ID, AS_CLIENT_SECRET,
+AS_ADMIN_CLIENT_ID, AS_ADMIN_CLIENT_SECRET. Exits non-zero on the first
+failure.
 """
 
 import os
@@ -20,6 +23,8 @@ ISSUER = os.environ["AS_ISSUER"]
 CA = os.environ["AS_CA"]
 CLIENT_ID = os.environ["AS_CLIENT_ID"]
 CLIENT_SECRET = os.environ["AS_CLIENT_SECRET"]
+ADMIN_ID = os.environ["AS_ADMIN_CLIENT_ID"]
+ADMIN_SECRET = os.environ["AS_ADMIN_CLIENT_SECRET"]
 
 
 def check(condition, what):
@@ -112,10 +117,49 @@ def requests_oauthlib_flow(doc):
     check(response.json()["jti"] == claims["jti"], "validate returns the jti")
 
 
+def admin_api(doc):
+    admin = f"{ISSUER}/admin"
+    session = AuthlibSession(ADMIN_ID, ADMIN_SECRET, scope="auth-server:admin")
+    session.verify = CA
+    token = session.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    check(token["scope"] == "auth-server:admin", "authlib gets an admin token")
+    created = session.post(
+        f"{admin}/clients",
+        json={"client_id": "from-authlib", "name": "From authlib", "allowed_scopes": "api:read"},
+    )
+    check(created.status_code == 201, "the admin API creates a client")
+    secret = created.json()["client_secret"]
+    check(created.headers["Cache-Control"] == "no-store", "the answer is not cached")
+    shown = session.get(f"{admin}/clients/from-authlib").json()
+    check("client_secret" not in shown, "show never shows the secret")
+    changed = session.patch(f"{admin}/clients/from-authlib", json={"name": "Renamed"})
+    check(changed.json()["name"] == "Renamed", "the admin API updates a client")
+    new_client = AuthlibSession("from-authlib", secret, scope="api:read")
+    new_client.verify = CA
+    issued = new_client.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    check(issued["token_type"] == "Bearer", "the created client gets a token")
+    check(session.get(f"{admin}/keys").status_code == 200, "the admin API lists the keys")
+    check(session.delete(f"{admin}/clients/from-authlib").status_code == 200, "delete")
+
+    anonymous = requests.get(f"{admin}/clients", verify=CA, timeout=10)
+    check(anonymous.status_code == 401, "no token: 401")
+    check(anonymous.headers["WWW-Authenticate"].startswith("Bearer"), "with a Bearer challenge")
+    reader = AuthlibSession(CLIENT_ID, CLIENT_SECRET, scope="api:read")
+    reader.verify = CA
+    reader.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    scoped = reader.get(f"{admin}/clients")
+    check(scoped.status_code == 403, "another scope: 403")
+    check(scoped.json()["error"] == "insufficient_scope", "insufficient_scope")
+    revoked = session.revoke_token(doc["revocation_endpoint"], token=token["access_token"])
+    check(revoked.status_code == 200, "the admin token is revoked")
+    check(session.get(f"{admin}/clients").status_code == 401, "a revoked admin token: 401")
+
+
 def main():
     doc = metadata()
     authlib_flows(doc)
     requests_oauthlib_flow(doc)
+    admin_api(doc)
     print("python clients: all checks passed")
 
 
