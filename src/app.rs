@@ -1,8 +1,8 @@
 //! Wiring, in start order: store (migrated) -> TLS certificate -> signing
 //! keys (from the store, opened with the KEK) -> listener -> demo client
-//! (development) -> revocations -> shared state -> change feed and key
-//! lifecycle tasks -> server; plus the signals that stop it (SIGTERM,
-//! SIGINT) and reload it (SIGHUP).
+//! (development) -> revocations -> fleet membership -> shared state ->
+//! change feed, key lifecycle and heartbeat tasks -> server; plus the
+//! signals that stop it (SIGTERM, SIGINT) and reload it (SIGHUP).
 
 use std::future::Future;
 use std::net::SocketAddr;

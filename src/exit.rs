@@ -114,7 +114,9 @@ mod tests {
     fn configuration_failures_are_78_and_usage_64() {
         let refused = CliError::App(AppError::ImportedSecrets(vec!["a".into()]));
         assert_eq!(code(&refused), CONFIG);
-        let settings = CliError::App(AppError::Store(StoreError::Settings("x".into())));
+        let settings = CliError::App(AppError::Store(StoreError::Settings(
+            crate::store::SettingsError::NoTrustedRoots,
+        )));
         assert_eq!(code(&settings), CONFIG);
         assert_eq!(code(&CliError::Refused("x".into())), USAGE);
         assert_eq!(

@@ -28,7 +28,8 @@ pub mod legacy;
 use kek::{KekError, KekSource};
 use legacy::LegacyKeyError;
 
-/// How many times a write that lost a race is decided again.
+/// How many times a change is decided and written before a lost race
+/// becomes the caller's error.
 const ATTEMPTS: usize = 3;
 
 /// The settings the keys follow, from `[token]`.
@@ -355,7 +356,8 @@ impl KeyRing {
     where
         F: FnMut(&Self, &[KeyRecord], &LifecyclePolicy) -> Result<Vec<KeyWrite>, KeyringError>,
     {
-        for attempt in 1..=ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             let stored = self.store.signing_keys().await?;
             let policy = self.policy(self.verify_window().await?);
             let records: Vec<KeyRecord> = stored.iter().map(|k| k.record.clone()).collect();
@@ -389,11 +391,12 @@ impl KeyRing {
                 }
                 Err(StoreError::Conflict(reason)) if attempt < ATTEMPTS => {
                     tracing::debug!(%reason, "signing keys changed meanwhile; deciding again");
+                    attempt += 1;
                 }
+                // The last attempt's conflict too: the keys kept changing.
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Conflict("signing keys kept changing".into()).into())
     }
 
     /// Makes the lifecycle steps due at `now` (promote, retire, publish on

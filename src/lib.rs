@@ -1,6 +1,23 @@
 //! auth-server: an OAuth 2.0 client-credentials token issuer. It issues
 //! RFC 9068 JWT access tokens over TLS and publishes its keys and metadata.
 //!
+//! # Where things are
+//!
+//! - **A token request**: `server::run` accepts the TLS connection and hands
+//!   each request to [`http::AuthService`], whose `handle` matches
+//!   `(method, path)` and calls `http::token::handle`. The client is
+//!   authenticated in `http/client_auth.rs`; scopes are granted by
+//!   `domain::scope` and the token is minted by `domain::token`. Validation,
+//!   introspection and revocation sit beside it in `http/`.
+//! - **Its state**: [`state::AppState`], built once by `app::start` from the
+//!   [`config::Config`], the opened [`store`] and the signing keys
+//!   ([`keyring`]); [`feed`] keeps its caches and keys in step with the
+//!   store while the server runs.
+//! - **Its errors becoming HTTP**: handlers fail with [`http::error::ApiError`]
+//!   or the OAuth vocabulary [`domain::error::OAuthError`]; `http/error.rs`
+//!   alone turns them (and failed store calls) into a status, headers and
+//!   the RFC 6749 JSON body. Process exit codes are decided in [`exit`].
+//!
 //! # Layout
 //!
 //! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
@@ -11,10 +28,11 @@
 //! - [`keyring`]: the signing keys in the store: opened into the in-memory
 //!   key set, moved through their lifecycle by conditional store writes;
 //!   where the key-encryption key comes from; the pre-store key file.
-//! - [`config`]: `config.toml` plus environment overrides, validated.
-//! - [`store`]: the store traits; [`store::sqlite`] is the embedded store,
-//!   [`store::postgres`] the shared one (pool, migrations, LISTEN/NOTIFY);
-//!   `store::sqlite::backup` the online backup and restore.
+//! - [`config`]: `config.toml` plus environment overrides and secret files
+//!   (`config/env.rs`), validated (`config/validate.rs`).
+//! - [`store`]: the store traits and typed errors; [`store::sqlite`] is the
+//!   embedded store, [`store::postgres`] the shared one (pool, migrations,
+//!   LISTEN/NOTIFY); `store::sqlite::backup` the online backup and restore.
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state)?

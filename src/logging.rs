@@ -1,7 +1,7 @@
 //! Logging: JSON lines through tracing, formatted once and written to stdout
 //! and to `<log.dir>/auth-server.log` (rotated by size) in batches by one
-//! background thread ([`batch`]). Level from `log.level`, overridden by
-//! `RUST_LOG`.
+//! background thread (`logging/batch.rs`). Level from `log.level`,
+//! overridden by `RUST_LOG`.
 
 use std::path::Path;
 

@@ -3,9 +3,10 @@
 //! connections closed, and a graceful drain when the shutdown future
 //! completes. When every slot is taken, connections that are only waiting on
 //! their clients are shed to make room, so slow clients cannot lock out
-//! prompt ones. The only module that touches sockets; [`preface`] bounds the
-//! wait for a connection's first bytes, [`idle`] tells when a connection has
-//! gone quiet, [`per_ip`] counts connections by caller.
+//! prompt ones. The only module that accepts connections; `server::preface`
+//! bounds the wait for a connection's first bytes, `server::idle` tells when
+//! a connection has gone quiet, `server::per_ip` counts connections by
+//! caller.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -11,35 +11,17 @@ use crate::audit::{AuditEntry, AuditQuery, AuditRecord};
 use crate::domain::client::{Client, SecretHash};
 use crate::keys::lifecycle::{KeyRecord, KeyState};
 
+mod error;
 pub mod postgres;
 pub mod sqlite;
 
+pub use error::{
+    ClientField, CorruptRow, DriverError, KeyConflict, MigrationError, SettingsError, StoreError,
+    Unavailable,
+};
+
 /// A boxed future returned by store methods, so stores can sit behind `dyn`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The store cannot be reached or answered with an I/O error; retryable.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// A client with this id already exists.
-    #[error("a client with id {0} already exists")]
-    Duplicate(String),
-    /// A stored row could not be decoded (corruption or a foreign writer).
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-    /// A migration failed.
-    #[error("migration failed: {0}")]
-    Migration(String),
-    /// The connection settings are unusable (never includes the password).
-    #[error("store settings: {0}")]
-    Settings(String),
-    /// A conditional write found the rows changed meanwhile (another
-    /// instance got there first); nothing was written. Read and decide again.
-    #[error("changed meanwhile: {0}")]
-    Conflict(String),
-}
 
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,13 +183,6 @@ impl KeyWrite {
             Self::Insert(key) => &key.record.kid,
             Self::Update { record, .. } => &record.kid,
         }
-    }
-}
-
-impl StoreError {
-    /// The conflict of an update whose key left state `from` meanwhile.
-    pub fn key_moved(kid: &str, from: KeyState) -> Self {
-        Self::Conflict(format!("signing key {kid} is no longer {}", from.name()))
     }
 }
 

@@ -480,17 +480,7 @@ mod behind_haproxy {
             .filter(|a| a.status == 200)
             .map(|a| a.token.as_str())
             .collect();
-        let (db, connection) = tokio_postgres::connect(&fleet.database_url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let stored: HashSet<String> = db
-            .query("SELECT jti FROM revocations", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+        let stored = super::common::pg::stored_jtis(&fleet.database_url).await;
         let lost: Vec<&&str> = revoked
             .iter()
             .filter(|t| {

@@ -152,14 +152,7 @@ async fn revocations_answered_200_survive_a_database_crash() {
     server.stop().await;
 
     // What survived the crash: the table, and a new instance loading it.
-    let jtis: HashSet<String> = pg::connect(&url)
-        .await
-        .query("SELECT jti FROM revocations", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let jtis = pg::stored_jtis(&url).await;
     let fresh = pg::start_server(&url, common::unlimited_clients).await;
     let mut lost = Vec::new();
     for &i in &answered_200 {

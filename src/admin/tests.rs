@@ -9,6 +9,15 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
+/// The id of a new client made from [`new_client`] at time 0.
+async fn created_id(store: &SqliteStore) -> String {
+    create_client(store, new_client(), &Actor::cli("test"), 0)
+        .await
+        .unwrap()
+        .client
+        .id
+}
+
 fn new_client() -> NewClient {
     NewClient {
         name: "Billing".into(),
@@ -142,11 +151,7 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period() {
 #[tokio::test]
 async fn update_disable_enable_delete() {
     let (_dir, store) = store().await;
-    let id = create_client(&store, new_client(), &Actor::cli("test"), 0)
-        .await
-        .unwrap()
-        .client
-        .id;
+    let id = created_id(&store).await;
     let updated = update_client(
         &store,
         &id,
@@ -205,11 +210,7 @@ async fn update_disable_enable_delete() {
 #[tokio::test]
 async fn enabling_does_not_revive_tokens_issued_while_disabled() {
     let (_dir, store) = store().await;
-    let id = create_client(&store, new_client(), &Actor::cli("test"), 0)
-        .await
-        .unwrap()
-        .client
-        .id;
+    let id = created_id(&store).await;
     set_enabled(&store, &id, false, &Actor::cli("test"), 100)
         .await
         .unwrap();

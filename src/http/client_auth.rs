@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 
 use super::body::{Params, form_decode};
+use super::error::{StoreCall, store_failed};
 use crate::audit::{self, SecurityEvent};
 use crate::domain::client::{Client, is_valid_client_id, verify_secret_of_unknown_client};
 use crate::domain::error::OAuthError;
@@ -157,10 +158,7 @@ async fn authenticate_credentials(
         .clients
         .get(&credentials.client_id)
         .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "client lookup failed");
-            OAuthError::TemporarilyUnavailable("the client store is unavailable".into())
-        })?;
+        .map_err(|e| store_failed(StoreCall::ClientLookup, &e))?;
     let Some(client) = client else {
         verify_secret_of_unknown_client(&credentials.secret);
         return Err(OAuthError::InvalidClient);

@@ -70,6 +70,33 @@ impl From<Denied> for ApiError {
     }
 }
 
+/// A store call that a request waited on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreCall {
+    /// Reading the client that authenticates.
+    ClientLookup,
+    /// Committing a revocation before answering 200.
+    Revocation,
+}
+
+/// The error for a request whose store call failed: 503
+/// `temporarily_unavailable` with `Retry-After`, whatever the failure (an
+/// outage, a timeout, a row that does not decode), as the caller can only
+/// retry. The cause goes to the log, never into the response.
+pub fn store_failed(call: StoreCall, error: &StoreError) -> OAuthError {
+    let description = match call {
+        StoreCall::ClientLookup => {
+            tracing::warn!(%error, "client lookup failed");
+            "the client store is unavailable"
+        }
+        StoreCall::Revocation => {
+            tracing::warn!(%error, "revocation could not be stored");
+            "the revocation could not be stored; retry"
+        }
+    };
+    OAuthError::TemporarilyUnavailable(description.into())
+}
+
 /// The `WWW-Authenticate` realm for client authentication.
 const BASIC_CHALLENGE: &str = r#"Basic realm="auth-server", charset="UTF-8""#;
 
@@ -211,9 +238,12 @@ fn store_error_response(e: &StoreError) -> Response<Body> {
             "conflict",
             "changed meanwhile by another writer; read again and retry",
         ),
-        _ => oauth_error_response(&OAuthError::TemporarilyUnavailable(
-            "the store is unavailable; retry".into(),
-        )),
+        _ => {
+            tracing::warn!(error = %e, "admin store call failed");
+            oauth_error_response(&OAuthError::TemporarilyUnavailable(
+                "the store is unavailable; retry".into(),
+            ))
+        }
     }
 }
 

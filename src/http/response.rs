@@ -1,5 +1,6 @@
-//! Building responses: every one carries the security headers and a JSON
-//! content type; sensitive ones are marked uncacheable.
+//! Building responses: every one carries the security headers and its
+//! content type (JSON, but for the metrics text); sensitive ones are marked
+//! uncacheable.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};

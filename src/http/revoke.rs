@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 
 use super::client_auth::read_token_request;
-use super::error::ApiError;
+use super::error::{ApiError, StoreCall, store_failed};
 use super::response::{Body, CachePolicy, json};
 use crate::domain::error::OAuthError;
 use crate::state::AppState;
@@ -32,12 +32,7 @@ where
         .await
         .map_err(|e| match e {
             RevokeError::NotOwner => OAuthError::UnauthorizedClient(e.to_string().into()),
-            RevokeError::Store(e) => {
-                tracing::warn!(error = %e, "revocation could not be stored");
-                OAuthError::TemporarilyUnavailable(
-                    "the revocation could not be stored; retry".into(),
-                )
-            }
+            RevokeError::Store(e) => store_failed(StoreCall::Revocation, &e),
         })?;
     if let Some(jti) = revoked {
         tracing::info!(jti = %jti, client_id = %client.id, "token revoked");

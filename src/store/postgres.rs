@@ -18,7 +18,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    AuditedChange, ClientStore, MigrationReport, RegistrationStore, StoreError, StoreFuture,
+    AuditedChange, ClientStore, CorruptRow, MigrationReport, RegistrationStore, SettingsError,
+    StoreError, StoreFuture, Unavailable,
 };
 use crate::audit::AuditEntry;
 use crate::config::{DatabaseConfig, Secret};
@@ -71,10 +72,8 @@ impl PostgresStore {
     /// Builds the pool from `database.url` and `DB_PASSWORD`. No connection
     /// is made yet: the first call (usually `migrate`) opens one.
     pub fn open(db: &DatabaseConfig, password: Option<&Secret>) -> Result<Self, StoreError> {
-        // The parser's messages name options, never values, so no password leaks.
-        let mut pg_config = tokio_postgres::Config::from_str(&db.url).map_err(|e| {
-            StoreError::Settings(format!("database.url is not a PostgreSQL URL: {e}"))
-        })?;
+        let mut pg_config =
+            tokio_postgres::Config::from_str(&db.url).map_err(SettingsError::Url)?;
         if let Some(password) = password {
             pg_config.password(password.0.as_bytes());
         }
@@ -130,7 +129,7 @@ impl PostgresStore {
             .create_timeout(Some(connect_timeout))
             .recycle_timeout(Some(connect_timeout))
             .build()
-            .map_err(|e| StoreError::Settings(format!("connection pool: {e}")))?;
+            .map_err(SettingsError::Pool)?;
         Ok(Self {
             pool,
             pg_config,
@@ -195,9 +194,9 @@ impl PostgresStore {
                 let client = self.pool.get().await.map_err(pool_error)?;
                 f(client).await
             };
-            tokio::time::timeout(limit, call).await.map_err(|_| {
-                StoreError::Unavailable(format!("no answer within {} s", limit.as_secs()))
-            })?
+            tokio::time::timeout(limit, call)
+                .await
+                .map_err(|_| Unavailable::Timeout(limit))?
         })
     }
 }
@@ -209,14 +208,12 @@ fn rustls_connector() -> Result<MakeRustlsConnect, StoreError> {
     let mut roots = rustls::RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(loaded.certs);
     if added == 0 {
-        return Err(StoreError::Settings(
-            "sslmode=require but no trusted root certificates were found".into(),
-        ));
+        return Err(SettingsError::NoTrustedRoots.into());
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Settings(format!("TLS to the database: {e}")))?
+        .map_err(SettingsError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
@@ -225,25 +222,13 @@ fn rustls_connector() -> Result<MakeRustlsConnect, StoreError> {
 fn pool_error(e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => unavailable(e),
-        other => StoreError::Unavailable(format!("database pool: {other}")),
+        other => Unavailable::Pool(other).into(),
     }
 }
 
 /// Maps a driver error to a retryable one.
 fn unavailable(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(describe(&e))
-}
-
-/// The server's message or the underlying cause: the driver's own text is
-/// often just "db error". Neither carries the connection settings.
-fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{}: {} ({})", db.severity(), db.message(), db.code().code());
-    }
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
+    Unavailable::Driver(e.into()).into()
 }
 
 impl ClientStore for PostgresStore {
@@ -424,11 +409,13 @@ impl RegistrationStore for PostgresStore {
                 .await
                 .map_err(unavailable)?;
             row.map(|row| {
-                let bytes: Vec<u8> = row
-                    .try_get(0)
-                    .map_err(|e| StoreError::Corrupt(format!("registration: {e}")))?;
-                SecretHash::from_slice(&bytes)
-                    .ok_or_else(|| StoreError::Corrupt(format!("registration of {client_id}")))
+                let bytes: Vec<u8> = rows::Columns::of(&row, "client_registrations").get(0)?;
+                SecretHash::from_slice(&bytes).ok_or_else(|| {
+                    CorruptRow::Registration {
+                        client_id: client_id.to_owned(),
+                    }
+                    .into()
+                })
             })
             .transpose()
         })

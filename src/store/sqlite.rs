@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    AuditedChange, CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientStore, Heartbeat, MigrationReport,
-    RegistrationStore, Revocation, RevocationStore, Store, StoreError, StoreFuture,
+    AuditedChange, CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientField, ClientStore, CorruptRow,
+    Heartbeat, MigrationError, MigrationReport, RegistrationStore, Revocation, RevocationStore,
+    Store, StoreError, StoreFuture, Unavailable,
 };
 
 mod audit;
@@ -44,8 +45,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and its directory.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|source| Unavailable::CreateDirectory {
+                path: parent.to_owned(),
+                source,
+            })?;
         }
         let conn = Connection::open(path).map_err(unavailable)?;
         conn.execute_batch(
@@ -69,23 +72,42 @@ impl SqliteStore {
         let conn = Arc::clone(&self.conn);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let mut guard = conn
-                    .lock()
-                    .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+                let mut guard = conn.lock().map_err(|_| Unavailable::LockPoisoned)?;
                 f(&mut guard)
             })
             .await
-            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+            .map_err(Unavailable::Task)?
         })
     }
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    Unavailable::Driver(e.into()).into()
+}
+
+/// Maps an error met while reading rows of `table`: a value that does not
+/// have its column's type is a corrupt row, anything else the store failing.
+fn reading(table: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| {
+        use rusqlite::Error::{
+            FromSqlConversionFailure, IntegralValueOutOfRange, InvalidColumnType,
+        };
+        match e {
+            FromSqlConversionFailure(index, ..)
+            | InvalidColumnType(index, ..)
+            | IntegralValueOutOfRange(index, _) => CorruptRow::Column {
+                table,
+                index,
+                source: e.into(),
+            }
+            .into(),
+            other => unavailable(other),
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<MigrationReport, StoreError> {
-    let fail = |e: rusqlite::Error| StoreError::Migration(e.to_string());
+    let fail = |e: rusqlite::Error| MigrationError::Bookkeeping(e.into());
     // IMMEDIATE takes the write lock up front, so concurrent migrators queue.
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -106,7 +128,10 @@ fn migrate(conn: &mut Connection) -> Result<MigrationReport, StoreError> {
         .map_err(fail)?;
     let mut applied = Vec::new();
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        tx.execute_batch(sql).map_err(fail)?;
+        tx.execute_batch(sql).map_err(|e| MigrationError::Step {
+            version: *version,
+            source: e.into(),
+        })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch())",
             params![version],
@@ -130,7 +155,13 @@ const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, \
 
 fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let id: String = row.get(0)?;
-    let corrupt = |what: &str| StoreError::Corrupt(format!("client {id}: {what}"));
+    let corrupt = |field| -> StoreError {
+        CorruptRow::Client {
+            id: id.clone(),
+            field,
+        }
+        .into()
+    };
     let secret: Vec<u8> = row.get(2)?;
     let previous: Option<Vec<u8>> = row.get(3)?;
     let scopes = |i: usize| -> rusqlite::Result<Option<ScopeSet>> {
@@ -138,16 +169,16 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>
     };
     let audiences: String = row.get(8)?;
     let (Some(allowed), Some(defaults)) = (scopes(6)?, scopes(7)?) else {
-        return Ok(Err(corrupt("malformed scopes")));
+        return Ok(Err(corrupt(ClientField::Scopes)));
     };
     let Some(secret_hash) = SecretHash::from_slice(&secret) else {
-        return Ok(Err(corrupt("bad secret hash")));
+        return Ok(Err(corrupt(ClientField::SecretHash)));
     };
     let previous_secret_hash = match previous {
         None => None,
         Some(bytes) => match SecretHash::from_slice(&bytes) {
             Some(h) => Some(h),
-            None => return Ok(Err(corrupt("bad previous secret hash"))),
+            None => return Ok(Err(corrupt(ClientField::PreviousSecretHash))),
         },
     };
     Ok(Ok(Client {
@@ -226,7 +257,7 @@ impl RevocationStore for SqliteStore {
             stmt.query_map(params![now], revocation_from_row)
                 .map_err(unavailable)?
                 .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(unavailable)
+                .map_err(reading("revocations"))
         })
     }
 
@@ -278,20 +309,21 @@ impl Store for SqliteStore {
                          WHERE c.seq > ?1 ORDER BY c.seq LIMIT 10000",
                     )
                     .map_err(unavailable)?;
+                let column = reading("changes");
                 let mut rows = stmt.query(params![cursor]).map_err(unavailable)?;
                 while let Some(row) = rows.next().map_err(unavailable)? {
-                    let seq: i64 = row.get(0).map_err(unavailable)?;
-                    let kind: String = row.get(1).map_err(unavailable)?;
-                    let key: String = row.get(2).map_err(unavailable)?;
+                    let seq: i64 = row.get(0).map_err(&column)?;
+                    let kind: String = row.get(1).map_err(&column)?;
+                    let key: String = row.get(2).map_err(&column)?;
                     batch.cursor = seq;
                     if kind == "client" {
                         batch.clients.push(key);
                     } else if kind == "key" {
                         batch.keys_changed = true;
                     } else if let (Some(client_id), Some(exp), Some(revoked_at)) = (
-                        row.get(3).map_err(unavailable)?,
-                        row.get(4).map_err(unavailable)?,
-                        row.get(5).map_err(unavailable)?,
+                        row.get(3).map_err(&column)?,
+                        row.get(4).map_err(&column)?,
+                        row.get(5).map_err(&column)?,
                     ) {
                         // A pruned revocation has no row left and needs none.
                         batch.revocations.push(Revocation {
@@ -332,8 +364,12 @@ impl RegistrationStore for SqliteStore {
                 .optional()
                 .map_err(unavailable)?;
             hash.map(|h| {
-                SecretHash::from_slice(&h)
-                    .ok_or_else(|| StoreError::Corrupt(format!("registration of {id}")))
+                SecretHash::from_slice(&h).ok_or_else(|| {
+                    CorruptRow::Registration {
+                        client_id: id.clone(),
+                    }
+                    .into()
+                })
             })
             .transpose()
         })
@@ -352,7 +388,7 @@ impl ClientStore for SqliteStore {
             let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
             stmt.query_row(params![id], client_from_row)
                 .optional()
-                .map_err(unavailable)?
+                .map_err(reading("clients"))?
                 .transpose()
         })
     }
@@ -365,7 +401,7 @@ impl ClientStore for SqliteStore {
                 .query_map([], client_from_row)
                 .map_err(unavailable)?
                 .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(unavailable)?;
+                .map_err(reading("clients"))?;
             rows.into_iter().collect()
         })
     }

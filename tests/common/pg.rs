@@ -137,6 +137,18 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The `jti` of every revocation stored in the database at `url`.
+pub async fn stored_jtis(url: &str) -> std::collections::HashSet<String> {
+    connect(url)
+        .await
+        .query("SELECT jti FROM revocations", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// Runs `scripts/pg.sh ACTION` on the test cluster; returns its stdout.
 pub fn pg_sh(action: &str) -> String {
     let output = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh"))

@@ -4,6 +4,7 @@
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
+use super::rows::Columns;
 use super::{PostgresStore, apply, unavailable};
 use crate::audit::{Actor, AuditEntry, AuditQuery, AuditRecord};
 use crate::store::{AuditStore, AuditedChange, StoreError, StoreFuture};
@@ -37,20 +38,20 @@ pub(super) async fn append(tx: &Transaction<'_>, entry: &AuditEntry) -> Result<(
 }
 
 fn record_from_row(row: &Row) -> Result<AuditRecord, StoreError> {
-    let corrupt = |e: tokio_postgres::Error| StoreError::Corrupt(format!("audit_log: {e}"));
-    let changes: String = row.try_get(8).map_err(corrupt)?;
+    let row = Columns::of(row, "audit_log");
+    let changes: String = row.get(8)?;
     Ok(AuditRecord {
-        seq: row.try_get(0).map_err(corrupt)?,
+        seq: row.get(0)?,
         entry: AuditEntry {
-            at: row.try_get(1).map_err(corrupt)?,
+            at: row.get(1)?,
             actor: Actor {
-                actor: row.try_get(2).map_err(corrupt)?,
-                actor_id: row.try_get(3).map_err(corrupt)?,
-                request_id: row.try_get(4).map_err(corrupt)?,
-                peer_ip: row.try_get(5).map_err(corrupt)?,
+                actor: row.get(2)?,
+                actor_id: row.get(3)?,
+                request_id: row.get(4)?,
+                peer_ip: row.get(5)?,
             },
-            action: row.try_get(6).map_err(corrupt)?,
-            target: row.try_get(7).map_err(corrupt)?,
+            action: row.get(6)?,
+            target: row.get(7)?,
             changes: serde_json::from_str(&changes).unwrap_or(serde_json::Value::String(changes)),
         },
     })

@@ -8,10 +8,13 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
+use super::rows::Columns;
 use super::{PostgresStore, apply, changes, unavailable};
 use crate::keys::Algorithm;
 use crate::keys::lifecycle::{KeyRecord, KeyState};
-use crate::store::{AuditedChange, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey};
+use crate::store::{
+    AuditedChange, CorruptRow, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey,
+};
 
 const KEY_COLUMNS: &str = "kid, algorithm, state, public_jwk, kek_id, sealed_key, created_at, \
     promote_at, activated_at, demoted_at, retire_at, retired_at";
@@ -20,44 +23,36 @@ const UPDATE_KEY: &str = "UPDATE signing_keys SET state = $2, promote_at = $3, \
     activated_at = $4, demoted_at = $5, retire_at = $6, retired_at = $7 \
     WHERE kid = $1 AND state = $8";
 
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
-    row.try_get(i)
-        .map_err(|e| StoreError::Corrupt(format!("signing_keys column {i}: {e}")))
-}
-
 fn key_from_row(row: &Row) -> Result<StoredKey, StoreError> {
-    let kid: String = get(row, 0)?;
+    let row = Columns::of(row, "signing_keys");
+    let kid: String = row.get(0)?;
     let (Some(alg), Some(state)) = (
-        Algorithm::from_name(get(row, 1)?),
-        KeyState::from_name(get(row, 2)?),
+        Algorithm::from_name(row.get(1)?),
+        KeyState::from_name(row.get(2)?),
     ) else {
-        return Err(StoreError::Corrupt(format!(
-            "signing key {kid}: unknown algorithm or state"
-        )));
+        return Err(CorruptRow::SigningKey { kid }.into());
     };
     Ok(StoredKey {
-        public_jwk: get(row, 3)?,
-        kek_id: get(row, 4)?,
-        sealed_key: get(row, 5)?,
+        public_jwk: row.get(3)?,
+        kek_id: row.get(4)?,
+        sealed_key: row.get(5)?,
         record: KeyRecord {
             kid,
             alg,
             state,
-            created_at: get(row, 6)?,
-            promote_at: get(row, 7)?,
-            activated_at: get(row, 8)?,
-            demoted_at: get(row, 9)?,
-            retire_at: get(row, 10)?,
-            retired_at: get(row, 11)?,
+            created_at: row.get(6)?,
+            promote_at: row.get(7)?,
+            activated_at: row.get(8)?,
+            demoted_at: row.get(9)?,
+            retire_at: row.get(10)?,
+            retired_at: row.get(11)?,
         },
     })
 }
 
 fn conflict(e: tokio_postgres::Error, kid: &str) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        StoreError::Conflict(format!(
-            "signing key {kid}: kid taken, or a second current or next key"
-        ))
+        StoreError::key_taken(kid, e)
     } else {
         unavailable(e)
     }

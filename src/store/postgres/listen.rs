@@ -13,6 +13,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{AsyncMessage, NoTls, Socket};
 
 use super::{CHANGE_CHANNEL, Tls};
+use crate::store::DriverError;
 
 /// Starts the listener task; it ends when every receiver is dropped.
 pub(super) fn spawn(
@@ -34,7 +35,7 @@ pub(super) fn spawn(
                     tracing::warn!("change notifications: connection closed; reconnecting")
                 }
                 Err(e) => tracing::warn!(
-                    error = %super::describe(&e),
+                    error = %DriverError::Postgres(e),
                     "change notifications: connection failed"
                 ),
             }

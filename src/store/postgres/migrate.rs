@@ -5,8 +5,7 @@
 
 use deadpool_postgres::Object;
 
-use super::describe;
-use crate::store::{MigrationReport, StoreError};
+use crate::store::{MigrationError, MigrationReport, StoreError};
 
 /// Embedded migrations: (version, SQL). Append only; see
 /// `store/migrations/README.md`.
@@ -30,8 +29,8 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
 /// Advisory-lock key held while migrating ("auth-mig" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6175_7468_2d6d_6967;
 
-fn fail(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Migration(describe(&e))
+fn fail(e: tokio_postgres::Error) -> MigrationError {
+    MigrationError::Bookkeeping(e.into())
 }
 
 /// Applies every migration newer than the database's version.
@@ -70,9 +69,12 @@ pub(super) async fn apply(
     for (version, sql) in known.iter().filter(|(v, _)| *v > current) {
         tx.batch_execute(sql)
             .await
-            .map_err(|e| StoreError::Migration(format!("version {version}: {}", describe(&e))))?;
-        let as_int = i32::try_from(*version)
-            .map_err(|_| StoreError::Migration(format!("version {version} out of range")))?;
+            .map_err(|e| MigrationError::Step {
+                version: *version,
+                source: e.into(),
+            })?;
+        let as_int =
+            i32::try_from(*version).map_err(|_| MigrationError::VersionOutOfRange(*version))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) \
              VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)",

@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 use crate::domain::client::{Client, SecretHash};
 use crate::domain::scope::ScopeSet;
-use crate::store::{ChangeBatch, Revocation, StoreError};
+use crate::store::{ChangeBatch, ClientField, CorruptRow, Revocation, StoreError};
 
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, \
     previous_secret_expires_at, secret_imported, allowed_scopes, default_scopes, \
@@ -33,16 +33,44 @@ pub(super) fn select_clients(rest: &str) -> String {
     format!("SELECT {CLIENT_COLUMNS} FROM clients {rest}")
 }
 
-fn corrupt(id: &str, what: &str) -> StoreError {
-    StoreError::Corrupt(format!("client {id}: {what}"))
+/// A row of one table: a column that does not decode is reported with the
+/// table's name and the column's position.
+pub(super) struct Columns<'a> {
+    row: &'a Row,
+    table: &'static str,
 }
 
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
-    row.try_get(i)
-        .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+impl<'a> Columns<'a> {
+    /// Reads `row` as a row of `table`.
+    pub(super) fn of(row: &'a Row, table: &'static str) -> Self {
+        Self { row, table }
+    }
+
+    /// The value of column `index`.
+    pub(super) fn get<T: tokio_postgres::types::FromSql<'a>>(
+        &self,
+        index: usize,
+    ) -> Result<T, StoreError> {
+        self.row.try_get(index).map_err(|e| {
+            CorruptRow::Column {
+                table: self.table,
+                index,
+                source: e.into(),
+            }
+            .into()
+        })
+    }
 }
 
-fn small(id: &str, value: Option<i64>, what: &str) -> Result<Option<u32>, StoreError> {
+fn corrupt(id: &str, field: ClientField) -> StoreError {
+    CorruptRow::Client {
+        id: id.to_owned(),
+        field,
+    }
+    .into()
+}
+
+fn small(id: &str, value: Option<i64>, what: ClientField) -> Result<Option<u32>, StoreError> {
     value
         .map(|v| u32::try_from(v).map_err(|_| corrupt(id, what)))
         .transpose()
@@ -50,31 +78,36 @@ fn small(id: &str, value: Option<i64>, what: &str) -> Result<Option<u32>, StoreE
 
 /// Decodes a row selected with [`select_clients`].
 pub(super) fn client_from_row(row: &Row) -> Result<Client, StoreError> {
-    let id: String = get(row, 0)?;
+    let row = Columns::of(row, "clients");
+    let id: String = row.get(0)?;
     let scopes = |i| -> Result<ScopeSet, StoreError> {
-        ScopeSet::parse(get::<&str>(row, i)?).map_err(|_| corrupt(&id, "malformed scopes"))
+        ScopeSet::parse(row.get::<&str>(i)?).map_err(|_| corrupt(&id, ClientField::Scopes))
     };
-    let secret_hash = SecretHash::from_slice(get::<&[u8]>(row, 2)?)
-        .ok_or_else(|| corrupt(&id, "bad secret hash"))?;
-    let previous_secret_hash = get::<Option<&[u8]>>(row, 3)?
-        .map(|bytes| SecretHash::from_slice(bytes).ok_or_else(|| corrupt(&id, "bad previous hash")))
+    let secret_hash = SecretHash::from_slice(row.get::<&[u8]>(2)?)
+        .ok_or_else(|| corrupt(&id, ClientField::SecretHash))?;
+    let previous_secret_hash = row
+        .get::<Option<&[u8]>>(3)?
+        .map(|bytes| {
+            SecretHash::from_slice(bytes)
+                .ok_or_else(|| corrupt(&id, ClientField::PreviousSecretHash))
+        })
         .transpose()?;
-    let audiences: &str = get(row, 8)?;
+    let audiences: &str = row.get(8)?;
     Ok(Client {
-        name: get(row, 1)?,
+        name: row.get(1)?,
         secret_hash,
         previous_secret_hash,
-        previous_secret_expires_at: get(row, 4)?,
-        secret_imported: get(row, 5)?,
+        previous_secret_expires_at: row.get(4)?,
+        secret_imported: row.get(5)?,
         allowed_scopes: scopes(6)?,
         default_scopes: scopes(7)?,
         allowed_audiences: audiences.split_whitespace().map(str::to_owned).collect(),
-        token_lifetime_secs: small(&id, get(row, 9)?, "token lifetime out of range")?,
-        rate_limit_rps: small(&id, get(row, 10)?, "rate limit out of range")?,
-        enabled: get(row, 11)?,
-        tokens_valid_after: get(row, 12)?,
-        created_at: get(row, 13)?,
-        updated_at: get(row, 14)?,
+        token_lifetime_secs: small(&id, row.get(9)?, ClientField::TokenLifetime)?,
+        rate_limit_rps: small(&id, row.get(10)?, ClientField::RateLimit)?,
+        enabled: row.get(11)?,
+        tokens_valid_after: row.get(12)?,
+        created_at: row.get(13)?,
+        updated_at: row.get(14)?,
         id,
     })
 }
@@ -111,26 +144,28 @@ pub(super) async fn write_client(
 
 /// Decodes `jti, client_id, exp, revoked_at`.
 pub(super) fn revocation_from_row(row: &Row) -> Result<Revocation, StoreError> {
+    let row = Columns::of(row, "revocations");
     Ok(Revocation {
-        jti: get(row, 0)?,
-        client_id: get(row, 1)?,
-        exp: get(row, 2)?,
-        revoked_at: get(row, 3)?,
+        jti: row.get(0)?,
+        client_id: row.get(1)?,
+        exp: row.get(2)?,
+        revoked_at: row.get(3)?,
     })
 }
 
 /// Adds one change-log row (`seq, kind, key` and the joined revocation).
 pub(super) fn add_change(batch: &mut ChangeBatch, row: &Row) -> Result<(), StoreError> {
-    let seq: i64 = get(row, 0)?;
-    let kind: &str = get(row, 1)?;
-    let key: String = get(row, 2)?;
+    let row = Columns::of(row, "changes");
+    let seq: i64 = row.get(0)?;
+    let kind: &str = row.get(1)?;
+    let key: String = row.get(2)?;
     batch.cursor = seq;
     if kind == "client" {
         batch.clients.push(key);
     } else if kind == "key" {
         batch.keys_changed = true;
     } else if let (Some(client_id), Some(exp), Some(revoked_at)) =
-        (get(row, 3)?, get(row, 4)?, get(row, 5)?)
+        (row.get(3)?, row.get(4)?, row.get(5)?)
     {
         // A pruned revocation has no row left and needs none.
         batch.revocations.push(Revocation {

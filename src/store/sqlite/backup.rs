@@ -11,7 +11,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{MIGRATIONS, SqliteStore, unavailable};
-use crate::store::StoreError;
+use crate::store::{StoreError, Unavailable};
 
 /// What a backup or restore copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,16 +69,15 @@ fn copy(from: &Connection, to: &mut Connection) -> Result<i32, StoreError> {
         match backup.step(-1).map_err(unavailable)? {
             StepResult::Done => return Ok(backup.progress().pagecount),
             StepResult::More => {}
-            _ => std::thread::sleep(Duration::from_millis(50)),
+            _ => std::thread::sleep(COPY_RETRY),
         }
     }
-    Err(StoreError::Unavailable(
-        "the database stayed locked; try again".into(),
-    ))
+    Err(Unavailable::Timeout(COPY_RETRY * COPY_ATTEMPTS).into())
 }
 
-/// How often a locked copy is retried (50 ms apart).
+/// How often a locked copy is retried, and how far apart.
 const COPY_ATTEMPTS: u32 = 200;
+const COPY_RETRY: Duration = Duration::from_millis(50);
 
 /// Checks a copy: intact, and of a schema this binary knows.
 fn inspect(conn: &Connection, path: &Path, pages: i32) -> Result<CopyReport, BackupError> {
@@ -138,7 +137,7 @@ impl SqliteStore {
             let pages = {
                 let source = conn
                     .lock()
-                    .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+                    .map_err(|_| StoreError::from(Unavailable::LockPoisoned))?;
                 copy(&source, &mut out)?
             };
             // A single file: no write-ahead log beside it.
@@ -153,7 +152,7 @@ impl SqliteStore {
             Ok::<_, BackupError>(report)
         });
         task.await
-            .map_err(|e| StoreError::Unavailable(format!("backup task failed: {e}")))?
+            .map_err(|e| StoreError::from(Unavailable::Task(e)))?
     }
 
     /// Replaces the store's contents with the backup `src`, after checking
@@ -175,7 +174,7 @@ impl SqliteStore {
             inspect(&backup, &src, 0)?;
             let mut live = conn
                 .lock()
-                .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+                .map_err(|_| StoreError::from(Unavailable::LockPoisoned))?;
             let serving: Option<u32> = live
                 .query_row(
                     "SELECT COUNT(*) FROM instances WHERE last_seen >= ?1",
@@ -194,6 +193,6 @@ impl SqliteStore {
             inspect(&live, &src, pages)
         });
         task.await
-            .map_err(|e| StoreError::Unavailable(format!("restore task failed: {e}")))?
+            .map_err(|e| StoreError::from(Unavailable::Task(e)))?
     }
 }

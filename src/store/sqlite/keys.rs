@@ -4,10 +4,12 @@
 
 use rusqlite::{Connection, Row, params};
 
-use super::{SqliteStore, apply, record_change, unavailable};
+use super::{SqliteStore, apply, reading, record_change, unavailable};
 use crate::keys::Algorithm;
 use crate::keys::lifecycle::{KeyRecord, KeyState};
-use crate::store::{AuditedChange, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey};
+use crate::store::{
+    AuditedChange, CorruptRow, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey,
+};
 
 const KEY_COLUMNS: &str = "kid, algorithm, state, public_jwk, kek_id, sealed_key, created_at, \
     promote_at, activated_at, demoted_at, retire_at, retired_at";
@@ -17,9 +19,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredKey, StoreError>
     let alg: String = row.get(1)?;
     let state: String = row.get(2)?;
     let (Some(alg), Some(state)) = (Algorithm::from_name(&alg), KeyState::from_name(&state)) else {
-        return Ok(Err(StoreError::Corrupt(format!(
-            "signing key {kid}: unknown algorithm or state"
-        ))));
+        return Ok(Err(CorruptRow::SigningKey { kid }.into()));
     };
     Ok(Ok(StoredKey {
         public_jwk: row.get(3)?,
@@ -40,15 +40,12 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredKey, StoreError>
 }
 
 fn conflict(e: rusqlite::Error, kid: &str) -> StoreError {
-    match e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            StoreError::Conflict(format!(
-                "signing key {kid}: kid taken, or a second current or next key"
-            ))
-        }
-        other => unavailable(other),
+    let taken = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::ConstraintViolation);
+    if taken {
+        StoreError::key_taken(kid, e)
+    } else {
+        unavailable(e)
     }
 }
 
@@ -61,7 +58,7 @@ impl KeyStore for SqliteStore {
                 .query_map([], key_from_row)
                 .map_err(unavailable)?
                 .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(unavailable)?;
+                .map_err(reading("signing_keys"))?;
             rows.into_iter().collect()
         })
     }
