@@ -17,6 +17,9 @@
 //!   or the OAuth vocabulary [`domain::error::OAuthError`]; `http/error.rs`
 //!   alone turns them (and failed store calls) into a status, headers and
 //!   the RFC 6749 JSON body. Process exit codes are decided in [`exit`].
+//! - **An administrative change** (CLI, `http::admin`, `http::register`):
+//!   validated in [`admin`], written by [`store::AuditStore::write_audited`]
+//!   together with its [`audit`] record in one transaction, then logged.
 //!
 //! # Layout
 //!
