@@ -7,6 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::audit::{self, Action, Actor, REDACTED};
+use crate::domain::certificate::TlsClientAuth;
 use crate::domain::client::{
     Client, RandomError, SecretHash, generate_client_id, generate_secret, is_valid_client_id,
 };
@@ -52,6 +53,11 @@ pub struct NewClient {
     pub rate_limit_rps: Option<u32>,
     /// An operator-chosen secret (development and tests only).
     pub imported_secret: Option<String>,
+    /// Authenticate with this certificate registration instead of the
+    /// secret (RFC 8705).
+    pub tls_client_auth: Option<TlsClientAuth>,
+    /// Token requests must carry a DPoP proof.
+    pub require_dpop: bool,
 }
 
 /// A created client and its secret, which is not stored and never shown again.
@@ -78,6 +84,10 @@ pub struct ClientUpdate {
     pub token_lifetime_secs: Option<Option<u32>>,
     /// New rate limit override; `Some(None)` clears it.
     pub rate_limit_rps: Option<Option<u32>>,
+    /// New certificate registration; `Some(None)` goes back to the secret.
+    pub tls_client_auth: Option<Option<TlsClientAuth>>,
+    /// Whether token requests must carry a DPoP proof.
+    pub require_dpop: Option<bool>,
 }
 
 fn invalid(msg: impl Into<String>) -> AdminError {
@@ -185,6 +195,8 @@ async fn create(
         allowed_audiences: new.audiences,
         token_lifetime_secs: new.token_lifetime_secs,
         rate_limit_rps: new.rate_limit_rps,
+        tls_client_auth: new.tls_client_auth,
+        require_dpop: new.require_dpop,
         ..Client::new(id, new.name, secret_hash, now)
     };
     check(&client)?;
@@ -264,6 +276,12 @@ pub async fn update_client(
     }
     if let Some(rps) = update.rate_limit_rps {
         client.rate_limit_rps = rps;
+    }
+    if let Some(tls) = update.tls_client_auth {
+        client.tls_client_auth = tls;
+    }
+    if let Some(require) = update.require_dpop {
+        client.require_dpop = require;
     }
     client.updated_at = now;
     check(&client)?;
@@ -467,9 +485,21 @@ pub fn client_view(client: &Client) -> Value {
         "secret_imported": client.secret_imported,
         "previous_secret_expires_at": client.previous_secret_hash.and(client.previous_secret_expires_at),
         "tokens_valid_after": client.tokens_valid_after,
+        "tls_client_auth": client.tls_client_auth.as_ref().map(tls_view),
+        "require_dpop": client.require_dpop,
         "created_at": client.created_at,
         "updated_at": client.updated_at,
     })
+}
+
+/// A certificate registration as shown: its RFC 8705 method and the
+/// registered value under its kind, e.g. `{"method": "tls_client_auth",
+/// "san_dns": "svc.example.com"}`.
+fn tls_view(tls: &TlsClientAuth) -> Value {
+    let mut view = serde_json::Map::new();
+    view.insert("method".into(), tls.method().into());
+    view.insert(tls.kind().into(), tls.value().into());
+    Value::Object(view)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use crate::state::{AppState, StateError};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClientStore, Store, StoreError};
+use crate::tls::client_auth::ClientCas;
 use crate::tls::{self, CertificatePaths, TlsError};
 
 /// Why the server could not start (`crate::exit` says which exit code
@@ -181,6 +182,11 @@ pub async fn start(
     let member = Member::new(unix_now())?;
     let instances = fleet::join(store.as_ref(), &member).await?;
     let mut state = AppState::new(config, &issuer, keys, store, revocations)?;
+    if !config.tls.client_ca_file.is_empty() {
+        state.client_cas = Some(ClientCas::from_pem_file(Path::new(
+            &config.tls.client_ca_file,
+        ))?);
+    }
     state.key_ring = key_ring.clone();
     let state = Arc::new(state);
     state.limits.set_instances(instances);

@@ -16,6 +16,7 @@ use crate::probe::{self, ProbeError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::backup::BackupError;
 
+pub mod client_tls;
 pub mod keys;
 pub mod remote;
 
@@ -158,7 +159,7 @@ pub struct ClientArgs {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Register a client and print its secret (shown only this once).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List clients.
     List,
     /// Show one client (never its secret).
@@ -167,7 +168,7 @@ pub enum ClientCommand {
         id: String,
     },
     /// Change a client's settings.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Issue a new secret; the old one works for the grace period.
     RotateSecret {
         /// Client id.
@@ -221,6 +222,12 @@ pub struct CreateArgs {
     /// Read the secret from stdin instead of generating one (development only).
     #[arg(long)]
     pub secret_stdin: bool,
+    /// How the client authenticates with a certificate instead of its secret.
+    #[command(flatten)]
+    pub tls: client_tls::TlsArgs,
+    /// Every token request of the client must carry a DPoP proof.
+    #[arg(long)]
+    pub require_dpop: bool,
 }
 
 /// Arguments of `client update`.
@@ -255,6 +262,18 @@ pub struct UpdateArgs {
     /// Use the server's default rate limit again.
     #[arg(long, conflicts_with = "rate_limit_rps")]
     pub clear_rate_limit: bool,
+    /// A new certificate registration (replaces the old one).
+    #[command(flatten)]
+    pub tls: client_tls::TlsArgs,
+    /// Drop the certificate registration: the client uses its secret again.
+    #[arg(long)]
+    pub clear_tls: bool,
+    /// Require a DPoP proof on every token request of the client.
+    #[arg(long)]
+    pub require_dpop: bool,
+    /// No longer require a DPoP proof.
+    #[arg(long, conflicts_with = "require_dpop")]
+    pub no_require_dpop: bool,
 }
 
 /// Why a command failed (`crate::exit` maps it to an exit code).
@@ -417,13 +436,17 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                     token_lifetime_secs: args.lifetime_secs,
                     rate_limit_rps: args.rate_limit_rps,
                     imported_secret,
+                    tls_client_auth: args.tls.registration()?,
+                    require_dpop: args.require_dpop,
                 },
                 actor,
                 now,
             )
             .await?;
             print_json(&admin::client_view(&created.client));
-            if !created.client.secret_imported {
+            if created.client.tls_client_auth.is_some() {
+                println!("(the client authenticates with its certificate, never with a secret)");
+            } else if !created.client.secret_imported {
                 println!(
                     "client_secret: {}\n(store it now: it is not kept and cannot be shown again)",
                     created.secret
@@ -454,7 +477,7 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
             print_json(&admin::client_view(&client));
         }
         ClientCommand::Update(args) => {
-            let update = client_update(&args);
+            let update = client_update(&args)?;
             print_json(&admin::client_view(
                 &admin::update_client(store, &args.id, update, actor, now).await?,
             ));
@@ -533,8 +556,8 @@ fn parse_since(value: &str, now: i64) -> Result<i64, CliError> {
 }
 
 /// The changes `client update` asks for.
-fn client_update(args: &UpdateArgs) -> ClientUpdate {
-    ClientUpdate {
+fn client_update(args: &UpdateArgs) -> Result<ClientUpdate, CliError> {
+    Ok(ClientUpdate {
         name: args.name.clone(),
         allowed_scopes: args.scopes.clone(),
         default_scopes: args.default_scopes.clone(),
@@ -545,7 +568,21 @@ fn client_update(args: &UpdateArgs) -> ClientUpdate {
         },
         token_lifetime_secs: clear_or_set(args.clear_lifetime, args.lifetime_secs),
         rate_limit_rps: clear_or_set(args.clear_rate_limit, args.rate_limit_rps),
-    }
+        tls_client_auth: match (args.clear_tls, args.tls.registration()?) {
+            (true, Some(_)) => {
+                return Err(CliError::Refused(
+                    "--clear-tls and a certificate registration exclude each other".into(),
+                ));
+            }
+            (true, None) => Some(None),
+            (false, registration) => registration.map(Some),
+        },
+        require_dpop: match (args.require_dpop, args.no_require_dpop) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+    })
 }
 
 /// A `client` command through a server's admin API; prints what the
@@ -564,9 +601,11 @@ async fn run_remote(command: ClientCommand, api: &AdminApi) -> Result<(), CliErr
     };
     match command {
         ClientCommand::Create(args) => {
-            if args.secret_stdin {
+            if args.secret_stdin || args.tls.registration()?.is_some() {
                 return Err(CliError::Refused(
-                    "--secret-stdin works on the store only, not with --server".into(),
+                    "--secret-stdin and certificate registrations work on the store only, \
+                     not with --server"
+                        .into(),
                 ));
             }
             let body = serde_json::json!({
@@ -577,6 +616,7 @@ async fn run_remote(command: ClientCommand, api: &AdminApi) -> Result<(), CliErr
                 "allowed_audiences": args.audiences,
                 "token_lifetime_secs": args.lifetime_secs,
                 "rate_limit_rps": args.rate_limit_rps,
+                "require_dpop": args.require_dpop,
             });
             let created = api.call(Method::POST, "/clients", Some(body)).await?;
             print_with_secret(
@@ -614,7 +654,13 @@ async fn run_remote(command: ClientCommand, api: &AdminApi) -> Result<(), CliErr
             print_json(&api.call(Method::GET, &path, None).await?);
         }
         ClientCommand::Update(args) => {
-            let body = remote::update_body(&client_update(&args));
+            let update = client_update(&args)?;
+            if update.tls_client_auth.is_some() {
+                return Err(CliError::Refused(
+                    "certificate registrations work on the store only, not with --server".into(),
+                ));
+            }
+            let body = remote::update_body(&update);
             let path = format!("/clients/{}", segment(&args.id));
             print_json(&api.call(Method::PATCH, &path, Some(body)).await?);
         }

@@ -20,8 +20,8 @@ pub use env::{
 use env::{apply_env_overrides, read_secret_files};
 
 pub use sections::{
-    AuditConfig, CacheConfig, DatabaseConfig, DevConfig, HttpConfig, LimitsConfig, LogConfig,
-    RegistrationConfig, ScopeRule, ServerConfig, TlsConfig, TokenConfig,
+    AuditConfig, CacheConfig, DatabaseConfig, DevConfig, DpopConfig, HttpConfig, LimitsConfig,
+    LogConfig, RegistrationConfig, ScopeRule, ServerConfig, TlsConfig, TokenConfig,
 };
 
 /// Why the configuration was refused. Each is one line for the operator.
@@ -87,6 +87,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// In-memory cache settings.
     pub cache: CacheConfig,
+    /// DPoP proof settings.
+    pub dpop: DpopConfig,
     /// Rate limits.
     pub limits: LimitsConfig,
     /// Log settings.
@@ -143,6 +145,7 @@ impl Default for Config {
             token: TokenConfig::default(),
             database: DatabaseConfig::default(),
             cache: CacheConfig::default(),
+            dpop: DpopConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             audit: AuditConfig::default(),

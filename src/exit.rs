@@ -87,7 +87,7 @@ fn app_code(error: &AppError) -> u8 {
         // A configured certificate that is missing, unreadable, not PEM or
         // not matching its key: fix the configuration (or the mount).
         AppError::ImportedSecrets(_)
-        | AppError::State(StateError::ScopeRule { .. })
+        | AppError::State(StateError::ScopeRule { .. } | StateError::Issuer(..))
         | AppError::Store(StoreError::Settings(_))
         | AppError::Tls(TlsError::Io { .. } | TlsError::BadPem(_) | TlsError::Rejected(_)) => {
             CONFIG

@@ -27,6 +27,7 @@ pub mod token;
 pub mod validate;
 
 use crate::activity::ConnectionActivity;
+use crate::domain::certificate::PresentedCertificate;
 use crate::state::AppState;
 use error::ApiError;
 use response::Body;
@@ -122,6 +123,18 @@ impl Route {
 /// The connection's peer address, attached to each request by [`AuthService`].
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
+
+/// The client certificate of the request's connection, read once after the
+/// handshake; attached to each request by [`AuthService`] when there is one.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(pub Arc<PresentedCertificate>);
+
+/// The client certificate a request came with, if any.
+pub fn client_certificate(extensions: &http::Extensions) -> Option<Arc<PresentedCertificate>> {
+    extensions
+        .get::<ClientCertificate>()
+        .map(|c| Arc::clone(&c.0))
+}
 
 /// The peer IP of a request, if it came through a socket.
 pub fn peer_ip<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
@@ -290,6 +303,7 @@ pub struct AuthService {
     state: Arc<AppState>,
     peer: SocketAddr,
     activity: Arc<ConnectionActivity>,
+    certificate: Option<Arc<PresentedCertificate>>,
 }
 
 impl AuthService {
@@ -300,7 +314,15 @@ impl AuthService {
             state,
             peer,
             activity,
+            certificate: None,
         }
+    }
+
+    /// The same service for a connection on which the client presented
+    /// `certificate`.
+    pub fn with_client_certificate(mut self, certificate: Option<PresentedCertificate>) -> Self {
+        self.certificate = certificate.map(Arc::new);
+        self
     }
 }
 
@@ -313,6 +335,11 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
         let state = Arc::clone(&self.state);
         let peer = self.peer;
         request.extensions_mut().insert(PeerAddr(peer));
+        if let Some(certificate) = &self.certificate {
+            request
+                .extensions_mut()
+                .insert(ClientCertificate(Arc::clone(certificate)));
+        }
         let request_id = request_id(request.headers());
         request
             .extensions_mut()

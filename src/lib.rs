@@ -9,6 +9,11 @@
 //!   authenticated in `http/client_auth.rs`; scopes are granted by
 //!   `domain::scope` and the token is minted by `domain::token`. Validation,
 //!   introspection and revocation sit beside it in `http/`.
+//! - **Proof of possession**: the connection's client certificate is read
+//!   once after the handshake (`tls::client_auth`) and rides on each
+//!   request; DPoP proofs are checked by `domain::dpop` and [`dpop`] (the
+//!   replay window); what a token is bound to is its `cnf` claim, checked at
+//!   validation by `validation::binding`.
 //! - **Its state**: [`state::AppState`], built once by `app::start` from the
 //!   [`config::Config`], the opened [`store`] and the signing keys
 //!   ([`keyring`]); [`feed`] keeps its caches and keys in step with the
@@ -24,7 +29,8 @@
 //! # Layout
 //!
 //! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
-//!   rules and URL normalisation, tokens, errors); no I/O, `now` passed in.
+//!   rules and URL normalisation, tokens, DPoP proofs, client certificates,
+//!   errors); no I/O, `now` passed in.
 //! - [`keys`]: parsed signing keys: sign, verify, JWKS (pure);
 //!   `keys::lifecycle` the key states and their transitions (pure, `now`
 //!   passed in); `keys::sealed` AES-256-GCM under the key-encryption key.
@@ -38,7 +44,9 @@
 //!   LISTEN/NOTIFY); `store::sqlite::backup` the online backup and restore.
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
-//!   client state)?
+//!   client state), and is it presented by its holder (DPoP proof, client
+//!   certificate)?
+//! - [`dpop`]: DPoP proofs checked against this instance's replay window.
 //! - [`feed`]: applies the store's change feed to the caches and the key
 //!   set (polling, PostgreSQL NOTIFY); makes due key lifecycle steps.
 //! - [`fleet`]: this instance's heartbeat in the store and the live instance
@@ -58,7 +66,8 @@
 //! - [`reload`]: SIGHUP re-reads the TLS certificate and the stored keys.
 //! - [`server`]: the accept loop, TLS handshake, connection limits (in all
 //!   and per caller, shedding when full), idle connections, drain.
-//! - [`tls`]: rustls configuration and the development certificate.
+//! - [`tls`]: rustls configuration and the development certificate;
+//!   `tls::client_auth` the optional client certificate and client CAs.
 //! - [`probe`]: `auth-server health`, the container health check: one
 //!   request to this instance's own health route, its certificate pinned.
 //! - [`admin`]: client administration behind the CLI and the admin API,
@@ -85,6 +94,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod dpop;
 pub mod exit;
 pub mod feed;
 pub mod fleet;

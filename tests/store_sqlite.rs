@@ -11,7 +11,7 @@ use common::contract;
 async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("data/auth.db")).unwrap();
-    assert_eq!(store.migrate().await.unwrap().applied, [1, 2, 3, 4, 5]);
+    assert_eq!(store.migrate().await.unwrap().applied, [1, 2, 3, 4, 5, 6]);
     (store, dir)
 }
 

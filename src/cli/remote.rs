@@ -313,6 +313,9 @@ pub fn update_body(update: &crate::admin::ClientUpdate) -> Value {
     if let Some(rps) = update.rate_limit_rps {
         put("rate_limit_rps", json!(rps));
     }
+    if let Some(required) = update.require_dpop {
+        put("require_dpop", json!(required));
+    }
     Value::Object(body)
 }
 

@@ -79,6 +79,7 @@ const SECTIONS: &[&str] = &[
     "token",
     "database",
     "cache",
+    "dpop",
     "limits",
     "log",
     "audit",

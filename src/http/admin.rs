@@ -263,6 +263,8 @@ struct CreateBody {
     allowed_audiences: Vec<String>,
     token_lifetime_secs: Option<u32>,
     rate_limit_rps: Option<u32>,
+    #[serde(default)]
+    require_dpop: bool,
 }
 
 /// `PATCH /clients/{client_id}`: absent fields stay, `null` clears.
@@ -277,6 +279,7 @@ struct UpdateBody {
     token_lifetime_secs: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
     rate_limit_rps: Option<Option<u32>>,
+    require_dpop: Option<bool>,
 }
 
 /// `POST /clients/{client_id}/rotate-secret`.
@@ -339,7 +342,8 @@ impl Call<'_> {
                         audiences: body.allowed_audiences,
                         token_lifetime_secs: body.token_lifetime_secs,
                         rate_limit_rps: body.rate_limit_rps,
-                        imported_secret: None,
+                        require_dpop: body.require_dpop,
+                        ..NewClient::default()
                     },
                     actor,
                     now,
@@ -363,6 +367,8 @@ impl Call<'_> {
                     audiences: body.allowed_audiences,
                     token_lifetime_secs: body.token_lifetime_secs,
                     rate_limit_rps: body.rate_limit_rps,
+                    require_dpop: body.require_dpop,
+                    ..ClientUpdate::default()
                 };
                 admin::update_client(store, id, update, actor, now).await?
             }

@@ -178,6 +178,7 @@ fn oauth_error_response(e: &OAuthError) -> Response<Body> {
         | OAuthError::UnauthorizedClient(_)
         | OAuthError::UnsupportedGrantType
         | OAuthError::InvalidScope(_)
+        | OAuthError::InvalidDpopProof(_)
         | OAuthError::InvalidTarget(_) => StatusCode::BAD_REQUEST,
     };
     let mut response = error_body(status, e.code(), &e.description());
@@ -284,6 +285,7 @@ mod tests {
             (OAuthError::UnsupportedGrantType, 400),
             (OAuthError::InvalidScope("x".into()), 400),
             (OAuthError::InvalidTarget("x".into()), 400),
+            (OAuthError::InvalidDpopProof("x".into()), 400),
             (OAuthError::UnauthorizedClient("x".into()), 400),
             (OAuthError::InvalidToken("x".into()), 401),
             (

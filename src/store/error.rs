@@ -152,6 +152,10 @@ pub enum ClientField {
     /// `rate_limit_rps` does not fit the domain's range.
     #[error("rate limit out of range")]
     RateLimit,
+    /// `tls_auth_kind` and `tls_auth_value` are not one certificate
+    /// registration (an unknown kind, a bad value, or only one of them).
+    #[error("bad certificate registration")]
+    TlsClientAuth,
 }
 
 /// Why a migration failed.

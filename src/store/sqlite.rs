@@ -17,6 +17,7 @@ mod audit;
 pub mod backup;
 mod instances;
 use crate::audit::AuditEntry;
+use crate::domain::certificate::TlsClientAuth;
 use crate::domain::client::{Client, SecretHash};
 use crate::domain::scope::ScopeSet;
 
@@ -31,7 +32,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("migrations/sqlite/0004_instances.sql")),
     (
         5,
-        include_str!("migrations/sqlite/0005_audit_and_registration.sql"),
+        include_str!("migrations/sqlite/0005_proof_of_possession.sql"),
+    ),
+    (
+        6,
+        include_str!("migrations/sqlite/0006_audit_and_registration.sql"),
     ),
 ];
 
@@ -151,7 +156,7 @@ fn migrate(conn: &mut Connection) -> Result<MigrationReport, StoreError> {
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, \
     previous_secret_expires_at, secret_imported, allowed_scopes, default_scopes, \
     allowed_audiences, token_lifetime_secs, rate_limit_rps, enabled, \
-    tokens_valid_after, created_at, updated_at";
+    tokens_valid_after, created_at, updated_at, tls_auth_kind, tls_auth_value, require_dpop";
 
 fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let id: String = row.get(0)?;
@@ -181,7 +186,19 @@ fn client_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>
             None => return Ok(Err(corrupt(ClientField::PreviousSecretHash))),
         },
     };
+    let tls_kind: Option<String> = row.get(15)?;
+    let tls_value: Option<String> = row.get(16)?;
+    let tls_client_auth = match (tls_kind, tls_value) {
+        (Some(kind), Some(value)) => match TlsClientAuth::from_parts(&kind, &value) {
+            Ok(tls) => Some(tls),
+            Err(_) => return Ok(Err(corrupt(ClientField::TlsClientAuth))),
+        },
+        (None, None) => None,
+        _ => return Ok(Err(corrupt(ClientField::TlsClientAuth))),
+    };
     Ok(Ok(Client {
+        tls_client_auth,
+        require_dpop: row.get(17)?,
         name: row.get(1)?,
         secret_hash,
         previous_secret_hash,
@@ -219,6 +236,9 @@ fn write_client(conn: &Connection, sql: &str, c: &Client) -> rusqlite::Result<us
             c.tokens_valid_after,
             c.created_at,
             c.updated_at,
+            c.tls_client_auth.as_ref().map(TlsClientAuth::kind),
+            c.tls_client_auth.as_ref().map(TlsClientAuth::value),
+            c.require_dpop,
         ],
     )
 }
@@ -463,7 +483,8 @@ fn apply_change(tx: &Connection, change: &AuditedChange) -> Result<bool, StoreEr
         AuditedChange::InsertClient(client) => {
             let sql = format!(
                 "INSERT INTO clients ({CLIENT_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                 ?16, ?17, ?18)"
             );
             match write_client(tx, &sql, client) {
                 Err(rusqlite::Error::SqliteFailure(e, _))
@@ -481,7 +502,8 @@ fn apply_change(tx: &Connection, change: &AuditedChange) -> Result<bool, StoreEr
                  previous_secret_hash = ?4, previous_secret_expires_at = ?5, \
                  secret_imported = ?6, allowed_scopes = ?7, default_scopes = ?8, \
                  allowed_audiences = ?9, token_lifetime_secs = ?10, rate_limit_rps = ?11, \
-                 enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15 \
+                 enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15, \
+                 tls_auth_kind = ?16, tls_auth_value = ?17, require_dpop = ?18 \
                  WHERE id = ?1";
             let updated = write_client(tx, sql, client).map_err(unavailable)? == 1;
             if updated {

@@ -3,6 +3,7 @@
 //! `tests/store_postgres.rs`). Each function expects a fresh, migrated store.
 
 use auth_server::audit::{Action, Actor, AuditEntry, AuditQuery};
+use auth_server::domain::certificate::TlsClientAuth;
 use auth_server::domain::client::{Client, SecretHash};
 use auth_server::domain::scope::ScopeSet;
 use auth_server::keys::Algorithm;
@@ -68,6 +69,10 @@ pub fn sample(id: &str) -> Client {
         tokens_valid_after: 5,
         created_at: 1,
         updated_at: 2,
+        tls_client_auth: Some(
+            TlsClientAuth::from_parts("san_uri", "spiffe://example.test/svc").unwrap(),
+        ),
+        require_dpop: true,
     }
 }
 
@@ -100,6 +105,11 @@ pub async fn clients_round_trip(store: &dyn Store) {
     changed.rate_limit_rps = None;
     changed.allowed_audiences.clear();
     changed.default_scopes = ScopeSet::default();
+    changed.tls_client_auth = Some(TlsClientAuth::from_parts("san_ip", "::1").unwrap());
+    changed.require_dpop = false;
+    assert!(store.update_client(&changed).await.unwrap());
+    assert_eq!(store.get_client("c1").await.unwrap(), Some(changed.clone()));
+    changed.tls_client_auth = None;
     assert!(store.update_client(&changed).await.unwrap());
     assert_eq!(store.get_client("c1").await.unwrap(), Some(changed));
     assert!(!store.update_client(&sample("ghost")).await.unwrap());

@@ -263,6 +263,7 @@ pub fn unverified_claims(token: &str) -> serde_json::Value {
 pub mod api;
 pub mod attack;
 pub mod contract;
+pub mod dpop;
 pub mod fleet;
 pub mod load;
 pub mod pg;

@@ -22,7 +22,11 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("../migrations/postgres/0004_instances.sql")),
     (
         5,
-        include_str!("../migrations/postgres/0005_audit_and_registration.sql"),
+        include_str!("../migrations/postgres/0005_proof_of_possession.sql"),
+    ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_audit_and_registration.sql"),
     ),
 ];
 

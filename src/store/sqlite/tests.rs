@@ -18,6 +18,10 @@ fn sample(id: &str) -> Client {
         tokens_valid_after: 5,
         created_at: 1,
         updated_at: 2,
+        tls_client_auth: Some(TlsClientAuth::SelfSigned(
+            "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU".into(),
+        )),
+        require_dpop: true,
     }
 }
 

@@ -1,4 +1,4 @@
--- Version 5: the audit trail and dynamic client registration (see the
+-- Version 6: the audit trail and dynamic client registration (see the
 -- PostgreSQL migration). The audit trail is append-only: triggers refuse any UPDATE, and any DELETE of a record younger than a day
 -- (retention pruning keeps at least one day).
 CREATE TABLE audit_log (

@@ -1,4 +1,4 @@
--- Version 5: the audit trail and dynamic client registration. Every
+-- Version 6: the audit trail and dynamic client registration. Every
 -- administrative change (CLI or admin API) appends one audit_log row in the same transaction as the change: who (actor and
 -- actor_id, with the request id and peer address for API calls), what
 -- (action, target) and the changed fields, secrets and hashes redacted.
