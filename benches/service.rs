@@ -57,6 +57,7 @@ fn fixture(rt: &Runtime) -> (tempfile::TempDir, AppState, String) {
                 default_scopes: Some("api:read".into()),
                 ..NewClient::default()
             },
+            &auth_server::audit::Actor::cli("bench"),
             auth_server::clock::unix_now(),
         )
         .await

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs unmodified third-party OAuth clients against the real binary: Python
-# authlib, requests-oauthlib and PyJWT, and node openid-client. Installs them
-# (pinned, tests/interop/) into target/interop on first use, starts the server
-# on a loopback port in a temp dir, creates a client, runs both suites, stops
-# the server. Usage: scripts/interop.sh [path/to/auth-server]
+# authlib, requests-oauthlib, PyJWT and requests (mutual TLS with cert=;
+# authlib also on the admin API), and node openid-client (secret, DPoP,
+# tls_client_auth through undici, and a client it registered through RFC
+# 7591). Installs them (pinned, tests/interop/) into target/interop on first
+# use, makes a client CA and client certificates with openssl, starts the
+# server on a loopback port in a temp dir, creates the clients, runs both
+# suites, stops the server. Usage: scripts/interop.sh [path/to/auth-server]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,13 +38,41 @@ trap cleanup EXIT
 export AUTH_SERVER_SERVER_BIND=127.0.0.1:0
 export AUTH_SERVER_DEV_DEMO_CLIENT=false
 export AUTH_SERVER_LOG_DIR=""
+export AUTH_SERVER_REGISTRATION_ENABLED=true
+export AUTH_SERVER_REGISTRATION_ALLOWED_SCOPES=api:read
 unset DATABASE_URL JWT_SECRET ENVIRONMENT AUTH_SERVER_CONFIG RUST_LOG
 cp config.toml "$work/config.toml"
 cd "$work"
+
+# A client CA and a certificate it issues (tls_client_auth, node), and a
+# self-signed certificate (self_signed_tls_client_auth, Python).
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+openssl req -x509 "${ec[@]}" -days 1 -subj /CN=interop-client-ca -keyout ca-key.pem -out client-ca.pem \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+openssl req "${ec[@]}" -subj /CN=interop-node -keyout node-key.pem -out node.csr 2>/dev/null
+printf 'subjectAltName=DNS:interop-node.example.test\nextendedKeyUsage=clientAuth\n' > node.ext
+openssl x509 -req -in node.csr -CA client-ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 \
+  -extfile node.ext -out node-cert.pem 2>/dev/null
+openssl req -x509 "${ec[@]}" -days 1 -subj /CN=interop-python -keyout python-key.pem \
+  -out python-cert.pem 2>/dev/null
+export AUTH_SERVER_TLS_CLIENT_CA_FILE="$work/client-ca.pem"
+"$bin" client create --name interop-node-mtls --id interop-node-mtls --scopes api:read \
+  --tls-san-dns interop-node.example.test >/dev/null
+"$bin" client create --name interop-python-mtls --id interop-python-mtls --scopes api:read \
+  --self-signed-cert python-cert.pem >/dev/null
+export AS_NODE_MTLS_ID=interop-node-mtls AS_NODE_CERT="$work/node-cert.pem" AS_NODE_KEY="$work/node-key.pem"
+export AS_PYTHON_MTLS_ID=interop-python-mtls AS_PYTHON_CERT="$work/python-cert.pem" \
+  AS_PYTHON_KEY="$work/python-key.pem"
 created=$("$bin" client create --name interop --id interop-client --scopes "api:read api:write" \
   --default-scopes api:read)
 secret=$(printf '%s\n' "$created" | sed -n 's/^client_secret: //p')
 [ -n "$secret" ] || { echo "could not create the interop client" >&2; exit 1; }
+# An admin client (the admin API) and a registrar (initial access tokens).
+extra_client() {
+  "$bin" client create --name "$1" --id "$1" --scopes "$2" | sed -n 's/^client_secret: //p'
+}
+admin_secret=$(extra_client interop-admin auth-server:admin)
+registrar_secret=$(extra_client interop-registrar auth-server:register)
 
 "$bin" > server.log 2>&1 &
 server_pid=$!
@@ -54,14 +85,16 @@ for _ in $(seq 1 100); do
 done
 [ -n "$issuer" ] || { echo "server did not start" >&2; cat server.log >&2; exit 1; }
 
-export AS_ISSUER="$issuer" AS_CA="$work/certs/dev-cert.pem"
+export AS_ISSUER="$issuer" AS_CA="$work/certs/dev-cert.pem" AS_CA_KEY="$work/certs/dev-key.pem"
 # requests-based clients (authlib, requests-oauthlib) trust the dev certificate.
 export REQUESTS_CA_BUNDLE="$AS_CA"
 export AS_CLIENT_ID=interop-client AS_CLIENT_SECRET="$secret"
+export AS_ADMIN_CLIENT_ID=interop-admin AS_ADMIN_CLIENT_SECRET="$admin_secret"
+export AS_REGISTRAR_CLIENT_ID=interop-registrar AS_REGISTRAR_CLIENT_SECRET="$registrar_secret"
 
 echo "==> interop: Python authlib, requests-oauthlib, PyJWT"
 timeout 120 "$deps/venv/bin/python" "$root/tests/interop/python_clients.py"
 
-echo "==> interop: node openid-client"
+echo "==> interop: node openid-client (secret, DPoP, tls_client_auth)"
 cp "$root/tests/interop/node_client.mjs" "$deps/node_client.mjs"
 NODE_EXTRA_CA_CERTS="$AS_CA" timeout 120 node "$deps/node_client.mjs"

@@ -10,15 +10,19 @@
 #   auth-server  GET /health/live; POST {base}/oauth/token (Basic, form,
 #                EdDSA); POST {base}/oauth/validate (Bearer, cache hit);
 #                POST {base}/oauth/introspect; all keep-alive; token with a
-#                new TLS connection per request
+#                new TLS connection per request; then with
+#                examples/dpop_load.rs instead of oha (a DPoP proof must be
+#                new each time, which oha cannot send): token with Basic,
+#                and token with Basic and a fresh Ed25519 DPoP proof
 #
 # and prints RPS, p50, p99 and errors per route, then the ratios of the
 # targets: token / sign, validate / hello, introspect / hello, health / hello,
-# new-connection token / new-connection hello, and token p99 / sign p99.
+# new-connection token / new-connection hello, token p99 / sign p99, and
+# DPoP token / Basic token (both from dpop_load).
 # Both servers are stopped on exit.
 #
 # Usage: scripts/load.sh [--duration SECS] [--connections N] [--json]
-#   --duration SECS   per-route duration (default 10: the run stays under 2 min)
+#   --duration SECS   per-route duration (default 10: the run stays under 3 min)
 #   --connections N   concurrent connections (default 64)
 #   --json            print one JSON document instead of the table
 #
@@ -34,7 +38,7 @@ DURATION=10
 CONNECTIONS=64
 JSON=false
 
-usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while (($# > 0)); do
     case "$1" in
@@ -74,9 +78,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "building the ceiling server"
-(cd "$ROOT" && cargo build --release --locked --example ceiling >&2)
-CEILING_BIN=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/examples/ceiling
+log "building the ceiling server and the DPoP load client"
+(cd "$ROOT" && cargo build --release --locked --example ceiling --example dpop_load >&2)
+EXAMPLES=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/examples
+CEILING_BIN=$EXAMPLES/ceiling
+DPOP_LOAD_BIN=$EXAMPLES/dpop_load
 
 FORM="grant_type=client_credentials&scope=api%3Aread"
 
@@ -96,6 +102,12 @@ measure() {
     local name=$1 route=$2 keepalive=$3 report
     shift 3
     report=$(oha_run "$@")
+    keep_result "$name" "$route" "$keepalive" "$report"
+}
+
+# Keeps one result row from an oha-shaped JSON report.
+keep_result() {
+    local name=$1 route=$2 keepalive=$3 report=$4
     RESULTS+=("$(jq -c --arg name "$name" --arg route "$route" --argjson keepalive "$keepalive" '{
         name: $name,
         route: $route,
@@ -160,6 +172,16 @@ log "POST $BASE/oauth/token, new TLS connection per request"
 measure token_new "POST $BASE/oauth/token" false "$TOKEN_URL" "$CERT" --disable-keepalive -m POST \
     -a "$CLIENT_ID:$CLIENT_SECRET" -T application/x-www-form-urlencoded -d "$FORM"
 
+# A DPoP proof is good once, so these two rows come from dpop_load, the same
+# client for both: Basic alone, and Basic with a new proof per request.
+for mode in basic dpop; do
+    log "POST $BASE/oauth/token, keep-alive, dpop_load --mode $mode"
+    report=$(CLIENT_SECRET=$CLIENT_SECRET timeout $((DURATION + 60)) "$DPOP_LOAD_BIN" \
+        --url "$URL$BASE" --cacert "$CERT" --client-id "$CLIENT_ID" --mode "$mode" \
+        --duration "$DURATION" --connections "$CONNECTIONS")
+    keep_result "token_$mode" "POST token ($mode, dpop_load)" true "$report"
+done
+
 REPORT=$(printf '%s\n' "${RESULTS[@]}" | jq -s \
     --argjson cpus "$(nproc)" --argjson duration "$DURATION" --argjson connections "$CONNECTIONS" '
     (map({key: .name, value: .}) | from_entries) as $r
@@ -173,6 +195,7 @@ REPORT=$(printf '%s\n' "${RESULTS[@]}" | jq -s \
             {what: "introspect / hello", value: ratio("introspect"; "hello"), target: null},
             {what: "health / hello", value: ratio("health"; "hello"), target: 0.95},
             {what: "new-connection token / new-connection hello", value: ratio("token_new"; "hello_new"), target: 0.90},
+            {what: "DPoP token / Basic token (dpop_load)", value: ratio("token_dpop"; "token_basic"), target: null},
             {what: "token p99 / sign p99 (lower is better)",
              value: (if ($r.sign.p99_ms // 0) > 0 then $r.token.p99_ms / $r.sign.p99_ms else null end),
              target: 1.3}

@@ -68,7 +68,13 @@ started=$SECONDS
 cargo test --locked --test fleet -- --ignored --test-threads 1
 echo "    fleet tests took $((SECONDS - started)) s"
 
-echo "==> third-party clients (authlib, requests-oauthlib, PyJWT, openid-client)"
+echo "==> third-party clients (authlib, requests-oauthlib, PyJWT, requests with mTLS, openid-client with DPoP and mTLS)"
+# The client CA and certificates are made with openssl.
+if ! command -v openssl >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "    installing openssl"
+    timeout 600 apt-get update -qq
+    timeout 600 apt-get install -y -qq openssl
+fi
 scripts/interop.sh target/debug/auth-server
 
 echo "==> container image (podman; published on 127.0.0.1 only)"

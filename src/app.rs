@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use crate::state::{AppState, StateError};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{ClientStore, Store, StoreError};
+use crate::tls::client_auth::ClientCas;
 use crate::tls::{self, CertificatePaths, TlsError};
 
 /// Why the server could not start (`crate::exit` says which exit code
@@ -180,7 +181,14 @@ pub async fn start(
     // the first request.
     let member = Member::new(unix_now())?;
     let instances = fleet::join(store.as_ref(), &member).await?;
-    let state = Arc::new(AppState::new(config, &issuer, keys, store, revocations)?);
+    let mut state = AppState::new(config, &issuer, keys, store, revocations)?;
+    if !config.tls.client_ca_file.is_empty() {
+        state.client_cas = Some(ClientCas::from_pem_file(Path::new(
+            &config.tls.client_ca_file,
+        ))?);
+    }
+    state.key_ring = key_ring.clone();
+    let state = Arc::new(state);
     state.limits.set_instances(instances);
     state.metrics.fleet_instances.set(i64::from(instances));
     let cache = &config.cache;
@@ -401,7 +409,7 @@ pub fn open_key_ring(config: &Config, store: Arc<dyn Store>) -> Result<KeyRing, 
 }
 
 async fn create_demo_client(
-    store: &dyn ClientStore,
+    store: &dyn Store,
     issuer: &str,
     certificate: &CertificatePaths,
 ) -> Result<(), AppError> {
@@ -414,6 +422,7 @@ async fn create_demo_client(
             default_scopes: Some("api:read".into()),
             ..NewClient::default()
         },
+        &crate::audit::Actor::cli("dev.demo_client"),
         unix_now(),
     )
     .await?;

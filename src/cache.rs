@@ -60,7 +60,11 @@ fn client_size(client: &Client) -> usize {
             .map(String::len)
             .sum::<usize>()
         + client.allowed_scopes.iter().map(str::len).sum::<usize>()
-        + client.default_scopes.iter().map(str::len).sum::<usize>();
+        + client.default_scopes.iter().map(str::len).sum::<usize>()
+        + client
+            .tls_client_auth
+            .as_ref()
+            .map_or(0, |tls| tls.value().len());
     let vectors = (client.allowed_audiences.len()
         + client.allowed_scopes.iter().count()
         + client.default_scopes.iter().count())
@@ -77,6 +81,11 @@ fn claims_size(claims: &AccessTokenClaims) -> usize {
         + claims.aud.len()
         + claims.scope.as_ref().map_or(0, String::len)
         + claims.jti.len()
+        + claims.cnf.as_ref().map_or(0, |c| {
+            std::mem::size_of::<crate::domain::token::Confirmation>()
+                + c.jkt.as_ref().map_or(0, String::len)
+                + c.x5t_s256.as_ref().map_or(0, String::len)
+        })
         + ENTRY_OVERHEAD
 }
 
@@ -400,6 +409,7 @@ mod tests {
                 nbf: 0,
                 exp: 60,
                 jti: "j".into(),
+                cnf: None,
             }),
             kid: Arc::from("k"),
             expires: Instant::now() + Duration::from_secs(60),

@@ -20,8 +20,8 @@ pub use env::{
 use env::{apply_env_overrides, read_secret_files};
 
 pub use sections::{
-    CacheConfig, DatabaseConfig, DevConfig, HttpConfig, LimitsConfig, LogConfig, ScopeRule,
-    ServerConfig, TlsConfig, TokenConfig,
+    AuditConfig, CacheConfig, DatabaseConfig, DevConfig, DpopConfig, HttpConfig, LimitsConfig,
+    LogConfig, RegistrationConfig, ScopeRule, ServerConfig, TlsConfig, TokenConfig,
 };
 
 /// Why the configuration was refused. Each is one line for the operator.
@@ -87,10 +87,16 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// In-memory cache settings.
     pub cache: CacheConfig,
+    /// DPoP proof settings.
+    pub dpop: DpopConfig,
     /// Rate limits.
     pub limits: LimitsConfig,
     /// Log settings.
     pub log: LogConfig,
+    /// Audit trail settings.
+    pub audit: AuditConfig,
+    /// Dynamic client registration settings.
+    pub registration: RegistrationConfig,
     /// Development conveniences.
     pub dev: DevConfig,
     /// Scope definitions (`[[scope]]` tables): names and the endpoints they grant.
@@ -139,8 +145,11 @@ impl Default for Config {
             token: TokenConfig::default(),
             database: DatabaseConfig::default(),
             cache: CacheConfig::default(),
+            dpop: DpopConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            audit: AuditConfig::default(),
+            registration: RegistrationConfig::default(),
             dev: DevConfig::default(),
             scopes: Vec::new(),
             jwt_secret: None,

@@ -1,6 +1,8 @@
 //! Pure OAuth logic: no sockets, no files, no clock. Callers pass `now`.
 
+pub mod certificate;
 pub mod client;
+pub mod dpop;
 pub mod endpoint;
 pub mod error;
 pub mod scope;

@@ -13,18 +13,21 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 
+pub mod admin;
 pub mod body;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod introspect;
+pub mod register;
 pub mod response;
 pub mod revoke;
 pub mod token;
 pub mod validate;
 
 use crate::activity::ConnectionActivity;
+use crate::domain::certificate::PresentedCertificate;
 use crate::state::AppState;
 use error::ApiError;
 use response::Body;
@@ -52,6 +55,10 @@ pub enum Route {
     Ready,
     /// `GET /metrics`.
     Metrics,
+    /// Anything under `{base}/admin/` (the admin API routes itself).
+    Admin,
+    /// `{base}/register` and `{base}/register/{client_id}` (RFC 7591/7592).
+    Register,
 }
 
 impl Route {
@@ -77,6 +84,9 @@ impl Route {
             "/oauth/jwks" => Some(Self::Jwks),
             "/oauth/" => Some(Self::Health),
             "/.well-known/openid-configuration" => Some(Self::Metadata),
+            rest if rest.starts_with("/admin/") => Some(Self::Admin),
+            "/register" => Some(Self::Register),
+            rest if rest.starts_with("/register/") => Some(Self::Register),
             _ => None,
         }
     }
@@ -85,6 +95,8 @@ impl Route {
     pub fn allow(self) -> &'static str {
         match self {
             Self::Token | Self::Validate | Self::Introspect | Self::Revoke => "POST",
+            Self::Admin => "GET, POST, PATCH, DELETE",
+            Self::Register => "GET, POST, PUT, DELETE",
             _ => "GET, HEAD",
         }
     }
@@ -102,6 +114,8 @@ impl Route {
             Self::Live => "live",
             Self::Ready => "ready",
             Self::Metrics => "metrics",
+            Self::Admin => "admin",
+            Self::Register => "register",
         }
     }
 }
@@ -110,10 +124,27 @@ impl Route {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// The client certificate of the request's connection, read once after the
+/// handshake; attached to each request by [`AuthService`] when there is one.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(pub Arc<PresentedCertificate>);
+
+/// The client certificate a request came with, if any.
+pub fn client_certificate(extensions: &http::Extensions) -> Option<Arc<PresentedCertificate>> {
+    extensions
+        .get::<ClientCertificate>()
+        .map(|c| Arc::clone(&c.0))
+}
+
 /// The peer IP of a request, if it came through a socket.
 pub fn peer_ip<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
     request.extensions().get::<PeerAddr>().map(|p| p.0.ip())
 }
+
+/// The request's id (`X-Request-Id`), attached to each request by
+/// [`AuthService`] for handlers that record it (the audit trail).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 /// Client id of a token request, attached to the response for the access log.
 #[derive(Debug, Clone)]
@@ -147,7 +178,8 @@ where
 {
     let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
     let is_post = request.method() == Method::POST;
-    if is_post && route.is_some() {
+    let is_write = !is_get && matches!(route, Some(Route::Admin | Route::Register));
+    if (is_post || is_write) && route.is_some() {
         // The global bucket comes before any parsing or cryptography.
         if let Err(denied) = state.limits.check_global() {
             return ApiError::from(denied).into_response();
@@ -165,6 +197,11 @@ where
         Some(Route::Live) if is_get => Ok(health::live()),
         Some(Route::Ready) if is_get => Ok(health::ready(state)),
         Some(Route::Metrics) if is_get => metrics_response(state, &request),
+        Some(Route::Admin) => admin::handle(state, request).await,
+        Some(Route::Register) if state.registration.enabled => {
+            register::handle(state, request).await
+        }
+        Some(Route::Register) => Err(ApiError::NotFound),
         Some(route) => Err(ApiError::MethodNotAllowed(route.allow())),
     };
     result.unwrap_or_else(|error| {
@@ -266,6 +303,7 @@ pub struct AuthService {
     state: Arc<AppState>,
     peer: SocketAddr,
     activity: Arc<ConnectionActivity>,
+    certificate: Option<Arc<PresentedCertificate>>,
 }
 
 impl AuthService {
@@ -276,7 +314,15 @@ impl AuthService {
             state,
             peer,
             activity,
+            certificate: None,
         }
+    }
+
+    /// The same service for a connection on which the client presented
+    /// `certificate`.
+    pub fn with_client_certificate(mut self, certificate: Option<PresentedCertificate>) -> Self {
+        self.certificate = certificate.map(Arc::new);
+        self
     }
 }
 
@@ -289,7 +335,15 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
         let state = Arc::clone(&self.state);
         let peer = self.peer;
         request.extensions_mut().insert(PeerAddr(peer));
+        if let Some(certificate) = &self.certificate {
+            request
+                .extensions_mut()
+                .insert(ClientCertificate(Arc::clone(certificate)));
+        }
         let request_id = request_id(request.headers());
+        request
+            .extensions_mut()
+            .insert(RequestId(request_id.clone()));
         // The body reader marks waits for the client on the connection.
         request.extensions_mut().insert(Arc::clone(&self.activity));
         let in_flight = self.activity.start();

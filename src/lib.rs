@@ -9,6 +9,11 @@
 //!   authenticated in `http/client_auth.rs`; scopes are granted by
 //!   `domain::scope` and the token is minted by `domain::token`. Validation,
 //!   introspection and revocation sit beside it in `http/`.
+//! - **Proof of possession**: the connection's client certificate is read
+//!   once after the handshake (`tls::client_auth`) and rides on each
+//!   request; DPoP proofs are checked by `domain::dpop` and [`dpop`] (the
+//!   replay window); what a token is bound to is its `cnf` claim, checked at
+//!   validation by `validation::binding`.
 //! - **Its state**: [`state::AppState`], built once by `app::start` from the
 //!   [`config::Config`], the opened [`store`] and the signing keys
 //!   ([`keyring`]); [`feed`] keeps its caches and keys in step with the
@@ -17,11 +22,15 @@
 //!   or the OAuth vocabulary [`domain::error::OAuthError`]; `http/error.rs`
 //!   alone turns them (and failed store calls) into a status, headers and
 //!   the RFC 6749 JSON body. Process exit codes are decided in [`exit`].
+//! - **An administrative change** (CLI, `http::admin`, `http::register`):
+//!   validated in [`admin`], written by [`store::AuditStore::write_audited`]
+//!   together with its [`audit`] record in one transaction, then logged.
 //!
 //! # Layout
 //!
 //! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
-//!   rules and URL normalisation, tokens, errors); no I/O, `now` passed in.
+//!   rules and URL normalisation, tokens, DPoP proofs, client certificates,
+//!   errors); no I/O, `now` passed in.
 //! - [`keys`]: parsed signing keys: sign, verify, JWKS (pure);
 //!   `keys::lifecycle` the key states and their transitions (pure, `now`
 //!   passed in); `keys::sealed` AES-256-GCM under the key-encryption key.
@@ -32,10 +41,12 @@
 //!   (`config/env.rs`), validated (`config/validate.rs`).
 //! - [`store`]: the store traits and typed errors; [`store::sqlite`] is the
 //!   embedded store, [`store::postgres`] the shared one (pool, migrations,
-//!   LISTEN/NOTIFY).
+//!   LISTEN/NOTIFY); `store::sqlite::backup` the online backup and restore.
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
-//!   client state)?
+//!   client state), and is it presented by its holder (DPoP proof, client
+//!   certificate)?
+//! - [`dpop`]: DPoP proofs checked against this instance's replay window.
 //! - [`feed`]: applies the store's change feed to the caches and the key
 //!   set (polling, PostgreSQL NOTIFY); makes due key lifecycle steps.
 //! - [`fleet`]: this instance's heartbeat in the store and the live instance
@@ -45,7 +56,9 @@
 //! - [`state`]: everything a request needs (keys, caches, validator,
 //!   limits, metrics, serving status), built once by [`app`].
 //! - [`http`]: routing and the endpoint handlers, reading [`state`];
-//!   `http::error` is the only place errors become status codes.
+//!   `http::error` is the only place errors become status codes;
+//!   `http::admin` the admin API (its routes one table, described by its
+//!   `openapi.json`), `http::register` RFC 7591/7592 registration.
 //! - [`activity`]: what one connection's requests are doing; the router
 //!   counts, the server reads.
 //! - [`metadata`]: the RFC 8414 metadata document.
@@ -53,12 +66,16 @@
 //! - [`reload`]: SIGHUP re-reads the TLS certificate and the stored keys.
 //! - [`server`]: the accept loop, TLS handshake, connection limits (in all
 //!   and per caller, shedding when full), idle connections, drain.
-//! - [`tls`]: rustls configuration and the development certificate.
+//! - [`tls`]: rustls configuration and the development certificate;
+//!   `tls::client_auth` the optional client certificate and client CAs.
 //! - [`probe`]: `auth-server health`, the container health check: one
 //!   request to this instance's own health route, its certificate pinned.
-//! - [`admin`]: client administration behind the CLI.
+//! - [`admin`]: client administration behind the CLI and the admin API,
+//!   each change written with its audit record.
+//! - [`audit`]: audit records and security events (types and log lines).
 //! - [`app`]: wires everything together; signals.
-//! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`).
+//! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`;
+//!   `cli::remote`: the client commands through a server's admin API).
 //! - [`exit`]: which failure exits with which code.
 //! - [`logging`]: JSON logs to stdout and a size-rotated file, written in
 //!   batches by one thread.
@@ -70,12 +87,14 @@
 pub mod activity;
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod build_info;
 pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod dpop;
 pub mod exit;
 pub mod feed;
 pub mod fleet;

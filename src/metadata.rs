@@ -3,11 +3,23 @@
 
 use serde_json::json;
 
+use crate::domain::dpop::PROOF_ALGORITHMS;
 use crate::keys::KeySet;
 
-/// Builds the metadata document for `issuer`.
-pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<u8> {
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+/// Builds the metadata document for `issuer`; `registration`: dynamic
+/// client registration is on (`registration_endpoint`).
+pub fn metadata_document(
+    issuer: &str,
+    keys: &KeySet,
+    scopes: &[String],
+    registration: bool,
+) -> Vec<u8> {
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
+    ];
     let mut doc = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/token"),
@@ -20,10 +32,20 @@ pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "service_documentation": format!("{issuer}/oauth/"),
+        // RFC 8705 3.3: a token issued over mutual TLS is bound to the
+        // certificate; the endpoints are the same with or without it.
+        "tls_client_certificate_bound_access_tokens": true,
+        "dpop_signing_alg_values_supported": PROOF_ALGORITHMS,
     });
     if let Some(obj) = doc.as_object_mut() {
         if !scopes.is_empty() {
             obj.insert("scopes_supported".into(), json!(scopes));
+        }
+        if registration {
+            obj.insert(
+                "registration_endpoint".into(),
+                json!(format!("{issuer}/register")),
+            );
         }
         obj.insert(
             "access_token_signing_alg_values_supported".into(),

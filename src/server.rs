@@ -357,6 +357,11 @@ impl Connection {
             }
             Err(PreRequestEnd::Shed) => return,
         };
+        let certificate = crate::tls::client_auth::presented_certificate(
+            tls_stream.get_ref().1.peer_certificates(),
+            state.client_cas.as_ref(),
+            state.now(),
+        );
         // The preface read has its own deadline; ours is only a backstop.
         let preface = preface::read_preface(tls_stream, self.limits.header_read_timeout);
         let io = match self
@@ -372,7 +377,8 @@ impl Connection {
         };
         metrics.open_connections.inc();
         let activity = Arc::new(ConnectionActivity::default());
-        let service = AuthService::new(Arc::clone(&self.state), peer, Arc::clone(&activity));
+        let service = AuthService::new(Arc::clone(&self.state), peer, Arc::clone(&activity))
+            .with_client_certificate(certificate);
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         let mut idle = IdleTimer::new(Arc::clone(&activity), self.limits.idle_timeout);

@@ -9,14 +9,20 @@ use bytes::Bytes;
 
 use crate::build_info;
 use crate::cache::{CacheBudget, ClientCache, RevocationSet, ValidationCache};
-use crate::config::{Config, Secret};
-use crate::domain::endpoint::{EndpointPattern, EndpointRule, ScopeRules};
+use crate::config::{Config, RegistrationConfig, Secret};
+use crate::domain::dpop::ProofWindow;
+use crate::domain::endpoint::{
+    EndpointPattern, EndpointRule, NormalizedUrl, ScopeRules, normalize_url,
+};
 use crate::domain::token::TokenPolicy;
+use crate::dpop::DpopChecker;
+use crate::keyring::KeyRing;
 use crate::keys::KeySet;
 use crate::limit::RateLimits;
 use crate::limit::body::{BodyBudget, BodyLimits};
 use crate::metrics::{Metrics, MetricsError};
 use crate::store::{ClientStore, Store};
+use crate::tls::client_auth::ClientCas;
 use crate::validation::{Rejection, TokenValidator, Validated};
 
 mod status;
@@ -39,6 +45,9 @@ pub enum StateError {
     /// The metric set could not be registered.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// The issuer gives no usable token endpoint URL.
+    #[error("issuer {0:?}: the token endpoint URL under it is not usable: {1}")]
+    Issuer(String, String),
 }
 
 /// Everything the handlers share, immutable after start (keys aside, which
@@ -76,6 +85,20 @@ pub struct AppState {
     pub metadata_json: Bytes,
     /// Precomputed `/health` document.
     pub health_json: Bytes,
+    /// DPoP proof checks and this instance's replay window.
+    pub dpop: DpopChecker,
+    /// The token endpoint's URL, as DPoP proofs sent to it name it (`htu`).
+    pub token_endpoint: NormalizedUrl,
+    /// The CAs that issue `tls_client_auth` client certificates; `None`:
+    /// none configured (`tls.client_ca_file`), only self-signed
+    /// registrations can authenticate with a certificate.
+    pub client_cas: Option<ClientCas>,
+    /// Seconds audit records are kept (`audit.retention_days`).
+    pub audit_retention_secs: i64,
+    /// Dynamic client registration settings.
+    pub registration: RegistrationConfig,
+    /// The stored signing keys, for the admin API (`None` under HS256).
+    pub key_ring: Option<Arc<KeyRing>>,
 }
 
 impl AppState {
@@ -95,10 +118,26 @@ impl AppState {
             config.http.max_buffered_body_bytes,
             metrics.buffered_body_bytes.clone(),
         );
+        let token_endpoint = normalize_url(&format!("{issuer}/oauth/token"))
+            .map_err(|e| StateError::Issuer(issuer.to_owned(), e.to_string()))?;
         Ok(Self {
+            dpop: DpopChecker::new(
+                ProofWindow {
+                    max_age_secs: i64::from(config.dpop.proof_max_age_secs),
+                    future_skew_secs: i64::from(config.dpop.proof_future_skew_secs),
+                },
+                config.dpop.replay_capacity,
+            ),
+            token_endpoint,
+            client_cas: None,
             base_path: config.base_path().to_owned(),
-            metadata_json: crate::metadata::metadata_document(issuer, &keys, &config.scope_names())
-                .into(),
+            metadata_json: crate::metadata::metadata_document(
+                issuer,
+                &keys,
+                &config.scope_names(),
+                config.registration.enabled,
+            )
+            .into(),
             health_json: build_info::health_document(),
             policy: TokenPolicy {
                 issuer: issuer.to_owned(),
@@ -140,6 +179,9 @@ impl AppState {
                 budget: Arc::new(body_budget),
             },
             metrics_token: config.metrics_token.clone(),
+            audit_retention_secs: i64::from(config.audit.retention_days) * 86_400,
+            registration: config.registration.clone(),
+            key_ring: None,
         })
     }
 

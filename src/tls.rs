@@ -1,5 +1,6 @@
 //! TLS: the rustls server configuration (TLS 1.2 and 1.3 only, ALPN h2 and
-//! http/1.1) and the self-signed development certificate.
+//! http/1.1, an optional client certificate) and the self-signed development
+//! certificate; `tls::client_auth` reads client certificates.
 
 use std::fs;
 use std::io::Write;
@@ -12,6 +13,7 @@ use rustls::server::ServerSessionMemoryCache;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub mod client_auth;
 mod expiry;
 
 pub use expiry::{MalformedCertificate, not_after};
@@ -135,10 +137,11 @@ pub fn server_config(paths: &CertificatePaths) -> Result<Arc<ServerConfig>, TlsE
     let key =
         PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::BadPem(paths.key.clone()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let client_certificates = Arc::new(client_auth::OptionalClientCertificate::new(&provider));
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Rejected(e.to_string()))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(client_certificates)
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Rejected(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

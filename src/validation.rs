@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod binding;
+
 use crate::cache::{CachedClaims, ClientCache, RevocationSet, ValidationCache};
 use crate::domain::token::{
     AccessTokenClaims, TokenError, TokenPolicy, check_time, verify_signature, verify_signature_by,

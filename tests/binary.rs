@@ -384,3 +384,68 @@ fn client_admin_commands() {
     let list = text(&run(dir.path(), &["client", "list"], None).stdout);
     assert!(!list.contains("billing"));
 }
+
+#[test]
+fn proof_of_possession_client_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = |args: &[&str]| {
+        let mut all = vec!["client", "create", "--name", "Svc"];
+        all.extend_from_slice(args);
+        run(dir.path(), &all, None)
+    };
+    let out = create(&["--id", "svc", "--tls-san-dns", "svc.test", "--require-dpop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("\"method\": \"tls_client_auth\""), "{shown}");
+    assert!(shown.contains("\"san_dns\": \"svc.test\""), "{shown}");
+    assert!(shown.contains("\"require_dpop\": true"), "{shown}");
+    assert!(!shown.contains("client_secret:"), "{shown}");
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["svc.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let pem = dir.path().join("svc.pem");
+    std::fs::write(&pem, cert.pem()).unwrap();
+    let thumbprint = auth_server::domain::certificate::certificate_thumbprint(cert.der());
+    let pem_arg = pem.display().to_string();
+    let out = run(
+        dir.path(),
+        &["client", "update", "svc", "--self-signed-cert", &pem_arg],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&run(dir.path(), &["client", "show", "svc"], None).stdout);
+    assert!(
+        shown.contains("\"method\": \"self_signed_tls_client_auth\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("\"self_signed\": \"{thumbprint}\"")),
+        "{shown}"
+    );
+
+    let out = run(
+        dir.path(),
+        &[
+            "client",
+            "update",
+            "svc",
+            "--clear-tls",
+            "--no-require-dpop",
+        ],
+        None,
+    );
+    let shown = text(&out.stdout);
+    assert!(shown.contains("\"tls_client_auth\": null"), "{shown}");
+    assert!(shown.contains("\"require_dpop\": false"), "{shown}");
+
+    for bad in [
+        &["--tls-san-dns", "a.test", "--tls-san-uri", "spiffe://a"][..],
+        &["--tls-san-ip", "not-an-ip"],
+        &["--self-signed-thumbprint", "short"],
+    ] {
+        assert_eq!(create(bad).status.code(), Some(64), "{bad:?}");
+    }
+}

@@ -87,7 +87,17 @@ async fn metadata_is_served_at_all_three_paths() {
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "tls_client_auth",
+            "self_signed_tls_client_auth"
+        ])
+    );
+    assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);
+    assert_eq!(
+        doc["dpop_signing_alg_values_supported"],
+        serde_json::json!(["EdDSA", "ES256", "RS256", "PS256"])
     );
     assert_eq!(
         doc["access_token_signing_alg_values_supported"],

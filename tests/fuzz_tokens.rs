@@ -71,6 +71,7 @@ fn claims(jti: &str, iat: i64, nbf: i64, exp: i64) -> AccessTokenClaims {
         nbf,
         exp,
         jti: jti.into(),
+        cnf: None,
     }
 }
 

@@ -339,7 +339,10 @@ async fn an_emergency_rotation_refuses_cached_tokens_within_a_second() {
         auth_server::keyring::KeySettings::from_config(&auth_server::config::Config::default()),
     );
     let new = ring
-        .rotate_now(auth_server::clock::unix_now())
+        .rotate_now(
+            &auth_server::audit::Actor::cli("test"),
+            auth_server::clock::unix_now(),
+        )
         .await
         .unwrap();
     let started = Instant::now();
@@ -387,7 +390,10 @@ async fn key_metrics_show_age_states_and_the_next_promotion() {
 
     server
         .key_ring()
-        .rotate(auth_server::clock::unix_now())
+        .rotate(
+            &auth_server::audit::Actor::cli("test"),
+            auth_server::clock::unix_now(),
+        )
         .await
         .unwrap();
     let started = Instant::now();

@@ -73,7 +73,18 @@ impl Environment for BTreeMap<String, String> {
 
 /// Sections that `AUTH_SERVER_<SECTION>_<KEY>` can address.
 const SECTIONS: &[&str] = &[
-    "server", "tls", "http", "token", "database", "cache", "limits", "log", "dev",
+    "server",
+    "tls",
+    "http",
+    "token",
+    "database",
+    "cache",
+    "dpop",
+    "limits",
+    "log",
+    "audit",
+    "registration",
+    "dev",
 ];
 
 /// Replaces each `<NAME>_FILE` of [`FILE_VARS`] by `<NAME>` holding the

@@ -61,6 +61,10 @@ pub struct TlsConfig {
     pub key: String,
     /// Where the dev certificate is generated.
     pub dev_cert_dir: PathBuf,
+    /// PEM bundle of the CAs whose client certificates `tls_client_auth`
+    /// clients may present; empty: no CA is trusted (self-signed client
+    /// certificates still work). Read at start.
+    pub client_ca_file: String,
 }
 
 /// HTTP routing and limits.
@@ -160,6 +164,30 @@ pub struct CacheConfig {
     pub change_poll_interval_ms: u64,
 }
 
+/// DPoP proofs (RFC 9449) at the token endpoint and at validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpopConfig {
+    /// Seconds a proof is accepted after its `iat`.
+    pub proof_max_age_secs: u32,
+    /// Seconds a proof's `iat` may be ahead of this server's clock.
+    pub proof_future_skew_secs: u32,
+    /// Most proof `jti`s remembered for the replay check. When that many
+    /// are within the window, further proofs get 503 until the oldest age
+    /// out (never a forgotten `jti`).
+    pub replay_capacity: usize,
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        Self {
+            proof_max_age_secs: 60,
+            proof_future_skew_secs: 5,
+            replay_capacity: 200_000,
+        }
+    }
+}
+
 /// Rate limits (token buckets).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -237,6 +265,26 @@ pub struct ScopeRule {
     pub methods: Vec<String>,
 }
 
+/// The audit trail of administrative changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Days audit records are kept; older ones are pruned (at least 1).
+    pub retention_days: u32,
+}
+
+/// RFC 7591 dynamic client registration and RFC 7592 management.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// Serve `{base}/register`; it needs an initial access token carrying
+    /// the scope `auth-server:register`.
+    pub enabled: bool,
+    /// Space-separated scopes a registered client may be given; empty:
+    /// none.
+    pub allowed_scopes: String,
+}
+
 /// Development conveniences; ignored in production.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -271,6 +319,7 @@ impl Default for TlsConfig {
             cert: String::new(),
             key: String::new(),
             dev_cert_dir: PathBuf::from("certs"),
+            client_ca_file: String::new(),
         }
     }
 }
@@ -341,6 +390,14 @@ impl Default for LogConfig {
             dir: "log".into(),
             max_file_bytes: 50 * 1024 * 1024,
             max_files: 10,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 365,
         }
     }
 }

@@ -44,6 +44,9 @@ impl Config {
                 "METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LEN} bytes"
             )));
         }
+        if !(1..=36_500).contains(&self.audit.retention_days) {
+            return invalid("audit.retention_days must be between 1 and 36500");
+        }
         if !(1..=86_400).contains(&self.token.lifetime_secs) {
             return invalid("token.lifetime_secs must be between 1 and 86400");
         }
@@ -54,6 +57,15 @@ impl Config {
         }
         if self.tls.cert.is_empty() != self.tls.key.is_empty() {
             return invalid("tls.cert and tls.key must be set together");
+        }
+        if !(1..=600).contains(&self.dpop.proof_max_age_secs)
+            || self.dpop.proof_future_skew_secs > 300
+            || self.dpop.replay_capacity == 0
+        {
+            return invalid(
+                "dpop.proof_max_age_secs must be 1 to 600, dpop.proof_future_skew_secs at most \
+                 300 and dpop.replay_capacity at least 1",
+            );
         }
         if !self.issuer.is_empty() && !self.issuer.starts_with("https://") {
             return invalid("issuer must be an https:// URL");

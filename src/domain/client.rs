@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
 
+use super::certificate::TlsClientAuth;
 use super::scope::ScopeSet;
 
 /// Length of a SHA-256 digest.
@@ -123,6 +124,11 @@ pub struct Client {
     pub created_at: i64,
     /// Unix time of the last change.
     pub updated_at: i64,
+    /// Mutual TLS registration (RFC 8705). A client that has one
+    /// authenticates with its certificate, never with its secret.
+    pub tls_client_auth: Option<TlsClientAuth>,
+    /// Every token request must carry a DPoP proof (RFC 9449 5.2).
+    pub require_dpop: bool,
 }
 
 impl Client {
@@ -144,6 +150,8 @@ impl Client {
             tokens_valid_after: 0,
             created_at: now,
             updated_at: now,
+            tls_client_auth: None,
+            require_dpop: false,
         }
     }
 

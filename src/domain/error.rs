@@ -1,5 +1,5 @@
 //! The OAuth error vocabulary (RFC 6749 5.2, RFC 6750 3.1, RFC 7009 2.2.1,
-//! RFC 8707 2). Domain code speaks these; `http/error.rs` alone turns them into
+//! RFC 8707 2, RFC 9449 5). Domain code speaks these; `http/error.rs` alone turns them into
 //! status codes and headers.
 
 use std::borrow::Cow;
@@ -27,6 +27,10 @@ pub enum OAuthError {
     /// The requested `resource` is not an audience this client may ask for.
     #[error("invalid_target: {0}")]
     InvalidTarget(Cow<'static, str>),
+    /// The DPoP proof of a token request is missing where the client must
+    /// send one, malformed, or does not match the request (RFC 9449 5).
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(Cow<'static, str>),
     /// The bearer token is missing, malformed, forged, expired or revoked.
     #[error("invalid_token: {0}")]
     InvalidToken(Cow<'static, str>),
@@ -62,6 +66,7 @@ impl OAuthError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
@@ -78,6 +83,7 @@ impl OAuthError {
             | Self::InvalidScope(d)
             | Self::InvalidTarget(d)
             | Self::InvalidToken(d)
+            | Self::InvalidDpopProof(d)
             | Self::TemporarilyUnavailable(d) => d.clone(),
             Self::InvalidClient => "client authentication failed".into(),
             Self::UnsupportedGrantType => "only the client_credentials grant is supported".into(),

@@ -34,6 +34,40 @@ pub struct AccessTokenClaims {
     pub exp: i64,
     /// Unique token id (128-bit random, base64url).
     pub jti: String,
+    /// What the token is bound to (RFC 7800): a DPoP key or a client
+    /// certificate. Absent for a plain bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The proof-of-possession binding of a token (`cnf`, RFC 7800 3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// RFC 7638 thumbprint of the DPoP key (RFC 9449 6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    /// base64url SHA-256 of the client certificate, DER (RFC 8705 3.1).
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
+}
+
+impl Confirmation {
+    /// `None` when nothing is bound, so a bearer token carries no `cnf`.
+    pub fn into_claim(self) -> Option<Self> {
+        (self.jkt.is_some() || self.x5t_s256.is_some()).then_some(self)
+    }
+}
+
+impl AccessTokenClaims {
+    /// `DPoP` for a DPoP-bound token, else `Bearer` (the `token_type` of
+    /// the token response and of introspection).
+    pub fn token_type(&self) -> &'static str {
+        if self.cnf.as_ref().is_some_and(|c| c.jkt.is_some()) {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
+    }
 }
 
 /// Server-wide settings that shape every token.
@@ -98,13 +132,28 @@ pub enum MintError {
     Serialize,
 }
 
-/// Builds the claims for `client` and signs them with `key`.
+/// Builds the claims for `client` and signs them with `key`: a bearer token.
 pub fn mint_access_token(
     client: &Client,
     scopes: &ScopeSet,
     audience: String,
     policy: &TokenPolicy,
     key: &SigningKey,
+    now: i64,
+) -> Result<IssuedToken, MintError> {
+    let unbound = Confirmation::default();
+    mint_bound_access_token(client, scopes, audience, policy, key, unbound, now)
+}
+
+/// [`mint_access_token`] for a token bound to a DPoP key or a client
+/// certificate by `cnf` (none bound: a bearer token).
+pub fn mint_bound_access_token(
+    client: &Client,
+    scopes: &ScopeSet,
+    audience: String,
+    policy: &TokenPolicy,
+    key: &SigningKey,
+    cnf: Confirmation,
     now: i64,
 ) -> Result<IssuedToken, MintError> {
     let lifetime = client
@@ -120,6 +169,7 @@ pub fn mint_access_token(
         nbf: now,
         exp: now + i64::from(lifetime),
         jti: URL_SAFE_NO_PAD.encode(random_bytes::<16>()?),
+        cnf: cnf.into_claim(),
     };
     let access_token = sign_claims(&claims, key)?;
     Ok(IssuedToken {

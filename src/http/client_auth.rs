@@ -1,6 +1,9 @@
 //! Client authentication for the token, introspection and revocation
 //! endpoints: `client_secret_basic` (RFC 6749 2.3.1, form-encoded id and
-//! secret inside HTTP Basic) or `client_secret_post` / JSON body fields.
+//! secret inside HTTP Basic) or `client_secret_post` / JSON body fields;
+//! `tls_client_auth` and `self_signed_tls_client_auth` (RFC 8705 2): the
+//! `client_id` alone in the body, over a connection with the client's
+//! certificate.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,6 +14,8 @@ use http::HeaderMap;
 
 use super::body::{Params, form_decode};
 use super::error::{StoreCall, store_failed};
+use crate::audit::{self, SecurityEvent};
+use crate::domain::certificate::PresentedCertificate;
 use crate::domain::client::{Client, is_valid_client_id, verify_secret_of_unknown_client};
 use crate::domain::error::OAuthError;
 use crate::state::AppState;
@@ -100,20 +105,95 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, OAuthEr
 /// While failed authentications pass the server-wide ceiling, only clients
 /// already in memory that present the right secret are served; every other
 /// attempt gets 429 without reaching the store.
+///
+/// A request that names a `client_id` and carries no secret authenticates
+/// with `certificate`, the connection's client certificate, if there is
+/// one. A client registered with a certificate never authenticates with
+/// its secret.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
     peer: Option<IpAddr>,
+    certificate: Option<&PresentedCertificate>,
 ) -> Result<Arc<Client>, OAuthError> {
     if let Some(ip) = peer {
         state.limits.check_ip(ip)?;
     }
-    let result = authenticate_credentials(state, headers, params).await;
+    let result = match (certificate, certificate_client_id(headers, params)?) {
+        (Some(certificate), Some(client_id)) => {
+            authenticate_certificate(state, client_id, certificate).await
+        }
+        _ => authenticate_credentials(state, headers, params).await,
+    };
     if let (Err(OAuthError::InvalidClient), Some(ip)) = (&result, peer) {
-        state.limits.record_failed_auth(ip);
+        let trips = state.limits.record_failed_auth(ip);
+        if trips.ip_blocked {
+            audit::security_event(
+                SecurityEvent::FailedAuthGuardTripped,
+                Some(ip),
+                "failed client authentications from this caller: blocked for a while",
+            );
+        }
+        if trips.ceiling_reached {
+            audit::security_event(
+                SecurityEvent::ClientAuthFailureBurst,
+                Some(ip),
+                "server-wide burst of failed client authentications: ceiling reached",
+            );
+        }
     }
     result
+}
+
+/// The `client_id` of a request that presents no other credential (no
+/// `Authorization`, no secret, no assertion): a certificate-authenticated
+/// request (RFC 8705 2).
+fn certificate_client_id<'p>(
+    headers: &HeaderMap,
+    params: &'p Params,
+) -> Result<Option<&'p str>, OAuthError> {
+    if headers.contains_key(http::header::AUTHORIZATION)
+        || params.single("client_secret")?.is_some()
+        || params.single("client_assertion")?.is_some()
+    {
+        return Ok(None);
+    }
+    params.single("client_id")
+}
+
+/// RFC 8705 2: the client's registration accepts the presented certificate
+/// (a chain to a configured CA with the registered subject name, or the
+/// registered self-signed certificate). Refusals are `invalid_client`, as
+/// for a wrong secret.
+async fn authenticate_certificate(
+    state: &AppState,
+    client_id: &str,
+    certificate: &PresentedCertificate,
+) -> Result<Arc<Client>, OAuthError> {
+    if !is_valid_client_id(client_id) {
+        return Err(OAuthError::InvalidClient);
+    }
+    let client = if let Err(denied) = state.limits.check_failed_auth_ceiling() {
+        state.clients.get_cached(client_id).ok_or(denied)?
+    } else {
+        state
+            .clients
+            .get(client_id)
+            .await
+            .map_err(|e| store_failed(StoreCall::ClientLookup, &e))?
+            .ok_or(OAuthError::InvalidClient)?
+    };
+    match &client.tls_client_auth {
+        Some(registered) if client.enabled && registered.accepts(certificate) => Ok(client),
+        _ => Err(OAuthError::InvalidClient),
+    }
+}
+
+/// Whether `secret` authenticates `client` now: never for a client
+/// registered with a certificate (the comparison runs all the same).
+fn secret_accepted(client: &Client, secret: &str, now: i64) -> bool {
+    client.verify_secret(secret, now) && client.tls_client_auth.is_none()
 }
 
 async fn authenticate_credentials(
@@ -129,7 +209,9 @@ async fn authenticate_credentials(
     if let Err(denied) = state.limits.check_failed_auth_ceiling() {
         let now = state.now();
         return match state.clients.get_cached(&credentials.client_id) {
-            Some(client) if client.verify_secret(&credentials.secret, now) && client.enabled => {
+            Some(client)
+                if secret_accepted(&client, &credentials.secret, now) && client.enabled =>
+            {
                 Ok(client)
             }
             Some(_) => Err(denied.into()),
@@ -148,7 +230,7 @@ async fn authenticate_credentials(
         verify_secret_of_unknown_client(&credentials.secret);
         return Err(OAuthError::InvalidClient);
     };
-    let secret_ok = client.verify_secret(&credentials.secret, state.now());
+    let secret_ok = secret_accepted(&client, &credentials.secret, state.now());
     if secret_ok && client.enabled {
         Ok(client)
     } else {
@@ -171,7 +253,8 @@ where
     let (parts, params) = super::body::read_params(request, &state.body_limits).await?;
     let token = params.single("token")?.map(str::to_owned);
     params.single("token_type_hint")?;
-    let client = authenticate(state, &parts.headers, &params, peer).await?;
+    let certificate = super::client_certificate(&parts.extensions);
+    let client = authenticate(state, &parts.headers, &params, peer, certificate.as_deref()).await?;
     let token = token.ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     Ok((client, token))
 }

@@ -1,6 +1,7 @@
 //! `POST {base}/oauth/introspect` (RFC 7662): an authenticated client asks
 //! whether a token is active. Anything unknown, malformed, forged, expired or
-//! revoked is `{"active":false}`.
+//! revoked is `{"active":false}`. An active bound token also shows its
+//! `cnf` (RFC 8705 3.2, RFC 9449 6.2) and `token_type` `DPoP` for a DPoP key.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -26,7 +27,7 @@ where
             let mut body = json!({
                 "active": true,
                 "client_id": claims.client_id,
-                "token_type": "Bearer",
+                "token_type": claims.token_type(),
                 "exp": claims.exp,
                 "iat": claims.iat,
                 "nbf": claims.nbf,
@@ -35,8 +36,13 @@ where
                 "iss": claims.iss,
                 "jti": claims.jti,
             });
-            if let (Some(scope), Some(obj)) = (&claims.scope, body.as_object_mut()) {
-                obj.insert("scope".into(), scope.as_str().into());
+            if let Some(obj) = body.as_object_mut() {
+                if let Some(scope) = &claims.scope {
+                    obj.insert("scope".into(), scope.as_str().into());
+                }
+                if let Some(cnf) = &claims.cnf {
+                    obj.insert("cnf".into(), json!(cnf));
+                }
             }
             body
         }

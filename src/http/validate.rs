@@ -15,6 +15,7 @@ use super::{LoggedReason, peer_ip};
 use crate::domain::endpoint::normalize_url;
 use crate::domain::error::OAuthError;
 use crate::state::AppState;
+use crate::validation::binding::{BindingError, Presentation, check_binding};
 
 /// Method assumed when the request names none.
 pub const DEFAULT_METHOD: &str = "GET";
@@ -43,10 +44,14 @@ where
     }
     let (parts, body) = request.into_parts();
     let bytes = read_limited(&state.body_limits, &parts, body).await?;
+    let mut dpop_proof = None;
+    let mut certificate_thumbprint = None;
     let target = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
         let params = parse(body_kind(&parts.headers, false)?, &bytes)?;
+        dpop_proof = params.single("dpop_proof")?.map(str::to_owned);
+        certificate_thumbprint = params.single("certificate_thumbprint")?.map(str::to_owned);
         let method = match params.single("method")? {
             None => DEFAULT_METHOD.to_owned(),
             Some(m)
@@ -70,20 +75,25 @@ where
     let token = bearer_token(&parts.headers)?;
     let validated = match state.validate_token(token).await {
         Ok(validated) => validated,
-        Err(rejection) => {
-            state
-                .metrics
-                .validation_rejections
-                .with_label_values(&[rejection.name()])
-                .inc();
-            let mut response = ApiError::from(invalid_token()).into_response();
-            response
-                .extensions_mut()
-                .insert(LoggedReason(rejection.name()));
-            return Ok(response);
-        }
+        Err(rejection) => return Ok(refused(state, rejection.name())),
     };
     let claims = &validated.claims;
+    let presented = Presentation {
+        token,
+        dpop_proof: dpop_proof.as_deref(),
+        certificate_thumbprint: certificate_thumbprint.as_deref(),
+        request: target.as_ref().map(|(url, method)| (method.as_str(), url)),
+    };
+    match check_binding(claims.cnf.as_ref(), &presented, &state.dpop, state.now()) {
+        Ok(()) => {}
+        Err(BindingError::ReplayWindowFull) => {
+            return Err(OAuthError::TemporarilyUnavailable(
+                "too many DPoP proofs at once; retry".into(),
+            )
+            .into());
+        }
+        Err(e) => return Ok(refused(state, e.name())),
+    }
     if let Some((url, method)) = target {
         let scopes = crate::domain::scope::ScopeSet::parse(claims.scope.as_deref().unwrap_or(""))
             .unwrap_or_default();
@@ -106,6 +116,19 @@ where
     Ok(json(StatusCode::OK, body, CachePolicy::NoStore))
 }
 
+/// The `invalid_token` answer to a refused token, counted by `reason` and
+/// with the reason for the access log.
+fn refused(state: &AppState, reason: &'static str) -> Response<Body> {
+    state
+        .metrics
+        .validation_rejections
+        .with_label_values(&[reason])
+        .inc();
+    let mut response = ApiError::from(invalid_token()).into_response();
+    response.extensions_mut().insert(LoggedReason(reason));
+    response
+}
+
 /// The RFC 6750 `invalid_token` error for any refused token: the same for
 /// every reason, so an unauthenticated caller learns nothing about a token
 /// it should not hold.
@@ -113,7 +136,9 @@ pub fn invalid_token() -> OAuthError {
     OAuthError::InvalidToken("the access token is not valid".into())
 }
 
-/// Extracts the token from `Authorization: Bearer <token>` (RFC 6750 2.1).
+/// Extracts the token from `Authorization: Bearer <token>` (RFC 6750 2.1),
+/// or `Authorization: DPoP <token>` as a resource server received it
+/// (RFC 9449 7.1).
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, OAuthError> {
     let missing = || OAuthError::InvalidToken("a bearer token is required".into());
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
@@ -128,7 +153,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, OAuthError> {
     let value = value.as_bytes();
     let space = value.iter().position(|&b| b == b' ').ok_or_else(missing)?;
     let (scheme, token) = (&value[..space], trim_spaces(&value[space + 1..]));
-    if !scheme.eq_ignore_ascii_case(b"bearer")
+    if !(scheme.eq_ignore_ascii_case(b"bearer") || scheme.eq_ignore_ascii_case(b"dpop"))
         || token.is_empty()
         || !token.iter().all(|&b| B64TOKEN[usize::from(b)])
     {
@@ -181,6 +206,7 @@ mod tests {
             "abc.def.ghi"
         );
         assert_eq!(bearer_token(&auth("bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(&auth("DPoP abc")).unwrap(), "abc");
         for bad in [
             "Bearer",
             "Bearer ",

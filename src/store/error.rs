@@ -115,6 +115,13 @@ pub enum CorruptRow {
         /// The key's id.
         kid: String,
     },
+    /// A registered client's registration access token hash has the wrong
+    /// length.
+    #[error("registration of client {client_id}: bad token hash")]
+    Registration {
+        /// The client's id.
+        client_id: String,
+    },
     /// A column's value does not have the type the migrations give it.
     #[error("{table} column {index}: {source}")]
     Column {
@@ -145,6 +152,10 @@ pub enum ClientField {
     /// `rate_limit_rps` does not fit the domain's range.
     #[error("rate limit out of range")]
     RateLimit,
+    /// `tls_auth_kind` and `tls_auth_value` are not one certificate
+    /// registration (an unknown kind, a bad value, or only one of them).
+    #[error("bad certificate registration")]
+    TlsClientAuth,
 }
 
 /// Why a migration failed.

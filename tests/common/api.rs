@@ -101,6 +101,27 @@ pub async fn validate(http: &reqwest::Client, base_url: &str, token: &str) -> St
         .status()
 }
 
+/// The status `/oauth/validate` gives `token` for a resource server's
+/// request to `endpoint_url` (method `GET`), with the further body fields
+/// `extra` (a JSON object: `dpop_proof`, `certificate_thumbprint`, `method`).
+pub async fn validate_for(
+    http: &reqwest::Client,
+    base_url: &str,
+    token: &str,
+    endpoint_url: &str,
+    extra: &Value,
+) -> StatusCode {
+    let mut body = serde_json::json!({"endpoint_url": endpoint_url, "method": "GET"});
+    for (field, value) in extra.as_object().expect("a JSON object") {
+        body[field] = value.clone();
+    }
+    validate_post(http, base_url, Some(token), Some(&body))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// Validates `token` until it is refused (401); how long that took.
 /// Fails if it is still accepted after `limit`.
 pub async fn until_refused(

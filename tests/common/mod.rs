@@ -167,9 +167,14 @@ impl TestServer {
 
     /// Registers a client; returns (id, secret).
     pub async fn create_client(&self, new: NewClient) -> (String, String) {
-        let created = admin::create_client(&self.store, new, auth_server::clock::unix_now())
-            .await
-            .unwrap();
+        let created = admin::create_client(
+            &self.store,
+            new,
+            &auth_server::audit::Actor::cli("test"),
+            auth_server::clock::unix_now(),
+        )
+        .await
+        .unwrap();
         (created.client.id, created.secret)
     }
 
@@ -258,6 +263,7 @@ pub fn unverified_claims(token: &str) -> serde_json::Value {
 pub mod api;
 pub mod attack;
 pub mod contract;
+pub mod dpop;
 pub mod fleet;
 pub mod load;
 pub mod pg;

@@ -1,7 +1,18 @@
 // node openid-client (unmodified) against a running auth-server: discovery,
-// client-credentials grant, introspection and revocation. Reads AS_ISSUER,
-// AS_CLIENT_ID, AS_CLIENT_SECRET; trusts the server through NODE_EXTRA_CA_CERTS.
+// client-credentials grant, introspection and revocation; a DPoP-bound token
+// through its DPoP handle, presented to a small resource server that asks
+// /oauth/validate to check the proof; tls_client_auth with a client
+// certificate (undici carries it, as openid-client documents); then an RFC
+// 7591 registration built by hand (with an initial access token
+// openid-client got), and the registered client getting a token through
+// openid-client. Reads AS_ISSUER, AS_CLIENT_ID, AS_CLIENT_SECRET, AS_CA,
+// AS_CA_KEY, AS_NODE_MTLS_ID, AS_NODE_CERT, AS_NODE_KEY,
+// AS_REGISTRAR_CLIENT_ID, AS_REGISTRAR_CLIENT_SECRET; trusts the server
+// through NODE_EXTRA_CA_CERTS.
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
 import * as client from 'openid-client';
+import * as undici from 'undici';
 
 function check(condition, what) {
   if (!condition) {
@@ -40,4 +51,108 @@ try {
   if (!challenged) console.error(error);
   check(challenged, 'openid-client sees the 401 Basic challenge of invalid_client');
 }
+// DPoP: the token endpoint binds the token to the handle's key.
+const dpopKey = await client.randomDPoPKeyPair('ES256');
+const DPoP = client.getDPoPHandle(config, dpopKey);
+const bound = await client.clientCredentialsGrant(config, { scope: 'api:read' }, { DPoP });
+check(bound.token_type.toLowerCase() === 'dpop', 'openid-client gets a DPoP token');
+const boundInfo = await client.tokenIntrospection(config, bound.access_token);
+check(typeof boundInfo.cnf?.jkt === 'string' && boundInfo.token_type === 'DPoP', 'introspection shows cnf.jkt');
+
+// A resource server at https://api.example.com (here on loopback) that hands
+// the proof it received to /oauth/validate and answers with its verdict.
+const resource = createServer(
+  { cert: readFileSync(process.env.AS_CA), key: readFileSync(process.env.AS_CA_KEY) },
+  async (req, res) => {
+    const token = (req.headers.authorization ?? '').replace(/^DPoP /, '');
+    const verdict = await fetch(`${process.env.AS_ISSUER}/oauth/validate`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        endpoint_url: `https://api.example.com${req.url}`,
+        method: req.method,
+        dpop_proof: req.headers.dpop,
+      }),
+    });
+    res.writeHead(verdict.status).end();
+  },
+);
+await new Promise((resolve) => resource.listen(0, '127.0.0.1', resolve));
+const resourcePort = resource.address().port;
+const toLoopback = (url) => String(url).replace('https://api.example.com', `https://127.0.0.1:${resourcePort}`);
+config[client.customFetch] = (url, options) => fetch(toLoopback(url), options);
+const api = new URL('https://api.example.com/v1/users');
+const withProof = await client.fetchProtectedResource(config, bound.access_token, api, 'GET', undefined, undefined, { DPoP });
+check(withProof.status === 200, 'the resource server accepts the token with its proof');
+const withoutProof = await fetch(toLoopback(api), { headers: { authorization: `DPoP ${bound.access_token}` } });
+check(withoutProof.status === 401, 'the resource server refuses the token without a proof');
+resource.close();
+
+// tls_client_auth: only client_id in the body, the certificate on the connection.
+const agent = new undici.Agent({
+  connect: {
+    cert: readFileSync(process.env.AS_NODE_CERT),
+    key: readFileSync(process.env.AS_NODE_KEY),
+    ca: readFileSync(process.env.AS_CA),
+  },
+});
+const mtls = await client.discovery(
+  issuer,
+  process.env.AS_NODE_MTLS_ID,
+  undefined,
+  client.TlsClientAuth(),
+  { [client.customFetch]: (url, options) => undici.fetch(url, { ...options, dispatcher: agent }) },
+);
+check(
+  mtls.serverMetadata().token_endpoint_auth_methods_supported.includes('tls_client_auth'),
+  'metadata lists tls_client_auth',
+);
+const certBound = await client.clientCredentialsGrant(mtls, { scope: 'api:read' });
+const payload = JSON.parse(Buffer.from(certBound.access_token.split('.')[1], 'base64url'));
+check(typeof payload.cnf?.['x5t#S256'] === 'string', 'openid-client TlsClientAuth gets a certificate-bound token');
+await agent.close();
+
+const registrar = await client.discovery(
+  issuer,
+  process.env.AS_REGISTRAR_CLIENT_ID,
+  process.env.AS_REGISTRAR_CLIENT_SECRET,
+);
+const endpoint = registrar.serverMetadata().registration_endpoint;
+check(endpoint === `${process.env.AS_ISSUER}/register`, 'the metadata names the registration endpoint');
+const initial = await client.clientCredentialsGrant(registrar, { scope: 'auth-server:register' });
+const registration = await fetch(endpoint, {
+  method: 'POST',
+  headers: {
+    authorization: `Bearer ${initial.access_token}`,
+    'content-type': 'application/json',
+  },
+  body: JSON.stringify({
+    client_name: 'Registered by node',
+    grant_types: ['client_credentials'],
+    token_endpoint_auth_method: 'client_secret_post',
+    scope: 'api:read',
+  }),
+});
+check(registration.status === 201, 'a hand-built RFC 7591 request registers a client');
+const registered = await registration.json();
+check(registered.registration_access_token && registered.registration_client_uri, 'with RFC 7592 management');
+const refused = await fetch(endpoint, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: '{}',
+});
+check(refused.status === 401, 'registering without an initial access token is refused');
+
+const own = await client.discovery(issuer, registered.client_id, registered.client_secret);
+const ownToken = await client.clientCredentialsGrant(own, { scope: 'api:read' });
+check(ownToken.scope === 'api:read', 'openid-client gets a token for the registered client');
+const read = await fetch(registered.registration_client_uri, {
+  headers: { authorization: `Bearer ${registered.registration_access_token}` },
+});
+check(read.status === 200 && (await read.json()).client_name === 'Registered by node', 'it reads its registration');
+const removed = await fetch(registered.registration_client_uri, {
+  method: 'DELETE',
+  headers: { authorization: `Bearer ${registered.registration_access_token}` },
+});
+check(removed.status === 204, 'it deletes itself');
 console.log('node client: all checks passed');

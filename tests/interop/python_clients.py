@@ -2,10 +2,17 @@
 
 Unmodified authlib, requests-oauthlib and PyJWT get tokens with both client
 authentication methods, verify them against the served JWKS, introspect and
-revoke them. Reads AS_ISSUER, AS_CA, AS_CLIENT_ID, AS_CLIENT_SECRET.
+revoke them. Plain requests with cert= authenticates a client with its
+self-signed certificate (RFC 8705) and gets a certificate-bound token.
+authlib drives the admin API with a token carrying the admin scope, and
+every refusal (no token, another scope, a revoked token) is checked. Reads
+AS_ISSUER, AS_CA, AS_CLIENT_ID, AS_CLIENT_SECRET, AS_PYTHON_MTLS_ID,
+AS_PYTHON_CERT, AS_PYTHON_KEY, AS_ADMIN_CLIENT_ID, AS_ADMIN_CLIENT_SECRET.
 Exits non-zero on the first failure.
 """
 
+import base64
+import hashlib
 import os
 import ssl
 import sys
@@ -20,6 +27,8 @@ ISSUER = os.environ["AS_ISSUER"]
 CA = os.environ["AS_CA"]
 CLIENT_ID = os.environ["AS_CLIENT_ID"]
 CLIENT_SECRET = os.environ["AS_CLIENT_SECRET"]
+ADMIN_ID = os.environ["AS_ADMIN_CLIENT_ID"]
+ADMIN_SECRET = os.environ["AS_ADMIN_CLIENT_SECRET"]
 
 
 def check(condition, what):
@@ -112,10 +121,94 @@ def requests_oauthlib_flow(doc):
     check(response.json()["jti"] == claims["jti"], "validate returns the jti")
 
 
+def mutual_tls_flow(doc):
+    cert = (os.environ["AS_PYTHON_CERT"], os.environ["AS_PYTHON_KEY"])
+    client_id = os.environ["AS_PYTHON_MTLS_ID"]
+    check(
+        "self_signed_tls_client_auth" in doc["token_endpoint_auth_methods_supported"],
+        "metadata lists self_signed_tls_client_auth",
+    )
+    check(doc.get("tls_client_certificate_bound_access_tokens") is True,
+          "metadata announces certificate-bound tokens")
+    response = requests.post(
+        doc["token_endpoint"],
+        data={"grant_type": "client_credentials", "client_id": client_id},
+        cert=cert,
+        verify=CA,
+        timeout=10,
+    )
+    check(response.status_code == 200, "requests with cert= gets a token")
+    token = response.json()["access_token"]
+    with open(cert[0], encoding="ascii") as pem:
+        der = ssl.PEM_cert_to_DER_cert(pem.read())
+    thumbprint = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    check(claims.get("cnf") == {"x5t#S256": thumbprint}, "the token is bound to the certificate")
+
+    def validate(extra):
+        return requests.post(
+            f"{ISSUER}/oauth/validate",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"endpoint_url": "https://api.example.com/v1/users", **extra},
+            verify=CA,
+            timeout=10,
+        ).status_code
+
+    check(validate({"certificate_thumbprint": thumbprint}) == 200,
+          "validate accepts it with the certificate's thumbprint")
+    check(validate({}) == 401, "validate refuses it without the thumbprint")
+    without_cert = requests.post(
+        doc["token_endpoint"],
+        data={"grant_type": "client_credentials", "client_id": client_id},
+        verify=CA,
+        timeout=10,
+    )
+    check(without_cert.status_code == 401, "without the certificate the client is refused")
+
+def admin_api(doc):
+    admin = f"{ISSUER}/admin"
+    session = AuthlibSession(ADMIN_ID, ADMIN_SECRET, scope="auth-server:admin")
+    session.verify = CA
+    token = session.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    check(token["scope"] == "auth-server:admin", "authlib gets an admin token")
+    created = session.post(
+        f"{admin}/clients",
+        json={"client_id": "from-authlib", "name": "From authlib", "allowed_scopes": "api:read"},
+    )
+    check(created.status_code == 201, "the admin API creates a client")
+    secret = created.json()["client_secret"]
+    check(created.headers["Cache-Control"] == "no-store", "the answer is not cached")
+    shown = session.get(f"{admin}/clients/from-authlib").json()
+    check("client_secret" not in shown, "show never shows the secret")
+    changed = session.patch(f"{admin}/clients/from-authlib", json={"name": "Renamed"})
+    check(changed.json()["name"] == "Renamed", "the admin API updates a client")
+    new_client = AuthlibSession("from-authlib", secret, scope="api:read")
+    new_client.verify = CA
+    issued = new_client.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    check(issued["token_type"] == "Bearer", "the created client gets a token")
+    check(session.get(f"{admin}/keys").status_code == 200, "the admin API lists the keys")
+    check(session.delete(f"{admin}/clients/from-authlib").status_code == 200, "delete")
+
+    anonymous = requests.get(f"{admin}/clients", verify=CA, timeout=10)
+    check(anonymous.status_code == 401, "no token: 401")
+    check(anonymous.headers["WWW-Authenticate"].startswith("Bearer"), "with a Bearer challenge")
+    reader = AuthlibSession(CLIENT_ID, CLIENT_SECRET, scope="api:read")
+    reader.verify = CA
+    reader.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    scoped = reader.get(f"{admin}/clients")
+    check(scoped.status_code == 403, "another scope: 403")
+    check(scoped.json()["error"] == "insufficient_scope", "insufficient_scope")
+    revoked = session.revoke_token(doc["revocation_endpoint"], token=token["access_token"])
+    check(revoked.status_code == 200, "the admin token is revoked")
+    check(session.get(f"{admin}/clients").status_code == 401, "a revoked admin token: 401")
+
+
 def main():
     doc = metadata()
     authlib_flows(doc)
     requests_oauthlib_flow(doc)
+    mutual_tls_flow(doc)
+    admin_api(doc)
     print("python clients: all checks passed")
 
 

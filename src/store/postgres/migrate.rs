@@ -20,6 +20,14 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/postgres/0003_signing_keys.sql"),
     ),
     (4, include_str!("../migrations/postgres/0004_instances.sql")),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_proof_of_possession.sql"),
+    ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_audit_and_registration.sql"),
+    ),
 ];
 
 /// Advisory-lock key held while migrating ("auth-mig" in ASCII).

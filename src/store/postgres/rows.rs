@@ -5,6 +5,7 @@
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
+use crate::domain::certificate::TlsClientAuth;
 use crate::domain::client::{Client, SecretHash};
 use crate::domain::scope::ScopeSet;
 use crate::store::{ChangeBatch, ClientField, CorruptRow, Revocation, StoreError};
@@ -12,21 +13,22 @@ use crate::store::{ChangeBatch, ClientField, CorruptRow, Revocation, StoreError}
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, previous_secret_hash, \
     previous_secret_expires_at, secret_imported, allowed_scopes, default_scopes, \
     allowed_audiences, token_lifetime_secs, rate_limit_rps, enabled, \
-    tokens_valid_after, created_at, updated_at";
+    tokens_valid_after, created_at, updated_at, tls_auth_kind, tls_auth_value, require_dpop";
 
 /// Inserts every column, in [`CLIENT_COLUMNS`] order.
 pub(super) const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, \
     previous_secret_hash, previous_secret_expires_at, secret_imported, allowed_scopes, \
     default_scopes, allowed_audiences, token_lifetime_secs, rate_limit_rps, enabled, \
-    tokens_valid_after, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+    tokens_valid_after, created_at, updated_at, tls_auth_kind, tls_auth_value, require_dpop) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
 /// Replaces every column but the id, with the same parameters as the insert.
 pub(super) const UPDATE_CLIENT: &str = "UPDATE clients SET name = $2, secret_hash = $3, \
     previous_secret_hash = $4, previous_secret_expires_at = $5, secret_imported = $6, \
     allowed_scopes = $7, default_scopes = $8, allowed_audiences = $9, \
     token_lifetime_secs = $10, rate_limit_rps = $11, enabled = $12, \
-    tokens_valid_after = $13, created_at = $14, updated_at = $15 WHERE id = $1";
+    tokens_valid_after = $13, created_at = $14, updated_at = $15, tls_auth_kind = $16, \
+    tls_auth_value = $17, require_dpop = $18 WHERE id = $1";
 
 /// `SELECT` of every client column followed by `rest` (a filter or order).
 pub(super) fn select_clients(rest: &str) -> String {
@@ -93,7 +95,17 @@ pub(super) fn client_from_row(row: &Row) -> Result<Client, StoreError> {
         })
         .transpose()?;
     let audiences: &str = row.get(8)?;
+    let tls_client_auth = match (row.get::<Option<&str>>(15)?, row.get::<Option<&str>>(16)?) {
+        (Some(kind), Some(value)) => Some(
+            TlsClientAuth::from_parts(kind, value)
+                .map_err(|_| corrupt(&id, ClientField::TlsClientAuth))?,
+        ),
+        (None, None) => None,
+        _ => return Err(corrupt(&id, ClientField::TlsClientAuth)),
+    };
     Ok(Client {
+        tls_client_auth,
+        require_dpop: row.get(17)?,
         name: row.get(1)?,
         secret_hash,
         previous_secret_hash,
@@ -137,6 +149,9 @@ pub(super) async fn write_client(
             &c.tokens_valid_after,
             &c.created_at,
             &c.updated_at,
+            &c.tls_client_auth.as_ref().map(TlsClientAuth::kind),
+            &c.tls_client_auth.as_ref().map(TlsClientAuth::value),
+            &c.require_dpop,
         ],
     )
     .await

@@ -18,6 +18,10 @@ fn sample(id: &str) -> Client {
         tokens_valid_after: 5,
         created_at: 1,
         updated_at: 2,
+        tls_client_auth: Some(TlsClientAuth::SelfSigned(
+            "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU".into(),
+        )),
+        require_dpop: true,
     }
 }
 
@@ -28,7 +32,10 @@ async fn opening_creates_the_directory_and_migrates_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("sub/db.sqlite")).unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![1, 2, 3, 4]);
+    assert_eq!(
+        report.applied,
+        MIGRATIONS.iter().map(|(v, _)| *v).collect::<Vec<_>>()
+    );
     assert!(
         store.migrate().await.unwrap().applied.is_empty(),
         "idempotent"
@@ -162,7 +169,10 @@ async fn version_3_keeps_the_change_log_and_its_sequence() {
     let path = dir.path().join("db");
     drop(version_2_database(&path));
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.migrate().await.unwrap().applied, [3, 4]);
+    assert_eq!(
+        store.migrate().await.unwrap().applied,
+        MIGRATIONS[2..].iter().map(|(v, _)| *v).collect::<Vec<_>>()
+    );
     let kept = store.changes_since(0).await.unwrap();
     assert_eq!(kept.clients, ["c3", "c4"], "rows survive the rebuild");
     assert_eq!(kept.cursor, 5);
