@@ -270,7 +270,8 @@ async fn the_keys_commands_list_rotate_import_and_retire() {
     assert!(text(&out.stderr).contains(&next_kid));
     assert_eq!(keys(&["retire", current[0]]).status.code(), Some(64));
     assert_eq!(keys(&["retire", "no-such-kid"]).status.code(), Some(65));
-    assert!(keys(&["retire", &next_kid]).status.success());
+    let out = keys(&["retire", &next_kid]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 
     let pem_file = dir.path().join("imported.pem");
     let pem = pkcs8_pem(&generate_pkcs8(Algorithm::EdDSA).unwrap());
