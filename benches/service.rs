@@ -66,6 +66,7 @@ fn fixture(rt: &Runtime) -> (tempfile::TempDir, AppState, String) {
                 default_scopes: Some("api:read".into()),
                 ..NewClient::default()
             },
+            &auth_server::audit::Actor::cli("bench"),
             auth_server::clock::unix_now(),
         )
         .await
@@ -107,10 +108,10 @@ fn register_jwt_client(rt: &Runtime, state: &AppState, id: &str, key: &BenchKey)
         jwks: Some(key.jwks()),
         ..NewClient::default()
     };
-    let store = Arc::clone(state.clients.store());
     rt.block_on(admin::create_client(
-        store.as_ref(),
+        state.store.as_ref(),
         new,
+        &auth_server::audit::Actor::cli("bench"),
         auth_server::clock::unix_now(),
     ))
     .unwrap();

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs unmodified third-party OAuth clients against the real binary: Python
-# authlib, requests-oauthlib, PyJWT and requests (mutual TLS with cert=), and
-# node openid-client (secret, private_key_jwt, DPoP, tls_client_auth through
-# undici). Installs them (pinned, tests/interop/) into target/interop on first
-# use, makes a client CA and client certificates with openssl, starts the
-# server on a loopback port in a temp dir, creates the clients (a secret, a
-# key, certificates), runs both suites, stops the server.
+# authlib, requests-oauthlib, PyJWT and requests (mutual TLS with cert=;
+# authlib also on the admin API), and node openid-client (secret,
+# private_key_jwt, DPoP, tls_client_auth through undici, and a client it
+# registered through RFC 7591). Installs them (pinned, tests/interop/) into
+# target/interop on first use, makes a client CA and client certificates with
+# openssl, starts the server on a loopback port in a temp dir, creates the
+# clients (a secret, a key, certificates), runs both suites, stops the server.
 # Usage: scripts/interop.sh [path/to/auth-server]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,8 @@ trap cleanup EXIT
 export AUTH_SERVER_SERVER_BIND=127.0.0.1:0
 export AUTH_SERVER_DEV_DEMO_CLIENT=false
 export AUTH_SERVER_LOG_DIR=""
+export AUTH_SERVER_REGISTRATION_ENABLED=true
+export AUTH_SERVER_REGISTRATION_ALLOWED_SCOPES=api:read
 unset DATABASE_URL JWT_SECRET ENVIRONMENT AUTH_SERVER_CONFIG RUST_LOG
 cp config.toml "$work/config.toml"
 cd "$work"
@@ -77,6 +80,12 @@ json.dump({"keys": [jwk]}, open(f"{sys.argv[1]}/client-jwks.json", "w"))
 PY
 "$bin" client create --name interop-jwt --id interop-jwt-client --scopes "api:read" \
   --auth-method private_key_jwt --jwks-file "$work/client-jwks.json" >/dev/null
+# An admin client (the admin API) and a registrar (initial access tokens).
+extra_client() {
+  "$bin" client create --name "$1" --id "$1" --scopes "$2" | sed -n 's/^client_secret: //p'
+}
+admin_secret=$(extra_client interop-admin auth-server:admin)
+registrar_secret=$(extra_client interop-registrar auth-server:register)
 
 "$bin" > server.log 2>&1 &
 server_pid=$!
@@ -94,6 +103,8 @@ export AS_ISSUER="$issuer" AS_CA="$work/certs/dev-cert.pem" AS_CA_KEY="$work/cer
 export REQUESTS_CA_BUNDLE="$AS_CA"
 export AS_CLIENT_ID=interop-client AS_CLIENT_SECRET="$secret"
 export AS_JWT_CLIENT_ID=interop-jwt-client AS_JWT_KEY="$work/client-key.pem"
+export AS_ADMIN_CLIENT_ID=interop-admin AS_ADMIN_CLIENT_SECRET="$admin_secret"
+export AS_REGISTRAR_CLIENT_ID=interop-registrar AS_REGISTRAR_CLIENT_SECRET="$registrar_secret"
 
 echo "==> interop: Python authlib, requests-oauthlib, PyJWT"
 timeout 120 "$deps/venv/bin/python" "$root/tests/interop/python_clients.py"

@@ -32,7 +32,9 @@
 #   --json            print one JSON document instead of the table
 #
 # oha is taken from $OHA, else PATH, else target/oha/bin/oha, else installed
-# there with `cargo install oha --locked`. Needs jq and curl.
+# there with `cargo install oha --locked`. Needs jq and curl. SAVED_BIN
+# names an auth-server binary to measure instead of building one (a saved
+# build from before a change; not AUTH_SERVER_..., which the server reads).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -84,9 +86,10 @@ trap 'exit 130' INT TERM
 log "building the ceiling server and the DPoP and assertion load clients"
 (cd "$ROOT" && cargo build --release --locked --example ceiling --example dpop_load \
     --example assertion_load >&2)
-CEILING_BIN=$(dirname "$BIN")/examples/ceiling
-DPOP_LOAD_BIN=$(dirname "$BIN")/examples/dpop_load
-DRIVER=$(dirname "$BIN")/examples/assertion_load
+EXAMPLES=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/examples
+CEILING_BIN=$EXAMPLES/ceiling
+DPOP_LOAD_BIN=$EXAMPLES/dpop_load
+DRIVER=$EXAMPLES/assertion_load
 
 FORM="grant_type=client_credentials&scope=api%3Aread"
 
@@ -126,19 +129,7 @@ keep_result() {
 }
 
 # --- the ceiling -------------------------------------------------------------
-port=$(free_port) || { log "no free loopback port found"; exit 1; }
-mkdir -p "$WORK/ceiling"
-"$CEILING_BIN" --dir "$WORK/ceiling" --bind "127.0.0.1:$port" >"$WORK/ceiling.out" 2>&1 &
-CEILING_PID=$!
-CEILING_URL=https://127.0.0.1:$port
-CEILING_CERT=$WORK/ceiling/dev-cert.pem
-for _ in $(seq 100); do
-    if [[ -f $CEILING_CERT ]] && curl --http1.1 -s -o /dev/null --max-time 1 --cacert "$CEILING_CERT" \
-        -X POST "$CEILING_URL/hello"; then
-        break
-    fi
-    sleep 0.1
-done
+start_ceiling
 
 log "ceiling: POST /hello, keep-alive, $CONNECTIONS connections, ${DURATION}s"
 measure hello "ceiling POST /hello" true "$CEILING_URL/hello" "$CEILING_CERT" -m POST \

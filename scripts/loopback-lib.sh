@@ -49,9 +49,16 @@ endpoints = ["https://api.example.com/v1/**"]
 EOF
 }
 
-# Builds the release binary; sets BIN (in cargo's target dir, wherever that is).
+# Builds the release binary; sets BIN (in cargo's target dir, wherever that
+# is). SAVED_BIN names a binary to use instead (a saved build from
+# before a change, to compare with in the same sitting).
 build_release() {
     local target_dir
+    if [[ -n ${SAVED_BIN:-} ]]; then
+        BIN=$SAVED_BIN
+        log "using $BIN"
+        return 0
+    fi
     log "building the release binary"
     (cd "$ROOT" && cargo build --release --locked --bin auth-server >&2)
     target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
@@ -72,7 +79,8 @@ free_port() {
     return 1
 }
 
-# Starts $BIN on 127.0.0.1 from $WORK and waits until it answers; sets
+# Starts $BIN on 127.0.0.1 from $WORK and waits until it answers (at most
+# START_TRIES times 0.1 s and a probe, default 100); sets
 # SERVER_PID, ADDR, URL and CERT. The server's stdout goes to
 # $SERVER_STDOUT (default $WORK/server.out), its stderr to $WORK/server.err.
 SERVER_PID=""
@@ -94,7 +102,7 @@ start_server() {
     cd "$WORK" || exit 1
     "$BIN" serve >"${SERVER_STDOUT:-$WORK/server.out}" 2>"$WORK/server.err" &
     SERVER_PID=$!
-    for _ in $(seq 100); do
+    for _ in $(seq "${START_TRIES:-100}"); do
         kill -0 "$SERVER_PID" 2>/dev/null || break
         if [[ -f $CERT ]] && curl --http1.1 -s -o /dev/null --max-time 1 --cacert "$CERT" "$URL/health/live"; then
             ready=true
@@ -107,6 +115,33 @@ start_server() {
         tail -n 20 "$WORK/server.err" >&2
         exit 1
     fi
+}
+
+# Starts the ceiling server (examples/ceiling.rs, $CEILING_BIN) on a free
+# loopback port from $WORK/ceiling, run by the command words given (say,
+# valgrind and its options; none: directly), and waits until it answers (at
+# most START_TRIES times 0.1 s and a probe, default 100); sets CEILING_PID,
+# CEILING_URL and CEILING_CERT.
+CEILING_PID=""
+start_ceiling() {
+    local port
+    port=$(free_port) || { log "no free loopback port found"; exit 1; }
+    mkdir -p "$WORK/ceiling"
+    (cd "$WORK" && exec "$@" "$CEILING_BIN" --dir "$WORK/ceiling" --bind "127.0.0.1:$port") \
+        >"$WORK/ceiling.out" 2>&1 &
+    CEILING_PID=$!
+    CEILING_URL=https://127.0.0.1:$port
+    CEILING_CERT=$WORK/ceiling/dev-cert.pem
+    for _ in $(seq "${START_TRIES:-100}"); do
+        if [[ -f $CEILING_CERT ]] && curl --http1.1 -s -o /dev/null --max-time 1 --cacert "$CEILING_CERT" \
+            -X POST "$CEILING_URL/hello"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "the ceiling server did not start:"
+    tail -n 20 "$WORK/ceiling.out" >&2
+    exit 1
 }
 
 # SIGTERM, a bounded wait for the drain, then SIGKILL.

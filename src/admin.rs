@@ -1,16 +1,19 @@
-//! Client administration used by the CLI (and the dev demo client): create,
-//! update, rotate the secret, enable/disable, delete. Validates input before
-//! anything reaches the store.
+//! Client administration used by the CLI, the admin API (and the dev demo
+//! client): create, update, rotate the secret, enable/disable, delete,
+//! revoke. Validates input before anything reaches the store; every change
+//! is written together with its audit record (see [`crate::audit`]), which
+//! goes to the log once committed.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+use crate::audit::{self, Action, Actor, REDACTED};
 use crate::domain::certificate::TlsClientAuth;
 use crate::domain::client::{
     AuthMethod, Client, Credential, RandomError, RegisteredJwks, SecretHash, generate_client_id,
     generate_secret, is_valid_client_id,
 };
 use crate::domain::scope::ScopeSet;
-use crate::store::{ClientStore, Revocation, Store, StoreError};
+use crate::store::{AuditedChange, ClientStore, Revocation, Store, StoreError};
 
 /// Longest token lifetime a client may be given, in seconds.
 pub const MAX_LIFETIME_SECS: u32 = 86_400;
@@ -155,6 +158,18 @@ fn settled_method(
     }
 }
 
+/// The method named `name` (its RFC 7591 `token_endpoint_auth_method`
+/// name), for input that names it as a string.
+pub fn auth_method_named(name: &str) -> Result<AuthMethod, AdminError> {
+    AuthMethod::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.name()).collect();
+        invalid(format!(
+            "token_endpoint_auth_method {name:?} is not one of {}",
+            known.join(", ")
+        ))
+    })
+}
+
 /// Replaces the client's secrets with a random one nobody knows.
 fn drop_secrets(client: &mut Client) -> Result<(), AdminError> {
     client.secret_hash = generate_secret()?.hash;
@@ -219,8 +234,31 @@ fn check(client: &Client) -> Result<(), AdminError> {
 
 /// Creates a client with a generated (or, in development, imported) secret.
 pub async fn create_client(
-    store: &dyn ClientStore,
+    store: &dyn Store,
     new: NewClient,
+    actor: &Actor,
+    now: i64,
+) -> Result<CreatedClient, AdminError> {
+    create(store, new, None, actor, now).await
+}
+
+/// Creates a client through dynamic registration (RFC 7591), with the hash
+/// of its registration access token (RFC 7592).
+pub async fn register_client(
+    store: &dyn Store,
+    new: NewClient,
+    registration_token: SecretHash,
+    actor: &Actor,
+    now: i64,
+) -> Result<CreatedClient, AdminError> {
+    create(store, new, Some(registration_token), actor, now).await
+}
+
+async fn create(
+    store: &dyn Store,
+    new: NewClient,
+    registration_token: Option<SecretHash>,
+    actor: &Actor,
     now: i64,
 ) -> Result<CreatedClient, AdminError> {
     let id = match new.id {
@@ -274,7 +312,19 @@ pub async fn create_client(
         ..Client::new(id, new.name, secret_hash, now)
     };
     check(&client)?;
-    store.insert_client(&client).await?;
+    let (action, change) = match registration_token {
+        None => (
+            Action::ClientCreate,
+            AuditedChange::InsertClient(client.clone()),
+        ),
+        Some(token) => (
+            Action::ClientRegister,
+            AuditedChange::RegisterClient(client.clone(), token),
+        ),
+    };
+    let entry = actor.entry(action, &client.id, client_changes(None, Some(&client)), now);
+    store.write_audited(&change, &entry).await?;
+    audit::log(&entry);
     Ok(CreatedClient { client, secret })
 }
 
@@ -285,22 +335,42 @@ async fn load(store: &dyn ClientStore, id: &str) -> Result<Client, AdminError> {
         .ok_or_else(|| AdminError::NotFound(id.to_owned()))
 }
 
-async fn save(store: &dyn ClientStore, client: &Client) -> Result<(), AdminError> {
-    if store.update_client(client).await? {
+/// Writes `after` over `before` with the record of `action`.
+async fn save(
+    store: &dyn Store,
+    before: &Client,
+    after: &Client,
+    actor: &Actor,
+    action: Action,
+    now: i64,
+) -> Result<(), AdminError> {
+    let entry = actor.entry(
+        action,
+        &after.id,
+        client_changes(Some(before), Some(after)),
+        now,
+    );
+    if store
+        .write_audited(&AuditedChange::UpdateClient(after.clone()), &entry)
+        .await?
+    {
+        audit::log(&entry);
         Ok(())
     } else {
-        Err(AdminError::NotFound(client.id.clone()))
+        Err(AdminError::NotFound(after.id.clone()))
     }
 }
 
 /// Applies an update.
 pub async fn update_client(
-    store: &dyn ClientStore,
+    store: &dyn Store,
     id: &str,
     update: ClientUpdate,
+    actor: &Actor,
     now: i64,
 ) -> Result<Client, AdminError> {
-    let mut client = load(store, id).await?;
+    let before = load(store, id).await?;
+    let mut client = before.clone();
     if let Some(name) = update.name {
         client.name = name;
     }
@@ -348,25 +418,27 @@ pub async fn update_client(
     client.auth_method = method;
     client.updated_at = now;
     check(&client)?;
-    save(store, &client).await?;
+    save(store, &before, &client, actor, Action::ClientUpdate, now).await?;
     Ok(client)
 }
 
 /// Issues a new secret. The old one keeps working for `grace_secs` (0 ends it
 /// now), so callers can roll over without downtime.
 pub async fn rotate_secret(
-    store: &dyn ClientStore,
+    store: &dyn Store,
     id: &str,
     grace_secs: u32,
+    actor: &Actor,
     now: i64,
 ) -> Result<(Client, String), AdminError> {
-    let mut client = load(store, id).await?;
-    if !client.auth_method.uses_secret() {
+    let before = load(store, id).await?;
+    if !before.auth_method.uses_secret() {
         return Err(invalid(format!(
             "a {} client has no secret; change its auth method first",
-            client.auth_method.name()
+            before.auth_method.name()
         )));
     }
+    let mut client = before.clone();
     let generated = generate_secret()?;
     if grace_secs > 0 {
         client.previous_secret_hash = Some(client.secret_hash);
@@ -378,7 +450,15 @@ pub async fn rotate_secret(
     client.secret_hash = generated.hash;
     client.secret_imported = false;
     client.updated_at = now;
-    save(store, &client).await?;
+    save(
+        store,
+        &before,
+        &client,
+        actor,
+        Action::ClientRotateSecret,
+        now,
+    )
+    .await?;
     Ok((client, generated.plaintext))
 }
 
@@ -396,24 +476,36 @@ pub async fn rotate_secret(
 /// token from the next second on. Enabling a client that is already enabled
 /// leaves its tokens alone.
 pub async fn set_enabled(
-    store: &dyn ClientStore,
+    store: &dyn Store,
     id: &str,
     enabled: bool,
+    actor: &Actor,
     now: i64,
 ) -> Result<Client, AdminError> {
-    let mut client = load(store, id).await?;
+    let before = load(store, id).await?;
+    let mut client = before.clone();
     if !enabled || !client.enabled {
         client.tokens_valid_after = now;
     }
     client.enabled = enabled;
     client.updated_at = now;
-    save(store, &client).await?;
+    let action = if enabled {
+        Action::ClientEnable
+    } else {
+        Action::ClientDisable
+    };
+    save(store, &before, &client, actor, action, now).await?;
     Ok(client)
 }
 
 /// Revokes one token by `jti`. The token's expiry is unknown here, so the
 /// revocation is kept for the longest lifetime a token can have.
-pub async fn revoke_jti(store: &dyn Store, jti: &str, now: i64) -> Result<(), AdminError> {
+pub async fn revoke_jti(
+    store: &dyn Store,
+    jti: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), AdminError> {
     if jti.is_empty() || jti.len() > 128 || jti.chars().any(char::is_control) {
         return Err(invalid("jti must be 1 to 128 printable characters"));
     }
@@ -423,31 +515,99 @@ pub async fn revoke_jti(store: &dyn Store, jti: &str, now: i64) -> Result<(), Ad
         exp: now + i64::from(MAX_LIFETIME_SECS),
         revoked_at: now,
     };
-    store.revoke(&revocation).await?;
+    let entry = actor.entry(
+        Action::TokenRevoke,
+        jti,
+        json!({ "exp": { "from": null, "to": revocation.exp } }),
+        now,
+    );
+    store
+        .write_audited(&AuditedChange::Revoke(revocation), &entry)
+        .await?;
+    audit::log(&entry);
     Ok(())
 }
 
 /// Ends every token issued to a client until now (it keeps its secret and
 /// can get new tokens).
 pub async fn revoke_client_tokens(
-    store: &dyn ClientStore,
+    store: &dyn Store,
     id: &str,
+    actor: &Actor,
     now: i64,
 ) -> Result<Client, AdminError> {
-    let mut client = load(store, id).await?;
+    let before = load(store, id).await?;
+    let mut client = before.clone();
     client.tokens_valid_after = now;
     client.updated_at = now;
-    save(store, &client).await?;
+    save(
+        store,
+        &before,
+        &client,
+        actor,
+        Action::ClientTokensRevoke,
+        now,
+    )
+    .await?;
     Ok(client)
 }
 
 /// Deletes a client.
-pub async fn delete_client(store: &dyn ClientStore, id: &str) -> Result<(), AdminError> {
-    if store.delete_client(id).await? {
+pub async fn delete_client(
+    store: &dyn Store,
+    id: &str,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), AdminError> {
+    let before = load(store, id).await?;
+    let entry = actor.entry(
+        Action::ClientDelete,
+        id,
+        client_changes(Some(&before), None),
+        now,
+    );
+    if store
+        .write_audited(&AuditedChange::DeleteClient(id.to_owned()), &entry)
+        .await?
+    {
+        audit::log(&entry);
         Ok(())
     } else {
         Err(AdminError::NotFound(id.to_owned()))
     }
+}
+
+/// The fields that differ between `before` and `after` (`None`: the client
+/// does not exist on that side), as `{"field": {"from": .., "to": ..}}`.
+/// Secret hashes are never shown: a changed one reads [`REDACTED`].
+pub fn client_changes(before: Option<&Client>, after: Option<&Client>) -> Value {
+    let fields = |c: Option<&Client>| match c.map(client_view) {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let (old, new) = (fields(before), fields(after));
+    let mut changes = Map::new();
+    for key in old.keys().chain(new.keys()) {
+        let (from, to) = (
+            old.get(key).unwrap_or(&Value::Null),
+            new.get(key).unwrap_or(&Value::Null),
+        );
+        if from != to && !changes.contains_key(key) {
+            changes.insert(key.clone(), json!({ "from": from, "to": to }));
+        }
+    }
+    let secret = |c: Option<&Client>| c.map(|c| c.secret_hash.0);
+    let previous = |c: Option<&Client>| c.and_then(|c| c.previous_secret_hash.map(|h| h.0));
+    if secret(before) != secret(after) {
+        changes.insert("secret_hash".into(), Value::String(REDACTED.into()));
+    }
+    if previous(before) != previous(after) {
+        changes.insert(
+            "previous_secret_hash".into(),
+            Value::String(REDACTED.into()),
+        );
+    }
+    Value::Object(changes)
 }
 
 /// A client as shown to operators: everything but the secret hashes.

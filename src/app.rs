@@ -187,6 +187,7 @@ pub async fn start(
             &config.tls.client_ca_file,
         ))?);
     }
+    state.key_ring = key_ring.clone();
     let state = Arc::new(state);
     state.limits.set_instances(instances);
     state.metrics.fleet_instances.set(i64::from(instances));
@@ -408,7 +409,7 @@ pub fn open_key_ring(config: &Config, store: Arc<dyn Store>) -> Result<KeyRing, 
 }
 
 async fn create_demo_client(
-    store: &dyn ClientStore,
+    store: &dyn Store,
     issuer: &str,
     certificate: &CertificatePaths,
 ) -> Result<(), AppError> {
@@ -421,6 +422,7 @@ async fn create_demo_client(
             default_scopes: Some("api:read".into()),
             ..NewClient::default()
         },
+        &crate::audit::Actor::cli("dev.demo_client"),
         unix_now(),
     )
     .await?;

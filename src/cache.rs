@@ -2,7 +2,8 @@
 //! issuance free of store round trips for known clients (and remembers misses
 //! so a flood of unknown ids does not reach the store); the revocation set
 //! answers "is this jti revoked?" without the store; the validation caches
-//! remember verified claims and recent rejections by token hash.
+//! remember verified claims (by a keyed hash of the token, the token itself
+//! compared on a hit) and recent rejections (by SHA-256 of the token).
 //!
 //! Every cache is bounded twice: by entries and by bytes. moka bounds one
 //! weight, so each entry weighs the larger of its estimated size and the
@@ -10,6 +11,7 @@
 //! limit, large ones the byte limit, and neither is ever exceeded.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -219,11 +221,12 @@ impl RevocationSet {
     }
 }
 
-/// SHA-256 of a token: the cache key. A cryptographic hash, so no crafted
-/// token can collide with a cached valid one.
+/// SHA-256 of a token: the key of remembered rejections, which keep no copy
+/// of the token. A cryptographic hash, so no crafted token can collide with
+/// a rejected one and be refused in its place.
 pub type TokenHash = [u8; 32];
 
-/// Hashes a token for the validation caches.
+/// Hashes a token for the rejection cache.
 pub fn token_hash(token: &str) -> TokenHash {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
@@ -234,6 +237,9 @@ pub fn token_hash(token: &str) -> TokenHash {
 /// instant its `exp` passes.
 #[derive(Debug, Clone)]
 pub struct CachedClaims {
+    /// The token itself: a hit needs the presented token to equal it, not
+    /// only its hash.
+    pub token: Arc<str>,
     /// The verified claims.
     pub claims: Arc<AccessTokenClaims>,
     /// The `kid` of the key that verified the signature: a hit is refused
@@ -245,21 +251,25 @@ pub struct CachedClaims {
 
 struct UntilTokenExpiry;
 
-impl Expiry<TokenHash, CachedClaims> for UntilTokenExpiry {
-    fn expire_after_create(
-        &self,
-        _: &TokenHash,
-        value: &CachedClaims,
-        now: Instant,
-    ) -> Option<Duration> {
+impl Expiry<u64, CachedClaims> for UntilTokenExpiry {
+    fn expire_after_create(&self, _: &u64, value: &CachedClaims, now: Instant) -> Option<Duration> {
         Some(value.expires.saturating_duration_since(now))
     }
 }
 
-/// Verified claims by token hash (entries never outlive the token), and
-/// recent definitive rejections (a shield against floods of one bad token).
+/// Verified claims (entries never outlive the token), and recent
+/// definitive rejections (a shield against floods of one bad token).
+///
+/// Verified claims are found by a hash of the token keyed with a per-process
+/// random key (SipHash), not by SHA-256: on the hot path that hash costs a
+/// fraction of a digest, and the entry keeps the token, compared in
+/// constant time, so a collision (chance, or an attacker who cannot know
+/// the key) is only a miss. Rejections stay keyed by SHA-256, computed only
+/// when the token is not among the verified ones, so their entries stay a
+/// fixed size whatever tokens a flood sends.
 pub struct ValidationCache {
-    valid: Cache<TokenHash, CachedClaims>,
+    valid: Cache<u64, CachedClaims>,
+    valid_key: std::collections::hash_map::RandomState,
     rejected: Cache<TokenHash, TokenError>,
 }
 
@@ -271,10 +281,12 @@ impl ValidationCache {
             valid: Cache::builder()
                 .max_capacity(budget.bytes)
                 .weigher(move |_, cached: &CachedClaims| {
-                    budget.weigh(claims_size(&cached.claims) + cached.kid.len())
+                    budget
+                        .weigh(claims_size(&cached.claims) + cached.kid.len() + cached.token.len())
                 })
                 .expire_after(UntilTokenExpiry)
                 .build(),
+            valid_key: std::collections::hash_map::RandomState::new(),
             rejected: Cache::builder()
                 .max_capacity(negative_capacity)
                 .time_to_live(negative_ttl)
@@ -282,27 +294,35 @@ impl ValidationCache {
         }
     }
 
-    /// A cached verification result, if any.
-    pub fn get(&self, hash: &TokenHash) -> Option<Result<CachedClaims, TokenError>> {
-        if let Some(hit) = self.valid.get(hash) {
-            return Some(Ok(hit));
+    /// A cached verification result for `token`, if any.
+    pub fn get(&self, token: &str) -> Option<Result<CachedClaims, TokenError>> {
+        if let Some(hit) = self.valid.get(&self.valid_key(token)) {
+            let same: bool =
+                subtle::ConstantTimeEq::ct_eq(hit.token.as_bytes(), token.as_bytes()).into();
+            if same {
+                return Some(Ok(hit));
+            }
         }
-        self.rejected.get(hash).map(Err)
+        self.rejected.get(&token_hash(token)).map(Err)
     }
 
     /// Remembers verified claims until the token expires.
-    pub fn insert_valid(&self, hash: TokenHash, claims: CachedClaims) {
-        self.valid.insert(hash, claims);
+    pub fn insert_valid(&self, claims: CachedClaims) {
+        self.valid.insert(self.valid_key(&claims.token), claims);
     }
 
-    /// Remembers a rejection that cannot change with time.
-    pub fn insert_rejected(&self, hash: TokenHash, error: TokenError) {
-        self.rejected.insert(hash, error);
+    /// Remembers a rejection of `token` that cannot change with time.
+    pub fn insert_rejected(&self, token: &str, error: TokenError) {
+        self.rejected.insert(token_hash(token), error);
     }
 
     /// Forgets a token (after it was revoked here, or its key retired).
-    pub fn invalidate(&self, hash: &TokenHash) {
-        self.valid.invalidate(hash);
+    pub fn invalidate(&self, token: &str) {
+        self.valid.invalidate(&self.valid_key(token));
+    }
+
+    fn valid_key(&self, token: &str) -> u64 {
+        self.valid_key.hash_one(token)
     }
 
     /// Forgets every remembered rejection: after the keys change, a token
@@ -378,6 +398,52 @@ mod tests {
             "10 kB clients in a 200 kB budget: {} cached",
             cache.entries.entry_count()
         );
+    }
+
+    fn cached(token: &str) -> CachedClaims {
+        CachedClaims {
+            token: Arc::from(token),
+            claims: Arc::new(AccessTokenClaims {
+                iss: "https://issuer".into(),
+                sub: "c".into(),
+                client_id: "c".into(),
+                aud: "https://api".into(),
+                scope: None,
+                iat: 0,
+                nbf: 0,
+                exp: 60,
+                jti: "j".into(),
+                cnf: None,
+            }),
+            kid: Arc::from("k"),
+            expires: Instant::now() + Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn a_verified_token_is_found_only_by_the_same_token() {
+        let budget = CacheBudget {
+            entries: 10,
+            bytes: 1 << 20,
+        };
+        let cache = ValidationCache::new(budget, 10, Duration::from_secs(60));
+        cache.insert_valid(cached("token-a"));
+        assert!(matches!(cache.get("token-a"), Some(Ok(hit)) if &*hit.token == "token-a"));
+        assert!(cache.get("token-b").is_none());
+        // An entry under token-a's hash that holds another token, as a
+        // collision would leave it, is a miss for token-a.
+        cache
+            .valid
+            .insert(cache.valid_key("token-a"), cached("token-b"));
+        assert!(cache.get("token-a").is_none());
+        cache.insert_valid(cached("token-a"));
+        cache.invalidate("token-a");
+        assert!(cache.get("token-a").is_none());
+        cache.insert_rejected("token-c", TokenError::BadSignature);
+        assert!(matches!(
+            cache.get("token-c"),
+            Some(Err(TokenError::BadSignature))
+        ));
     }
 
     #[tokio::test]

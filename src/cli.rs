@@ -8,16 +8,21 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{self, AdminError, ClientUpdate, NewClient};
 use crate::app::{self, AppError};
+use crate::audit::{Actor, AuditQuery};
 use crate::clock::unix_now;
 use crate::config::{Config, Mode};
 use crate::domain::client::{AuthMethod, Credential};
 use crate::keyring::KeyringError;
 use crate::probe::{self, ProbeError};
+use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::backup::BackupError;
 
 pub mod client_tls;
 pub mod keys;
+pub mod remote;
 
 pub use keys::KeysCommand;
+use remote::{AdminApi, RemoteArgs, RemoteError};
 
 /// `--version` output: version and git commit.
 pub const VERSION_LINE: &str = concat!(
@@ -51,15 +56,47 @@ pub enum Command {
     /// Ask this instance's own health route over loopback (a container
     /// health check): exit 0 when it answers 200, 1 otherwise.
     Health(HealthArgs),
-    /// Manage clients.
-    #[command(subcommand)]
-    Client(ClientCommand),
+    /// Manage clients (in the store, or through a server with --server).
+    Client(ClientArgs),
     /// Manage issued tokens.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Manage the signing keys (stored, shared by every instance).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit trail of administrative changes.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Copy the embedded store to a new file while servers keep running
+    /// (SQLite's online backup). PostgreSQL: use pg_dump or base backups.
+    Backup {
+        /// The backup file to create.
+        file: PathBuf,
+    },
+    /// Replace the embedded store's contents with a backup. Refused while a
+    /// server is running on the store.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print audit records as JSON lines, oldest first.
+    List {
+        /// Only records at or after this time: Unix seconds, or a duration
+        /// back from now such as `30m`, `12h` or `7d`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records about this client (or made by this admin client).
+        #[arg(long)]
+        client: Option<String>,
+        /// At most this many records, the newest (0: all).
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
 }
 
 /// Arguments of `health`.
@@ -106,6 +143,17 @@ pub enum TokenCommand {
         #[arg(long)]
         client: Option<String>,
     },
+}
+
+/// `client`: a subcommand, and where it goes.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Through a server's admin API instead of the store.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ClientCommand,
 }
 
 /// `client` subcommands.
@@ -281,6 +329,12 @@ pub enum CliError {
     /// The command is not allowed in this mode or with this input.
     #[error("{0}")]
     Refused(String),
+    /// A command sent to a server's admin API failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// `backup` or `restore` failed.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
     /// `health`: the instance did not answer 200.
     #[error("not healthy: {0}")]
     Unhealthy(#[from] ProbeError),
@@ -305,19 +359,77 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
             println!("{} {status}", args.route.path());
             Ok(())
         }
-        Command::Client(cmd) => run_client(cmd, &config).await,
+        Command::Client(ClientArgs { remote, command }) => match &remote.server {
+            Some(server) => {
+                let api =
+                    AdminApi::connect(&remote, server, |name| std::env::var(name).ok()).await?;
+                run_remote(command, &api).await
+            }
+            None => run_client(command, &config).await,
+        },
         Command::Keys(cmd) => keys::run(cmd, &config).await,
+        Command::Backup { file } => {
+            let store = sqlite_store(&config, "backup")?;
+            let started = std::time::Instant::now();
+            let report = store.backup_to(&file).await?;
+            println!(
+                "backed up {} clients ({} pages, schema version {}) to {} in {} ms",
+                report.clients,
+                report.pages,
+                report.schema_version,
+                file.display(),
+                started.elapsed().as_millis()
+            );
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let store = sqlite_store(&config, "restore")?;
+            let live_after = crate::fleet::expired_before(unix_now());
+            let report = store.restore_from(&file, live_after).await?;
+            app::migrate(&store).await?;
+            println!(
+                "restored {} clients (schema version {}) from {} into {}",
+                report.clients,
+                report.schema_version,
+                file.display(),
+                config.database.sqlite_path.display()
+            );
+            Ok(())
+        }
+        Command::Audit(AuditCommand::List {
+            since,
+            client,
+            limit,
+        }) => {
+            let since = since.map(|s| parse_since(&s, unix_now())).transpose()?;
+            let store = app::open_store(&config)?;
+            app::migrate(store.as_ref()).await?;
+            let query = AuditQuery {
+                since,
+                client,
+                limit,
+            };
+            let records = store
+                .audit_records(&query)
+                .await
+                .map_err(AdminError::from)?;
+            for record in records {
+                println!("{}", serde_json::to_string(&record).unwrap_or_default());
+            }
+            Ok(())
+        }
         Command::Token(TokenCommand::Revoke { jti, client }) => {
             let store = app::open_store(&config)?;
             app::migrate(store.as_ref()).await?;
             match (jti, client) {
                 (Some(jti), _) => {
-                    admin::revoke_jti(store.as_ref(), &jti, unix_now()).await?;
+                    admin::revoke_jti(store.as_ref(), &jti, &cli_actor(), unix_now()).await?;
                     println!("revoked token {jti}");
                 }
                 (None, Some(id)) => {
                     let client =
-                        admin::revoke_client_tokens(store.as_ref(), &id, unix_now()).await?;
+                        admin::revoke_client_tokens(store.as_ref(), &id, &cli_actor(), unix_now())
+                            .await?;
                     println!(
                         "revoked every token of {} issued until {}",
                         client.id, client.tokens_valid_after
@@ -337,6 +449,8 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
     app::migrate(store.as_ref()).await?;
     let store = store.as_ref();
     let now = unix_now();
+    let actor = cli_actor();
+    let actor = &actor;
     match command {
         ClientCommand::Create(args) => {
             let imported_secret = if args.secret_stdin {
@@ -366,6 +480,7 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
                     tls_client_auth: args.tls.registration()?,
                     require_dpop: args.require_dpop,
                 },
+                actor,
                 now,
             )
             .await?;
@@ -406,41 +521,13 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
             print_json(&admin::client_view(&client));
         }
         ClientCommand::Update(args) => {
-            let update = ClientUpdate {
-                name: args.name,
-                allowed_scopes: args.scopes,
-                default_scopes: args.default_scopes,
-                audiences: if args.clear_audiences {
-                    Some(Vec::new())
-                } else {
-                    Some(args.audiences).filter(|a| !a.is_empty())
-                },
-                token_lifetime_secs: clear_or_set(args.clear_lifetime, args.lifetime_secs),
-                rate_limit_rps: clear_or_set(args.clear_rate_limit, args.rate_limit_rps),
-                auth_method: args.auth_method,
-                jwks: read_jwks_file(args.jwks_file)?,
-                jwks_uri: args.jwks_uri,
-                tls_client_auth: match (args.clear_tls, args.tls.registration()?) {
-                    (true, Some(_)) => {
-                        return Err(CliError::Refused(
-                            "--clear-tls and a certificate registration exclude each other".into(),
-                        ));
-                    }
-                    (true, None) => Some(None),
-                    (false, registration) => registration.map(Some),
-                },
-                require_dpop: match (args.require_dpop, args.no_require_dpop) {
-                    (true, _) => Some(true),
-                    (_, true) => Some(false),
-                    _ => None,
-                },
-            };
+            let update = client_update(&args)?;
             print_json(&admin::client_view(
-                &admin::update_client(store, &args.id, update, now).await?,
+                &admin::update_client(store, &args.id, update, actor, now).await?,
             ));
         }
         ClientCommand::RotateSecret { id, grace_secs } => {
-            let (client, secret) = admin::rotate_secret(store, &id, grace_secs, now).await?;
+            let (client, secret) = admin::rotate_secret(store, &id, grace_secs, actor, now).await?;
             print_json(&admin::client_view(&client));
             println!(
                 "client_secret: {secret}\n(the previous secret works for {grace_secs} more seconds)"
@@ -448,16 +535,209 @@ async fn run_client(command: ClientCommand, config: &Config) -> Result<(), CliEr
         }
         ClientCommand::Disable { id } => {
             print_json(&admin::client_view(
-                &admin::set_enabled(store, &id, false, now).await?,
+                &admin::set_enabled(store, &id, false, actor, now).await?,
             ));
         }
         ClientCommand::Enable { id } => {
             print_json(&admin::client_view(
-                &admin::set_enabled(store, &id, true, now).await?,
+                &admin::set_enabled(store, &id, true, actor, now).await?,
             ));
         }
         ClientCommand::Delete { id } => {
-            admin::delete_client(store, &id).await?;
+            admin::delete_client(store, &id, actor, now).await?;
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}
+
+/// The audit actor of a command: `cli` and the OS user running it.
+pub fn cli_actor() -> Actor {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    Actor::cli(&user)
+}
+
+/// The embedded store, for `backup` and `restore` (refused with PostgreSQL).
+fn sqlite_store(config: &Config, command: &str) -> Result<SqliteStore, CliError> {
+    if !config.database.url.is_empty() {
+        return Err(CliError::Refused(format!(
+            "{command} copies the embedded SQLite store; with PostgreSQL use pg_dump or base \
+             backups (see docs/admin.md), and keep the key-encryption key apart from them"
+        )));
+    }
+    Ok(SqliteStore::open(&config.database.sqlite_path).map_err(AdminError::from)?)
+}
+
+/// `--since`: Unix seconds, or `<n>s|m|h|d` back from `now`.
+fn parse_since(value: &str, now: i64) -> Result<i64, CliError> {
+    let refused = || {
+        CliError::Refused(format!(
+            "--since {value:?}: give Unix seconds or a duration such as 30m, 12h, 7d"
+        ))
+    };
+    if let Ok(at) = value.parse::<i64>() {
+        return Ok(at);
+    }
+    let (n, unit) = match value.char_indices().last() {
+        Some((i, _)) => value.split_at(i),
+        None => return Err(refused()),
+    };
+    let n: i64 = n.parse().map_err(|_| refused())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(refused()),
+    };
+    n.checked_mul(unit)
+        .filter(|back| *back >= 0)
+        .map(|back| now - back)
+        .ok_or_else(refused)
+}
+
+/// The changes `client update` asks for.
+fn client_update(args: &UpdateArgs) -> Result<ClientUpdate, CliError> {
+    Ok(ClientUpdate {
+        name: args.name.clone(),
+        allowed_scopes: args.scopes.clone(),
+        default_scopes: args.default_scopes.clone(),
+        audiences: if args.clear_audiences {
+            Some(Vec::new())
+        } else {
+            Some(args.audiences.clone()).filter(|a| !a.is_empty())
+        },
+        token_lifetime_secs: clear_or_set(args.clear_lifetime, args.lifetime_secs),
+        rate_limit_rps: clear_or_set(args.clear_rate_limit, args.rate_limit_rps),
+        auth_method: args.auth_method,
+        jwks: read_jwks_file(args.jwks_file.clone())?,
+        jwks_uri: args.jwks_uri.clone(),
+        tls_client_auth: match (args.clear_tls, args.tls.registration()?) {
+            (true, Some(_)) => {
+                return Err(CliError::Refused(
+                    "--clear-tls and a certificate registration exclude each other".into(),
+                ));
+            }
+            (true, None) => Some(None),
+            (false, registration) => registration.map(Some),
+        },
+        require_dpop: match (args.require_dpop, args.no_require_dpop) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+    })
+}
+
+/// A `client` command through a server's admin API; prints what the
+/// store-backed command prints.
+async fn run_remote(command: ClientCommand, api: &AdminApi) -> Result<(), CliError> {
+    use http::Method;
+    use remote::segment;
+    let print_with_secret = |mut shown: serde_json::Value, note: &str| {
+        let secret = shown
+            .as_object_mut()
+            .and_then(|o| o.remove("client_secret"))
+            .and_then(|s| s.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        print_json(&shown);
+        println!("client_secret: {secret}\n({note})");
+    };
+    match command {
+        ClientCommand::Create(args) => {
+            if args.secret_stdin || args.tls.registration()?.is_some() {
+                return Err(CliError::Refused(
+                    "--secret-stdin and certificate registrations work on the store only, \
+                     not with --server"
+                        .into(),
+                ));
+            }
+            let body = serde_json::json!({
+                "client_id": args.id,
+                "name": args.name,
+                "allowed_scopes": args.scopes,
+                "default_scopes": args.default_scopes,
+                "allowed_audiences": args.audiences,
+                "token_lifetime_secs": args.lifetime_secs,
+                "rate_limit_rps": args.rate_limit_rps,
+                "require_dpop": args.require_dpop,
+                "token_endpoint_auth_method": args.auth_method.name(),
+                "jwks": read_jwks_file(args.jwks_file)?.as_deref().map(remote::jwks_value),
+                "jwks_uri": args.jwks_uri,
+            });
+            let created = api.call(Method::POST, "/clients", Some(body)).await?;
+            if created.get("client_secret").is_some() {
+                print_with_secret(
+                    created,
+                    "store it now: it is not kept and cannot be shown again",
+                );
+            } else {
+                print_json(&created);
+            }
+        }
+        ClientCommand::List => {
+            let mut after = String::new();
+            loop {
+                let path = format!("/clients?limit=1000&after={}", segment(&after));
+                let page = api.call(Method::GET, &path, None).await?;
+                for client in page["clients"].as_array().into_iter().flatten() {
+                    let text = |key: &str| client[key].as_str().unwrap_or_default().to_owned();
+                    let state = if client["enabled"] == true {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    };
+                    println!(
+                        "{}\t{state}\t{}\t{}",
+                        text("client_id"),
+                        text("allowed_scopes"),
+                        text("name")
+                    );
+                }
+                match page["next_after"].as_str() {
+                    Some(next) => after = next.to_owned(),
+                    None => break,
+                }
+            }
+        }
+        ClientCommand::Show { id } => {
+            let path = format!("/clients/{}", segment(&id));
+            print_json(&api.call(Method::GET, &path, None).await?);
+        }
+        ClientCommand::Update(args) => {
+            let update = client_update(&args)?;
+            if update.tls_client_auth.is_some() {
+                return Err(CliError::Refused(
+                    "certificate registrations work on the store only, not with --server".into(),
+                ));
+            }
+            let body = remote::update_body(&update);
+            let path = format!("/clients/{}", segment(&args.id));
+            print_json(&api.call(Method::PATCH, &path, Some(body)).await?);
+        }
+        ClientCommand::RotateSecret { id, grace_secs } => {
+            let path = format!("/clients/{}/rotate-secret", segment(&id));
+            let body = serde_json::json!({ "grace_secs": grace_secs });
+            let rotated = api.call(Method::POST, &path, Some(body)).await?;
+            print_with_secret(
+                rotated,
+                &format!("the previous secret works for {grace_secs} more seconds"),
+            );
+        }
+        ClientCommand::Disable { id } => {
+            let path = format!("/clients/{}/disable", segment(&id));
+            print_json(&api.call(Method::POST, &path, None).await?);
+        }
+        ClientCommand::Enable { id } => {
+            let path = format!("/clients/{}/enable", segment(&id));
+            print_json(&api.call(Method::POST, &path, None).await?);
+        }
+        ClientCommand::Delete { id } => {
+            let path = format!("/clients/{}", segment(&id));
+            api.call(Method::DELETE, &path, None).await?;
             println!("deleted {id}");
         }
     }
@@ -482,4 +762,19 @@ fn read_secret_from_stdin() -> Result<String, CliError> {
         .read_to_string(&mut secret)
         .map_err(|e| CliError::Refused(format!("cannot read the secret from stdin: {e}")))?;
     Ok(secret.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_seconds_or_a_duration_back() {
+        assert_eq!(parse_since("1700000000", 0).unwrap(), 1_700_000_000);
+        assert_eq!(parse_since("30m", 10_000).unwrap(), 10_000 - 1_800);
+        assert_eq!(parse_since("7d", 1_000_000).unwrap(), 1_000_000 - 604_800);
+        for bad in ["", "d", "7w", "-3h", "1é", "99999999999999999999d"] {
+            assert!(parse_since(bad, 0).is_err(), "{bad}");
+        }
+    }
 }

@@ -22,8 +22,8 @@ use env::{apply_env_overrides, read_secret_files};
 
 pub use client_auth::{ClientAuthConfig, JwksFetchConfig, ReplayScope};
 pub use sections::{
-    CacheConfig, DatabaseConfig, DevConfig, DpopConfig, HttpConfig, LimitsConfig, LogConfig,
-    ScopeRule, ServerConfig, TlsConfig, TokenConfig,
+    AuditConfig, CacheConfig, DatabaseConfig, DevConfig, DpopConfig, HttpConfig, LimitsConfig,
+    LogConfig, RegistrationConfig, ScopeRule, ServerConfig, TlsConfig, TokenConfig,
 };
 
 /// Why the configuration was refused. Each is one line for the operator.
@@ -95,6 +95,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Log settings.
     pub log: LogConfig,
+    /// Audit trail settings.
+    pub audit: AuditConfig,
+    /// Dynamic client registration settings.
+    pub registration: RegistrationConfig,
     /// Development conveniences.
     pub dev: DevConfig,
     /// JWT client assertions (`private_key_jwt`).
@@ -150,6 +154,8 @@ impl Default for Config {
             dpop: DpopConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            audit: AuditConfig::default(),
+            registration: RegistrationConfig::default(),
             dev: DevConfig::default(),
             client_auth: ClientAuthConfig::default(),
             jwks_fetch: JwksFetchConfig::default(),

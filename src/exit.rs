@@ -6,10 +6,12 @@
 use crate::admin::AdminError;
 use crate::app::AppError;
 use crate::cli::CliError;
+use crate::cli::remote::RemoteError;
 use crate::keyring::KeyringError;
 use crate::keys::lifecycle::LifecycleError;
 use crate::state::StateError;
 use crate::store::StoreError;
+use crate::store::sqlite::backup::BackupError;
 use crate::tls::TlsError;
 
 /// A failure with no more specific code.
@@ -24,6 +26,8 @@ pub const SOFTWARE: u8 = 70;
 pub const OS: u8 = 71;
 /// A file could not be created (`EX_CANTCREAT`).
 pub const CANT_CREATE: u8 = 73;
+/// Try again later (`EX_TEMPFAIL`).
+pub const TEMPORARY: u8 = 75;
 /// The configuration is wrong or refused (`EX_CONFIG`).
 pub const CONFIG: u8 = 78;
 
@@ -35,6 +39,32 @@ pub fn code(error: &CliError) -> u8 {
         CliError::Admin(AdminError::NotFound(_)) => DATA,
         CliError::Admin(_) | CliError::Unhealthy(_) => FAILURE,
         CliError::Keys(e) => keys_code(e),
+        CliError::Backup(e) => backup_code(e),
+        CliError::Remote(e) => remote_code(e),
+    }
+}
+
+/// A refusal for bad input is usage, for a missing client data; missing
+/// credentials, a bad URL or unusable certificates are configuration; a
+/// refused admin token or an unreachable server is a plain failure.
+fn remote_code(error: &RemoteError) -> u8 {
+    match error.status().map(|s| s.as_u16()) {
+        Some(400 | 409) => USAGE,
+        Some(404) => DATA,
+        Some(_) => FAILURE,
+        None if matches!(error, RemoteError::Transport { .. }) => FAILURE,
+        None => CONFIG,
+    }
+}
+
+/// A backup that would overwrite a file, or a restore from something that
+/// is not a backup, is usage; a store in use is a temporary failure.
+fn backup_code(error: &BackupError) -> u8 {
+    match error {
+        BackupError::Exists(_) | BackupError::BadBackup { .. } => USAGE,
+        BackupError::Io { .. } => CANT_CREATE,
+        BackupError::InUse(_) => TEMPORARY,
+        BackupError::Store(_) => FAILURE,
     }
 }
 

@@ -135,6 +135,10 @@ pub async fn run(
             if let Err(e) = state.store.prune(now).await {
                 tracing::warn!(error = %e, "pruning revocations failed");
             }
+            let expired = now - state.audit_retention_secs;
+            if let Err(e) = state.store.prune_audit(expired).await {
+                tracing::warn!(error = %e, "pruning the audit trail failed");
+            }
         }
     }
 }

@@ -13,12 +13,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 
+pub mod admin;
 pub mod body;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod introspect;
+pub mod register;
 pub mod response;
 pub mod revoke;
 pub mod token;
@@ -53,6 +55,10 @@ pub enum Route {
     Ready,
     /// `GET /metrics`.
     Metrics,
+    /// Anything under `{base}/admin/` (the admin API routes itself).
+    Admin,
+    /// `{base}/register` and `{base}/register/{client_id}` (RFC 7591/7592).
+    Register,
 }
 
 impl Route {
@@ -78,6 +84,9 @@ impl Route {
             "/oauth/jwks" => Some(Self::Jwks),
             "/oauth/" => Some(Self::Health),
             "/.well-known/openid-configuration" => Some(Self::Metadata),
+            rest if rest.starts_with("/admin/") => Some(Self::Admin),
+            "/register" => Some(Self::Register),
+            rest if rest.starts_with("/register/") => Some(Self::Register),
             _ => None,
         }
     }
@@ -86,6 +95,8 @@ impl Route {
     pub fn allow(self) -> &'static str {
         match self {
             Self::Token | Self::Validate | Self::Introspect | Self::Revoke => "POST",
+            Self::Admin => "GET, POST, PATCH, DELETE",
+            Self::Register => "GET, POST, PUT, DELETE",
             _ => "GET, HEAD",
         }
     }
@@ -103,6 +114,8 @@ impl Route {
             Self::Live => "live",
             Self::Ready => "ready",
             Self::Metrics => "metrics",
+            Self::Admin => "admin",
+            Self::Register => "register",
         }
     }
 }
@@ -127,6 +140,11 @@ pub fn client_certificate(extensions: &http::Extensions) -> Option<Arc<Presented
 pub fn peer_ip<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
     request.extensions().get::<PeerAddr>().map(|p| p.0.ip())
 }
+
+/// The request's id (`X-Request-Id`), attached to each request by
+/// [`AuthService`] for handlers that record it (the audit trail).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 /// Client id of a token request, attached to the response for the access log.
 #[derive(Debug, Clone)]
@@ -160,7 +178,8 @@ where
 {
     let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
     let is_post = request.method() == Method::POST;
-    if is_post && route.is_some() {
+    let is_write = !is_get && matches!(route, Some(Route::Admin | Route::Register));
+    if (is_post || is_write) && route.is_some() {
         // The global bucket comes before any parsing or cryptography.
         if let Err(denied) = state.limits.check_global() {
             return ApiError::from(denied).into_response();
@@ -178,6 +197,11 @@ where
         Some(Route::Live) if is_get => Ok(health::live()),
         Some(Route::Ready) if is_get => Ok(health::ready(state)),
         Some(Route::Metrics) if is_get => metrics_response(state, &request),
+        Some(Route::Admin) => admin::handle(state, request).await,
+        Some(Route::Register) if state.registration.enabled => {
+            register::handle(state, request).await
+        }
+        Some(Route::Register) => Err(ApiError::NotFound),
         Some(route) => Err(ApiError::MethodNotAllowed(route.allow())),
     };
     result.unwrap_or_else(|error| {
@@ -317,6 +341,9 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 .insert(ClientCertificate(Arc::clone(certificate)));
         }
         let request_id = request_id(request.headers());
+        request
+            .extensions_mut()
+            .insert(RequestId(request_id.clone()));
         // The body reader marks waits for the client on the connection.
         request.extensions_mut().insert(Arc::clone(&self.activity));
         let in_flight = self.activity.start();

@@ -14,11 +14,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
+use crate::audit::{self, Action, Actor, AuditEntry};
 use crate::config::Config;
 use crate::keys::lifecycle::{self, KeyRecord, KeyState, KeyTimeline, LifecyclePolicy, Step};
 use crate::keys::sealed::Kek;
 use crate::keys::{Algorithm, KeyError, KeySet, SigningKey, generate_pkcs8};
-use crate::store::{KeyWrite, Store, StoreError, StoredKey};
+use crate::store::{AuditedChange, KeyWrite, Store, StoreError, StoredKey};
 
 mod commands;
 pub mod kek;
@@ -343,9 +344,15 @@ impl KeyRing {
     }
 
     /// Reads the keys, lets `decide` choose the writes, and writes them in
-    /// one transaction; when another writer got there first, decides again
-    /// on what it wrote. Returns the records written (none: nothing to do).
-    async fn change<F>(&self, mut decide: F) -> Result<Vec<KeyRecord>, KeyringError>
+    /// one transaction (with the audit record of `audited`, for an
+    /// operator's change); when another writer got there first, decides
+    /// again on what it wrote. Returns the records written (none: nothing
+    /// to do).
+    async fn change<F>(
+        &self,
+        audited: Option<(&Actor, Action, i64)>,
+        mut decide: F,
+    ) -> Result<Vec<KeyRecord>, KeyringError>
     where
         F: FnMut(&Self, &[KeyRecord], &LifecyclePolicy) -> Result<Vec<KeyWrite>, KeyringError>,
     {
@@ -365,7 +372,19 @@ impl KeyRing {
             // Sealing a new key under another KEK would leave the fleet
             // unable to open it.
             self.check_kek(&published)?;
-            match self.store.write_signing_keys(&writes).await {
+            let written = match audited {
+                None => self.store.write_signing_keys(&writes).await,
+                Some((actor, action, now)) => {
+                    let entry = audit_entry(actor, action, &writes, now);
+                    let change = AuditedChange::SigningKeys(writes.clone());
+                    let result = self.store.write_audited(&change, &entry).await;
+                    if result.is_ok() {
+                        audit::log(&entry);
+                    }
+                    result.map(|_| ())
+                }
+            };
+            match written {
                 Ok(()) => {
                     writes.iter().for_each(log_write);
                     return Ok(writes.into_iter().map(record_of).collect());
@@ -384,7 +403,7 @@ impl KeyRing {
     /// schedule, or a first key). Every instance calls this when a step is
     /// due; one writes, the others find it done.
     pub async fn advance(&self, now: i64) -> Result<Vec<KeyRecord>, KeyringError> {
-        self.change(|ring, records, policy| {
+        self.change(None, |ring, records, policy| {
             ring.writes(lifecycle::due_steps(records, policy, now), now)
         })
         .await
@@ -397,6 +416,24 @@ impl KeyRing {
         self.advance(now).await?;
         self.load().await
     }
+}
+
+/// The audit record of an operator's key writes: each key's new state
+/// (never key material).
+fn audit_entry(actor: &Actor, action: Action, writes: &[KeyWrite], now: i64) -> AuditEntry {
+    let mut changes = serde_json::Map::new();
+    for write in writes {
+        let (r, from) = match write {
+            KeyWrite::Insert(key) => (&key.record, None),
+            KeyWrite::Update { from, record } => (record, Some(from.name())),
+        };
+        changes.insert(
+            r.kid.clone(),
+            serde_json::json!({ "from": from, "to": r.state.name() }),
+        );
+    }
+    let target = writes.first().map_or("", KeyWrite::kid);
+    actor.entry(action, target, serde_json::Value::Object(changes), now)
 }
 
 fn record_of(write: KeyWrite) -> KeyRecord {

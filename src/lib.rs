@@ -25,6 +25,9 @@
 //!   or the OAuth vocabulary [`domain::error::OAuthError`]; `http/error.rs`
 //!   alone turns them (and failed store calls) into a status, headers and
 //!   the RFC 6749 JSON body. Process exit codes are decided in [`exit`].
+//! - **An administrative change** (CLI, `http::admin`, `http::register`):
+//!   validated in [`admin`], written by [`store::AuditStore::write_audited`]
+//!   together with its [`audit`] record in one transaction, then logged.
 //!
 //! # Layout
 //!
@@ -42,7 +45,7 @@
 //!   (`config/env.rs`), validated (`config/validate.rs`).
 //! - [`store`]: the store traits and typed errors; [`store::sqlite`] is the
 //!   embedded store, [`store::postgres`] the shared one (pool, migrations,
-//!   LISTEN/NOTIFY).
+//!   LISTEN/NOTIFY); `store::sqlite::backup` the online backup and restore.
 //! - [`cache`]: in-memory caches: clients, revoked `jti`s, verified tokens.
 //! - [`validation`]: is this token good now (cache, signature, revocation,
 //!   client state), and is it presented by its holder (DPoP proof, client
@@ -63,7 +66,9 @@
 //! - [`state`]: everything a request needs (keys, caches, validator,
 //!   limits, metrics, serving status), built once by [`app`].
 //! - [`http`]: routing and the endpoint handlers, reading [`state`];
-//!   `http::error` is the only place errors become status codes.
+//!   `http::error` is the only place errors become status codes;
+//!   `http::admin` the admin API (its routes one table, described by its
+//!   `openapi.json`), `http::register` RFC 7591/7592 registration.
 //! - [`activity`]: what one connection's requests are doing; the router
 //!   counts, the server reads.
 //! - [`metadata`]: the RFC 8414 metadata document.
@@ -75,9 +80,12 @@
 //!   `tls::client_auth` the optional client certificate and client CAs.
 //! - [`probe`]: `auth-server health`, the container health check: one
 //!   request to this instance's own health route, its certificate pinned.
-//! - [`admin`]: client administration behind the CLI.
+//! - [`admin`]: client administration behind the CLI and the admin API,
+//!   each change written with its audit record.
+//! - [`audit`]: audit records and security events (types and log lines).
 //! - [`app`]: wires everything together; signals.
-//! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`).
+//! - [`cli`]: command-line definitions and one-shot commands (`cli::keys`;
+//!   `cli::remote`: the client commands through a server's admin API).
 //! - [`exit`]: which failure exits with which code.
 //! - [`logging`]: JSON logs to stdout and a size-rotated file, written in
 //!   batches by one thread.
@@ -89,6 +97,7 @@
 pub mod activity;
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod build_info;
 pub mod cache;
 pub mod cli;

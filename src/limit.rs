@@ -80,6 +80,15 @@ pub fn instance_share(rate: u32, instances: u32) -> u32 {
     rate.div_ceil(instances.max(1)).max(1)
 }
 
+/// What one failed authentication set off (each only when newly so).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailedAuthTrips {
+    /// The caller's failed-authentication bucket ran dry: it is blocked.
+    pub ip_blocked: bool,
+    /// The server-wide failed-authentication ceiling was reached.
+    pub ceiling_reached: bool,
+}
+
 /// Rejection counters by limiter, for metrics.
 #[derive(Debug, Default)]
 pub struct LimitStats {
@@ -341,18 +350,24 @@ impl<C: Clock + Clone> RateLimits<C> {
     /// Records a failed client authentication from `ip`; once the IP's
     /// bucket is empty it is blocked until the bucket has room again, and
     /// once the server-wide bucket is empty the ceiling holds until it has.
-    pub fn record_failed_auth(&self, ip: IpAddr) {
+    /// Says which of the two this failure newly set off.
+    pub fn record_failed_auth(&self, ip: IpAddr) -> FailedAuthTrips {
         let key = caller_key(ip);
+        let now = self.clock.now();
+        let mut trips = FailedAuthTrips::default();
         if let Err(not_until) = self.failed_auth.check_key(&key)
             && let Ok(mut blocked) = self.blocked_ips.write()
         {
-            blocked.insert(key, not_until.earliest_possible());
+            let before = blocked.insert(key, not_until.earliest_possible());
+            trips.ip_blocked = before.is_none_or(|until| until <= now);
         }
         if let Err(not_until) = self.failed_auth_global.check()
             && let Ok(mut ceiling) = self.failed_auth_ceiling.write()
         {
-            *ceiling = Some(not_until.earliest_possible());
+            let before = ceiling.replace(not_until.earliest_possible());
+            trips.ceiling_reached = before.is_none_or(|until| until <= now);
         }
+        trips
     }
 
     /// Drops idle keyed state and expired blocks, so a million distinct

@@ -83,12 +83,21 @@ pub fn init_server(config: &LogConfig) -> Result<LogGuard, LoggingError> {
 }
 
 /// Installs a plain stderr subscriber for one-shot CLI commands, whose
-/// stdout carries their result.
+/// stdout carries their result; audit records go to stderr as JSON lines.
 pub fn init_cli(level: &str) -> Result<(), LoggingError> {
-    tracing_subscriber::fmt()
-        .with_env_filter(filter(level)?)
+    use tracing_subscriber::Layer;
+    let audit =
+        tracing_subscriber::filter::Targets::new().with_target("audit", tracing::Level::INFO);
+    let plain = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_filter(filter(level)?)
+        .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+            m.target() != "audit"
+        }));
+    tracing_subscriber::registry()
+        .with(plain)
+        .with(json_layer(std::io::stderr).with_filter(audit))
         .try_init()
         .map_err(|_| LoggingError::AlreadySet)
 }

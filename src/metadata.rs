@@ -21,8 +21,14 @@ pub fn assertion_audiences(issuer: &str) -> Vec<String> {
         .collect()
 }
 
-/// Builds the metadata document for `issuer`.
-pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<u8> {
+/// Builds the metadata document for `issuer`; `registration`: dynamic
+/// client registration is on (`registration_endpoint`).
+pub fn metadata_document(
+    issuer: &str,
+    keys: &KeySet,
+    scopes: &[String],
+    registration: bool,
+) -> Vec<u8> {
     let auth_methods: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.name()).collect();
     let assertion_algs: Vec<&str> = VerifyAlgorithm::ALL.iter().map(|a| a.name()).collect();
     let mut doc = json!({
@@ -48,6 +54,12 @@ pub fn metadata_document(issuer: &str, keys: &KeySet, scopes: &[String]) -> Vec<
     if let Some(obj) = doc.as_object_mut() {
         if !scopes.is_empty() {
             obj.insert("scopes_supported".into(), json!(scopes));
+        }
+        if registration {
+            obj.insert(
+                "registration_endpoint".into(),
+                json!(format!("{issuer}/register")),
+            );
         }
         obj.insert(
             "access_token_signing_alg_values_supported".into(),

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::build_info;
 use crate::cache::{CacheBudget, ClientCache, RevocationSet, ValidationCache};
 use crate::client_assertion::AssertionVerifier;
-use crate::config::{Config, Secret};
+use crate::config::{Config, RegistrationConfig, Secret};
 use crate::domain::dpop::ProofWindow;
 use crate::domain::endpoint::{
     EndpointPattern, EndpointRule, NormalizedUrl, ScopeRules, normalize_url,
@@ -18,6 +18,7 @@ use crate::domain::endpoint::{
 use crate::domain::token::TokenPolicy;
 use crate::dpop::DpopChecker;
 use crate::jwks_fetch::{FetchError, JwksFetcher};
+use crate::keyring::KeyRing;
 use crate::keys::KeySet;
 use crate::limit::RateLimits;
 use crate::limit::body::{BodyBudget, BodyLimits};
@@ -100,6 +101,12 @@ pub struct AppState {
     /// none configured (`tls.client_ca_file`), only self-signed
     /// registrations can authenticate with a certificate.
     pub client_cas: Option<ClientCas>,
+    /// Seconds audit records are kept (`audit.retention_days`).
+    pub audit_retention_secs: i64,
+    /// Dynamic client registration settings.
+    pub registration: RegistrationConfig,
+    /// The stored signing keys, for the admin API (`None` under HS256).
+    pub key_ring: Option<Arc<KeyRing>>,
 }
 
 impl AppState {
@@ -142,8 +149,13 @@ impl AppState {
             token_endpoint,
             client_cas: None,
             base_path: config.base_path().to_owned(),
-            metadata_json: crate::metadata::metadata_document(issuer, &keys, &config.scope_names())
-                .into(),
+            metadata_json: crate::metadata::metadata_document(
+                issuer,
+                &keys,
+                &config.scope_names(),
+                config.registration.enabled,
+            )
+            .into(),
             health_json: build_info::health_document(),
             policy: TokenPolicy {
                 issuer: issuer.to_owned(),
@@ -186,6 +198,9 @@ impl AppState {
                 budget: Arc::new(body_budget),
             },
             metrics_token: config.metrics_token.clone(),
+            audit_retention_secs: i64::from(config.audit.retention_days) * 86_400,
+            registration: config.registration.clone(),
+            key_ring: None,
         })
     }
 

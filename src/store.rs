@@ -7,7 +7,8 @@ use std::pin::Pin;
 
 use tokio::sync::watch;
 
-use crate::domain::client::Client;
+use crate::audit::{AuditEntry, AuditQuery, AuditRecord};
+use crate::domain::client::{Client, SecretHash};
 use crate::keys::lifecycle::{KeyRecord, KeyState};
 
 mod error;
@@ -198,9 +199,52 @@ pub trait KeyStore: Send + Sync {
     fn write_signing_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> StoreFuture<'a, ()>;
 }
 
-/// A store with clients, revocations, signing keys and a change feed, as
-/// the server uses it.
-pub trait Store: ClientStore + RevocationStore + KeyStore {
+/// An administrative change, applied together with its audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditedChange {
+    /// [`ClientStore::insert_client`].
+    InsertClient(Client),
+    /// [`ClientStore::update_client`].
+    UpdateClient(Client),
+    /// [`ClientStore::delete_client`], by id.
+    DeleteClient(String),
+    /// [`RevocationStore::revoke`].
+    Revoke(Revocation),
+    /// [`KeyStore::write_signing_keys`].
+    SigningKeys(Vec<KeyWrite>),
+    /// A client created by dynamic registration, with the hash of its
+    /// registration access token ([`StoreError::Duplicate`] if the id is
+    /// taken).
+    RegisterClient(Client, SecretHash),
+}
+
+/// Clients created by dynamic registration (RFC 7591/7592).
+pub trait RegistrationStore: Send + Sync {
+    /// The hash of `client_id`'s registration access token; `None` when the
+    /// client was not registered dynamically (or is gone).
+    fn registration_token<'a>(&'a self, client_id: &'a str) -> StoreFuture<'a, Option<SecretHash>>;
+}
+
+/// The append-only audit trail.
+pub trait AuditStore: Send + Sync {
+    /// Applies `change` exactly as its plain method would and appends
+    /// `entry`, in one transaction: both or neither. Returns `false`, and
+    /// appends nothing, when an update or delete found no such client.
+    fn write_audited<'a>(
+        &'a self,
+        change: &'a AuditedChange,
+        entry: &'a AuditEntry,
+    ) -> StoreFuture<'a, bool>;
+    /// Records matching `query`, oldest first.
+    fn audit_records<'a>(&'a self, query: &'a AuditQuery) -> StoreFuture<'a, Vec<AuditRecord>>;
+    /// Retention: deletes records older than `before` (Unix seconds);
+    /// returns how many went. The only way records leave the trail.
+    fn prune_audit(&self, before: i64) -> StoreFuture<'_, u64>;
+}
+
+/// A store with clients, revocations, signing keys, a change feed and the
+/// audit trail, as the server uses it.
+pub trait Store: ClientStore + RevocationStore + KeyStore + AuditStore + RegistrationStore {
     /// The newest cursor: start here to see only later changes.
     fn change_cursor(&self) -> StoreFuture<'_, i64>;
     /// Changes after `cursor`, oldest first.

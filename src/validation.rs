@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod binding;
 
-use crate::cache::{CachedClaims, ClientCache, RevocationSet, ValidationCache, token_hash};
+use crate::cache::{CachedClaims, ClientCache, RevocationSet, ValidationCache};
 use crate::domain::token::{
     AccessTokenClaims, TokenError, TokenPolicy, check_time, verify_signature, verify_signature_by,
 };
@@ -152,7 +152,7 @@ impl TokenValidator {
         store.revoke(&revocation).await?;
         self.revocations
             .insert(revocation.jti.clone(), revocation.exp);
-        self.cache.invalidate(&token_hash(token));
+        self.cache.invalidate(token);
         Ok(Some(revocation.jti))
     }
 
@@ -188,15 +188,14 @@ impl TokenValidator {
         clients: &ClientCache,
         now: i64,
     ) -> Result<Validated, Rejection> {
-        let hash = token_hash(token);
-        let claims = match self.cache.get(&hash) {
+        let claims = match self.cache.get(token) {
             Some(cached) => {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
                 let cached = cached?;
                 // Its key was retired (an emergency rotation): refused as a
                 // token with an unknown kid is, cached or not.
                 if !keys.accepts_kid(&cached.kid) {
-                    self.cache.invalidate(&hash);
+                    self.cache.invalidate(token);
                     return Err(TokenError::UnsupportedHeader.into());
                 }
                 cached.claims
@@ -210,19 +209,17 @@ impl TokenValidator {
                             u64::try_from(claims.exp.saturating_add(policy.exp_leeway_secs) - now)
                                 .unwrap_or(0);
                         if left > 0 {
-                            self.cache.insert_valid(
-                                hash,
-                                CachedClaims {
-                                    claims: Arc::clone(&claims),
-                                    kid: Arc::from(key.kid()),
-                                    expires: Instant::now() + Duration::from_secs(left),
-                                },
-                            );
+                            self.cache.insert_valid(CachedClaims {
+                                token: Arc::from(token),
+                                claims: Arc::clone(&claims),
+                                kid: Arc::from(key.kid()),
+                                expires: Instant::now() + Duration::from_secs(left),
+                            });
                         }
                         claims
                     }
                     Err(e) => {
-                        self.cache.insert_rejected(hash, e);
+                        self.cache.insert_rejected(token, e);
                         return Err(e.into());
                     }
                 }

@@ -299,7 +299,13 @@ async fn a_promotion_reaches_the_other_instances_jwks_within_milliseconds() {
     );
     let mut delays = Vec::new();
     for _ in 0..5 {
-        let next = ring.rotate(auth_server::clock::unix_now()).await.unwrap();
+        let next = ring
+            .rotate(
+                &auth_server::audit::Actor::cli("test"),
+                auth_server::clock::unix_now(),
+            )
+            .await
+            .unwrap();
         until_every_jwks(&fleet, Duration::from_secs(3), |j| j.contains(&next.kid)).await;
         let before = identical_jwks(&fleet).await;
         let promoted = ring.advance(next.promote_at.unwrap()).await.unwrap();

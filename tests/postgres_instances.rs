@@ -67,9 +67,15 @@ async fn revocations_and_client_changes_reach_the_other_instance_within_a_second
     // and its token requests within a second.
     let second = api::token(&b.client(), &b.base_url, &id, &secret).await;
     assert_eq!(validate_status(&a, &second).await, StatusCode::OK);
-    admin::set_enabled(&admin_store, &id, false, auth_server::clock::unix_now())
-        .await
-        .unwrap();
+    admin::set_enabled(
+        &admin_store,
+        &id,
+        false,
+        &auth_server::audit::Actor::cli("test"),
+        auth_server::clock::unix_now(),
+    )
+    .await
+    .unwrap();
     let took = until_refused(&a, &second).await;
     eprintln!(
         "client disable reached instance A after {} ms",

@@ -492,7 +492,8 @@ async fn used_once_on_one_of_two(
         jwks: Some(jwks(&[&key]).to_string()),
         ..NewClient::default()
     };
-    auth_server::admin::create_client(&store, new, auth_server::clock::unix_now())
+    let actor = auth_server::audit::Actor::cli("test");
+    auth_server::admin::create_client(&store, new, &actor, auth_server::clock::unix_now())
         .await
         .unwrap();
     let start =

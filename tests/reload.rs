@@ -99,7 +99,10 @@ async fn a_reload_rereads_the_stored_keys_and_keeps_out_a_damaged_one() {
     // the new key at once; the damaged one is retired and gone.
     let new = server
         .key_ring()
-        .rotate_now(auth_server::clock::unix_now())
+        .rotate_now(
+            &auth_server::audit::Actor::cli("test"),
+            auth_server::clock::unix_now(),
+        )
         .await
         .unwrap();
     assert!(server.reload().await.keys_reloaded);

@@ -103,32 +103,54 @@ async fn store_changes_from_elsewhere_arrive_within_a_second() {
         .unwrap()
         .to_owned();
     assert_eq!(api::validate(&http, &base, &first).await, StatusCode::OK);
-    auth_server::admin::revoke_jti(&server.store, &jti, now())
-        .await
-        .unwrap();
+    auth_server::admin::revoke_jti(
+        &server.store,
+        &jti,
+        &auth_server::audit::Actor::cli("test"),
+        now(),
+    )
+    .await
+    .unwrap();
     let took = api::until_refused(&http, &base, &first, REFUSED_WITHIN).await;
     assert!(took < Duration::from_millis(1_500), "took {took:?}");
 
     // Disabling the client ends its tokens.
     let second = api::token(&http, &base, &id, &secret).await;
     assert_eq!(api::validate(&http, &base, &second).await, StatusCode::OK);
-    auth_server::admin::set_enabled(&server.store, &id, false, now())
-        .await
-        .unwrap();
+    auth_server::admin::set_enabled(
+        &server.store,
+        &id,
+        false,
+        &auth_server::audit::Actor::cli("test"),
+        now(),
+    )
+    .await
+    .unwrap();
     api::until_refused(&http, &base, &second, REFUSED_WITHIN).await;
     let refused = api::token_request(&http, &base, &id, &secret).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 
     // `token revoke --client` ends every token issued so far, but not the
     // client: new tokens (issued in a later second) work.
-    auth_server::admin::set_enabled(&server.store, &id, true, now())
-        .await
-        .unwrap();
+    auth_server::admin::set_enabled(
+        &server.store,
+        &id,
+        true,
+        &auth_server::audit::Actor::cli("test"),
+        now(),
+    )
+    .await
+    .unwrap();
     let (other_id, other_secret) = server.standard_client().await;
     let third = api::token(&http, &base, &other_id, &other_secret).await;
-    auth_server::admin::revoke_client_tokens(&server.store, &other_id, now())
-        .await
-        .unwrap();
+    auth_server::admin::revoke_client_tokens(
+        &server.store,
+        &other_id,
+        &auth_server::audit::Actor::cli("test"),
+        now(),
+    )
+    .await
+    .unwrap();
     api::until_refused(&http, &base, &third, REFUSED_WITHIN).await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let fourth = api::token(&http, &base, &other_id, &other_secret).await;

@@ -270,7 +270,8 @@ async fn the_keys_commands_list_rotate_import_and_retire() {
     assert!(text(&out.stderr).contains(&next_kid));
     assert_eq!(keys(&["retire", current[0]]).status.code(), Some(64));
     assert_eq!(keys(&["retire", "no-such-kid"]).status.code(), Some(65));
-    assert!(keys(&["retire", &next_kid]).status.success());
+    let out = keys(&["retire", &next_kid]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 
     let pem_file = dir.path().join("imported.pem");
     let pem = pkcs8_pem(&generate_pkcs8(Algorithm::EdDSA).unwrap());
@@ -339,7 +340,10 @@ async fn an_emergency_rotation_refuses_cached_tokens_within_a_second() {
         auth_server::keyring::KeySettings::from_config(&auth_server::config::Config::default()),
     );
     let new = ring
-        .rotate_now(auth_server::clock::unix_now())
+        .rotate_now(
+            &auth_server::audit::Actor::cli("test"),
+            auth_server::clock::unix_now(),
+        )
         .await
         .unwrap();
     let started = Instant::now();
@@ -387,7 +391,10 @@ async fn key_metrics_show_age_states_and_the_next_promotion() {
 
     server
         .key_ring()
-        .rotate(auth_server::clock::unix_now())
+        .rotate(
+            &auth_server::audit::Actor::cli("test"),
+            auth_server::clock::unix_now(),
+        )
         .await
         .unwrap();
     let started = Instant::now();

@@ -90,9 +90,15 @@ async fn bad_credentials_get_401_invalid_client_with_a_basic_challenge() {
     let server = TestServer::start().await;
     let (id, secret) = server.standard_client().await;
     let (disabled_id, disabled_secret) = server.standard_client().await;
-    auth_server::admin::set_enabled(&server.store, &disabled_id, false, 0)
-        .await
-        .unwrap();
+    auth_server::admin::set_enabled(
+        &server.store,
+        &disabled_id,
+        false,
+        &auth_server::audit::Actor::cli("test"),
+        0,
+    )
+    .await
+    .unwrap();
     let client = server.client();
     let wrong = secret.chars().rev().collect::<String>();
     for (user, pass) in [

@@ -1,4 +1,5 @@
 use super::*;
+use crate::audit::Actor;
 use crate::store::sqlite::SqliteStore;
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -10,7 +11,7 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
 
 /// The id of a new client made from [`new_client`] at time 0.
 async fn created_id(store: &SqliteStore) -> String {
-    create_client(store, new_client(), 0)
+    create_client(store, new_client(), &Actor::cli("test"), 0)
         .await
         .unwrap()
         .client
@@ -30,7 +31,9 @@ fn new_client() -> NewClient {
 #[tokio::test]
 async fn create_stores_only_the_hash_and_the_secret_verifies() {
     let (_dir, store) = store().await;
-    let created = create_client(&store, new_client(), 10).await.unwrap();
+    let created = create_client(&store, new_client(), &Actor::cli("test"), 10)
+        .await
+        .unwrap();
     assert!(created.client.id.starts_with("client-"));
     let stored = store.get_client(&created.client.id).await.unwrap().unwrap();
     assert!(stored.verify_secret(&created.secret, 10));
@@ -82,7 +85,7 @@ async fn create_refuses_bad_input() {
         let shown = format!("{case:?}");
         assert!(
             matches!(
-                create_client(&store, case, 0).await,
+                create_client(&store, case, &Actor::cli("test"), 0).await,
                 Err(AdminError::Invalid(_))
             ),
             "{shown}"
@@ -102,6 +105,7 @@ async fn defaults_to_all_allowed_scopes_and_imports_secrets() {
             imported_secret: Some("test-secret-123".into()),
             ..new_client()
         },
+        &Actor::cli("test"),
         0,
     )
     .await
@@ -116,6 +120,7 @@ async fn defaults_to_all_allowed_scopes_and_imports_secrets() {
                 id: Some("test-client".into()),
                 ..new_client()
             },
+            &Actor::cli("test"),
             0
         )
         .await,
@@ -126,14 +131,17 @@ async fn defaults_to_all_allowed_scopes_and_imports_secrets() {
 #[tokio::test]
 async fn rotation_keeps_the_old_secret_for_the_grace_period() {
     let (_dir, store) = store().await;
-    let created = create_client(&store, new_client(), 0).await.unwrap();
-    let (client, new_secret) = rotate_secret(&store, &created.client.id, 60, 100)
+    let created = create_client(&store, new_client(), &Actor::cli("test"), 0)
         .await
         .unwrap();
+    let (client, new_secret) =
+        rotate_secret(&store, &created.client.id, 60, &Actor::cli("test"), 100)
+            .await
+            .unwrap();
     assert!(client.verify_secret(&new_secret, 100));
     assert!(client.verify_secret(&created.secret, 159));
     assert!(!client.verify_secret(&created.secret, 160));
-    let (client, newest) = rotate_secret(&store, &created.client.id, 0, 200)
+    let (client, newest) = rotate_secret(&store, &created.client.id, 0, &Actor::cli("test"), 200)
         .await
         .unwrap();
     assert!(client.verify_secret(&newest, 200));
@@ -152,6 +160,7 @@ async fn update_disable_enable_delete() {
             token_lifetime_secs: Some(Some(60)),
             ..ClientUpdate::default()
         },
+        &Actor::cli("test"),
         5,
     )
     .await
@@ -167,26 +176,33 @@ async fn update_disable_enable_delete() {
                 allowed_scopes: Some("write".into()),
                 ..ClientUpdate::default()
             },
+            &Actor::cli("test"),
             6
         )
         .await,
         Err(AdminError::Invalid(_))
     ));
 
-    let disabled = set_enabled(&store, &id, false, 50).await.unwrap();
+    let disabled = set_enabled(&store, &id, false, &Actor::cli("test"), 50)
+        .await
+        .unwrap();
     assert!(!disabled.enabled);
     assert_eq!(disabled.tokens_valid_after, 50);
-    let enabled = set_enabled(&store, &id, true, 60).await.unwrap();
+    let enabled = set_enabled(&store, &id, true, &Actor::cli("test"), 60)
+        .await
+        .unwrap();
     assert!(enabled.enabled);
     assert_eq!(enabled.tokens_valid_after, 60);
 
-    delete_client(&store, &id).await.unwrap();
+    delete_client(&store, &id, &Actor::cli("test"), 0)
+        .await
+        .unwrap();
     assert!(matches!(
-        delete_client(&store, &id).await,
+        delete_client(&store, &id, &Actor::cli("test"), 0).await,
         Err(AdminError::NotFound(_))
     ));
     assert!(matches!(
-        set_enabled(&store, &id, true, 0).await,
+        set_enabled(&store, &id, true, &Actor::cli("test"), 0).await,
         Err(AdminError::NotFound(_))
     ));
 }
@@ -195,17 +211,23 @@ async fn update_disable_enable_delete() {
 async fn enabling_does_not_revive_tokens_issued_while_disabled() {
     let (_dir, store) = store().await;
     let id = created_id(&store).await;
-    set_enabled(&store, &id, false, 100).await.unwrap();
+    set_enabled(&store, &id, false, &Actor::cli("test"), 100)
+        .await
+        .unwrap();
     // An instance that has not yet seen the disable issues at 101.
     let issued_during_the_lag = 101;
-    let enabled = set_enabled(&store, &id, true, 103).await.unwrap();
+    let enabled = set_enabled(&store, &id, true, &Actor::cli("test"), 103)
+        .await
+        .unwrap();
     assert!(enabled.enabled);
     assert!(
         issued_during_the_lag <= enabled.tokens_valid_after,
         "validation accepts only iat > tokens_valid_after"
     );
     // Enabling again changes nothing: tokens issued since the enable live.
-    let again = set_enabled(&store, &id, true, 110).await.unwrap();
+    let again = set_enabled(&store, &id, true, &Actor::cli("test"), 110)
+        .await
+        .unwrap();
     assert_eq!(again.tokens_valid_after, 103);
     let stored = store.get_client(&id).await.unwrap().unwrap();
     assert_eq!((stored.enabled, stored.tokens_valid_after), (true, 103));
@@ -214,6 +236,7 @@ async fn enabling_does_not_revive_tokens_issued_while_disabled() {
 #[tokio::test]
 async fn a_certificate_registration_sets_the_method() {
     let (_dir, store) = store().await;
+    let ops = Actor::cli("ops");
     let pki = TlsClientAuth::from_parts("san_dns", "svc.test").unwrap();
     let created = create_client(
         &store,
@@ -221,6 +244,7 @@ async fn a_certificate_registration_sets_the_method() {
             tls_client_auth: Some(pki.clone()),
             ..new_client()
         },
+        &ops,
         0,
     )
     .await
@@ -228,7 +252,7 @@ async fn a_certificate_registration_sets_the_method() {
     assert_eq!(created.client.auth_method, AuthMethod::TlsClientAuth);
     let id = created.client.id;
     assert!(matches!(
-        rotate_secret(&store, &id, 0, 1).await,
+        rotate_secret(&store, &id, 0, &ops, 1).await,
         Err(AdminError::Invalid(_))
     ));
 
@@ -239,15 +263,31 @@ async fn a_certificate_registration_sets_the_method() {
         tls_client_auth: Some(Some(self_signed)),
         ..ClientUpdate::default()
     };
-    let client = update_client(&store, &id, update, 1).await.unwrap();
+    let client = update_client(&store, &id, update, &ops, 1).await.unwrap();
     assert_eq!(client.auth_method, AuthMethod::SelfSignedTlsClientAuth);
     // Dropping the registration goes back to the secret.
     let update = ClientUpdate {
         tls_client_auth: Some(None),
         ..ClientUpdate::default()
     };
-    let client = update_client(&store, &id, update, 2).await.unwrap();
+    let client = update_client(&store, &id, update, &ops, 2).await.unwrap();
     assert_eq!(client.auth_method, AuthMethod::ClientSecretBasic);
+    // The trail has each change of method.
+    let records = crate::store::AuditStore::audit_records(&store, &Default::default())
+        .await
+        .unwrap();
+    let methods: Vec<_> = records
+        .iter()
+        .map(|r| &r.entry.changes["token_endpoint_auth_method"])
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            &json!({ "from": null, "to": "tls_client_auth" }),
+            &json!({ "from": "tls_client_auth", "to": "self_signed_tls_client_auth" }),
+            &json!({ "from": "self_signed_tls_client_auth", "to": "client_secret_basic" }),
+        ]
+    );
 
     // A key method with a certificate, a certificate method without one.
     for (auth_method, tls_client_auth) in [
@@ -263,6 +303,7 @@ async fn a_certificate_registration_sets_the_method() {
                 jwks_uri: Some("https://keys.test/jwks".into()),
                 ..new_client()
             },
+            &ops,
             0,
         )
         .await;
@@ -271,4 +312,61 @@ async fn a_certificate_registration_sets_the_method() {
             "{auth_method:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn every_change_is_audited_and_no_record_holds_a_secret() {
+    use crate::audit::AuditQuery;
+    use crate::store::AuditStore;
+    let (_dir, store) = store().await;
+    let ops = Actor::cli("ops");
+    let created = create_client(&store, new_client(), &ops, 10).await.unwrap();
+    let id = created.client.id.clone();
+    let (_, rotated) = rotate_secret(&store, &id, 60, &ops, 11).await.unwrap();
+    let rename = ClientUpdate {
+        name: Some("Renamed".into()),
+        ..ClientUpdate::default()
+    };
+    update_client(&store, &id, rename, &ops, 12).await.unwrap();
+    set_enabled(&store, &id, false, &ops, 13).await.unwrap();
+    set_enabled(&store, &id, true, &ops, 14).await.unwrap();
+    revoke_client_tokens(&store, &id, &ops, 15).await.unwrap();
+    revoke_jti(&store, "jti-1", &ops, 16).await.unwrap();
+    // Refused changes write nothing.
+    let bad = ClientUpdate {
+        name: Some(String::new()),
+        ..ClientUpdate::default()
+    };
+    assert!(update_client(&store, &id, bad, &ops, 17).await.is_err());
+    assert!(delete_client(&store, "nobody", &ops, 17).await.is_err());
+    delete_client(&store, &id, &ops, 18).await.unwrap();
+
+    let records = store.audit_records(&AuditQuery::default()).await.unwrap();
+    let actions: Vec<&str> = records.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "client.create",
+            "client.rotate_secret",
+            "client.update",
+            "client.disable",
+            "client.enable",
+            "client.revoke_tokens",
+            "token.revoke",
+            "client.delete",
+        ]
+    );
+    assert!(records.iter().all(|r| r.entry.actor == ops));
+    let rotation = &records[1].entry.changes;
+    assert_eq!(rotation["secret_hash"], crate::audit::REDACTED);
+    assert_eq!(rotation["previous_secret_hash"], crate::audit::REDACTED);
+    assert_eq!(records[2].entry.changes["name"]["to"], "Renamed");
+    assert_eq!(records[3].entry.changes["enabled"]["to"], false);
+    let text = serde_json::to_string(&records).unwrap();
+    let hash = created.client.secret_hash.0;
+    for secret in [created.secret.as_str(), rotated.as_str()] {
+        assert!(!text.contains(secret), "a secret in the trail");
+    }
+    let hash_bytes: Vec<String> = hash.iter().map(u8::to_string).collect();
+    assert!(!text.contains(&hash_bytes.join(",")), "a hash in the trail");
 }

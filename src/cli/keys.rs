@@ -51,6 +51,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), CliError> 
     app::migrate(store.as_ref()).await?;
     let ring = app::open_key_ring(config, store)?;
     let now = unix_now();
+    let actor = super::cli_actor();
     match command {
         KeysCommand::List => {
             println!("kid\talg\tstate\tcreated\tpromotes_at\tretires_at");
@@ -59,7 +60,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), CliError> 
             }
         }
         KeysCommand::Rotate { immediately: false } => {
-            let next = ring.rotate(now).await?;
+            let next = ring.rotate(&actor, now).await?;
             println!(
                 "published next key {} ({}); it signs from {}",
                 next.kid,
@@ -68,7 +69,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), CliError> 
             );
         }
         KeysCommand::Rotate { immediately: true } => {
-            let current = ring.rotate_now(now).await?;
+            let current = ring.rotate_now(&actor, now).await?;
             println!(
                 "key {} ({}) signs now; the key it replaced is retired and its tokens are refused",
                 current.kid,
@@ -78,7 +79,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), CliError> 
         KeysCommand::Import { file } => {
             let pem = std::fs::read(&file)
                 .map_err(|e| CliError::Refused(format!("cannot read {}: {e}", file.display())))?;
-            let next = ring.import(&pem, now).await?;
+            let next = ring.import(&pem, &actor, now).await?;
             println!(
                 "imported key {} ({}) as next; it signs from {}",
                 next.kid,
@@ -87,7 +88,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), CliError> 
             );
         }
         KeysCommand::Retire { kid } => {
-            let retired = ring.retire(&kid, now).await?;
+            let retired = ring.retire(&kid, &actor, now).await?;
             println!("retired key {}; its tokens are refused", retired.kid);
         }
     }

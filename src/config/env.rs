@@ -82,6 +82,8 @@ const SECTIONS: &[&str] = &[
     "dpop",
     "limits",
     "log",
+    "audit",
+    "registration",
     "dev",
     "client_auth",
     "jwks_fetch",

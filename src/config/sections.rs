@@ -265,6 +265,26 @@ pub struct ScopeRule {
     pub methods: Vec<String>,
 }
 
+/// The audit trail of administrative changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Days audit records are kept; older ones are pruned (at least 1).
+    pub retention_days: u32,
+}
+
+/// RFC 7591 dynamic client registration and RFC 7592 management.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// Serve `{base}/register`; it needs an initial access token carrying
+    /// the scope `auth-server:register`.
+    pub enabled: bool,
+    /// Space-separated scopes a registered client may be given; empty:
+    /// none.
+    pub allowed_scopes: String,
+}
+
 /// Development conveniences; ignored in production.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -370,6 +390,14 @@ impl Default for LogConfig {
             dir: "log".into(),
             max_file_bytes: 50 * 1024 * 1024,
             max_files: 10,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 365,
         }
     }
 }

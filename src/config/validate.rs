@@ -44,6 +44,9 @@ impl Config {
                 "METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LEN} bytes"
             )));
         }
+        if !(1..=36_500).contains(&self.audit.retention_days) {
+            return invalid("audit.retention_days must be between 1 and 36500");
+        }
         if !(1..=86_400).contains(&self.token.lifetime_secs) {
             return invalid("token.lifetime_secs must be between 1 and 86400");
         }

@@ -17,6 +17,7 @@ use http::HeaderMap;
 
 use super::body::{Params, form_decode};
 use super::error::{StoreCall, store_failed};
+use crate::audit::{self, SecurityEvent};
 use crate::client_assertion::{AssertionFailure, Lookup};
 use crate::domain::assertion::JWT_BEARER;
 use crate::domain::certificate::PresentedCertificate;
@@ -190,7 +191,21 @@ pub async fn authenticate(
         _ => authenticate_credentials(state, headers, params).await,
     };
     if let (Err(OAuthError::InvalidClient), Some(ip)) = (&result, peer) {
-        state.limits.record_failed_auth(ip);
+        let trips = state.limits.record_failed_auth(ip);
+        if trips.ip_blocked {
+            audit::security_event(
+                SecurityEvent::FailedAuthGuardTripped,
+                Some(ip),
+                "failed client authentications from this caller: blocked for a while",
+            );
+        }
+        if trips.ceiling_reached {
+            audit::security_event(
+                SecurityEvent::ClientAuthFailureBurst,
+                Some(ip),
+                "server-wide burst of failed client authentications: ceiling reached",
+            );
+        }
     }
     result
 }

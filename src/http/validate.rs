@@ -148,23 +148,44 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, OAuthError> {
             "Authorization header is repeated",
         ));
     }
-    let value = value.to_str().map_err(|_| missing())?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
-    let token = token.trim_matches(' ');
-    if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop"))
+    // One pass over the bytes: `b64token` characters are visible ASCII, so
+    // checking them is all the checking the value needs.
+    let value = value.as_bytes();
+    let space = value.iter().position(|&b| b == b' ').ok_or_else(missing)?;
+    let (scheme, token) = (&value[..space], trim_spaces(&value[space + 1..]));
+    if !(scheme.eq_ignore_ascii_case(b"bearer") || scheme.eq_ignore_ascii_case(b"dpop"))
         || token.is_empty()
-        || !token.bytes().all(is_b64token_byte)
+        || !token.iter().all(|&b| B64TOKEN[usize::from(b)])
     {
         return Err(missing());
     }
-    Ok(token)
+    std::str::from_utf8(token).map_err(|_| missing())
+}
+
+/// `bytes` without leading and trailing spaces (only spaces: a tab stays and
+/// is refused as a token character).
+fn trim_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ')
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
 }
 
 /// RFC 6750 `b64token` characters: `ALPHA / DIGIT / "-" / "." / "_" / "~" /
-/// "+" / "/" / "="`. A byte test: this runs over every byte of every token.
-fn is_b64token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-}
+/// "+" / "/" / "="`, as a table: this runs over every byte of every token.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -192,6 +213,8 @@ mod tests {
             "Basic abc",
             "Bearer a b",
             "Bearer a\"b",
+            "Bearer \tabc",
+            "Bearer abc\t",
             "abc",
         ] {
             assert_eq!(

@@ -5,26 +5,30 @@
 use std::path::Path;
 
 use super::{KeyRing, KeyringError, legacy};
+use crate::audit::{Action, Actor};
 use crate::keys::lifecycle::{self, KeyRecord, KeyState};
 use crate::keys::{SigningKey, pem_to_pkcs8};
 use crate::store::KeyWrite;
 
 impl KeyRing {
     /// `keys rotate`: publishes a new next key; returns it.
-    pub async fn rotate(&self, now: i64) -> Result<KeyRecord, KeyringError> {
+    pub async fn rotate(&self, actor: &Actor, now: i64) -> Result<KeyRecord, KeyringError> {
         let written = self
-            .change(|ring, records, policy| {
-                ring.writes(lifecycle::rotate(records, policy, now)?, now)
-            })
+            .change(
+                Some((actor, Action::KeyRotate, now)),
+                |ring, records, policy| ring.writes(lifecycle::rotate(records, policy, now)?, now),
+            )
             .await?;
         written.into_iter().next().ok_or(KeyringError::NoCurrentKey)
     }
 
     /// `keys rotate --now`: a new current key at once, the old one retired;
     /// returns the new key's record.
-    pub async fn rotate_now(&self, now: i64) -> Result<KeyRecord, KeyringError> {
+    pub async fn rotate_now(&self, actor: &Actor, now: i64) -> Result<KeyRecord, KeyringError> {
         let written = self
-            .change(|ring, records, _| ring.writes(lifecycle::rotate_now(records, now), now))
+            .change(Some((actor, Action::KeyRotate, now)), |ring, records, _| {
+                ring.writes(lifecycle::rotate_now(records, now), now)
+            })
             .await?;
         written
             .into_iter()
@@ -33,9 +37,16 @@ impl KeyRing {
     }
 
     /// `keys retire KID`: a next or previous key leaves the JWKS now.
-    pub async fn retire(&self, kid: &str, now: i64) -> Result<KeyRecord, KeyringError> {
+    pub async fn retire(
+        &self,
+        kid: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<KeyRecord, KeyringError> {
         let written = self
-            .change(|ring, records, _| ring.writes(lifecycle::retire(records, kid, now)?, now))
+            .change(Some((actor, Action::KeyRetire, now)), |ring, records, _| {
+                ring.writes(lifecycle::retire(records, kid, now)?, now)
+            })
             .await?;
         written
             .into_iter()
@@ -44,7 +55,12 @@ impl KeyRing {
     }
 
     /// `keys import`: a PKCS#8 PEM key becomes the next key.
-    pub async fn import(&self, pem: &[u8], now: i64) -> Result<KeyRecord, KeyringError> {
+    pub async fn import(
+        &self,
+        pem: &[u8],
+        actor: &Actor,
+        now: i64,
+    ) -> Result<KeyRecord, KeyringError> {
         let der = pem_to_pkcs8(pem)?;
         let key = SigningKey::from_pkcs8_any(&der)?;
         if key.alg() != self.settings.algorithm {
@@ -54,10 +70,13 @@ impl KeyRing {
             });
         }
         let written = self
-            .change(|ring, records, policy| {
-                let record = lifecycle::import(records, key.kid(), key.alg(), policy, now)?;
-                Ok(vec![KeyWrite::Insert(ring.seal(record, &key, &der)?)])
-            })
+            .change(
+                Some((actor, Action::KeyImport, now)),
+                |ring, records, policy| {
+                    let record = lifecycle::import(records, key.kid(), key.alg(), policy, now)?;
+                    Ok(vec![KeyWrite::Insert(ring.seal(record, &key, &der)?)])
+                },
+            )
             .await?;
         written.into_iter().next().ok_or(KeyringError::NoCurrentKey)
     }
@@ -79,7 +98,7 @@ impl KeyRing {
         };
         let kid = legacy.key.kid().to_owned();
         let written = self
-            .change(|ring, records, policy| {
+            .change(None, |ring, records, policy| {
                 match lifecycle::adopt(records, &kid, legacy.key.alg(), policy, now) {
                     Some(record) => Ok(vec![KeyWrite::Insert(ring.seal(
                         record,

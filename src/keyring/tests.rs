@@ -1,4 +1,5 @@
 use super::*;
+use crate::audit::Actor;
 use crate::domain::client::{Client, SecretHash};
 use crate::keys::pkcs8_pem;
 use crate::store::ClientStore;
@@ -86,7 +87,7 @@ async fn a_first_start_makes_one_key_that_every_ring_publishes_identically() {
 async fn of_two_rings_promoting_at_once_exactly_one_writes() {
     let f = Fixture::new().await;
     let first = f.ring().start(f.dir.path(), NOW).await.unwrap();
-    let next = f.ring().rotate(NOW).await.unwrap();
+    let next = f.ring().rotate(&Actor::cli("test"), NOW).await.unwrap();
     assert_eq!(next.promote_at, Some(NOW + 900));
     let published = f.ring().load().await.unwrap();
     assert!(published.accepts_kid(&next.kid), "next is published");
@@ -132,7 +133,11 @@ async fn of_two_rings_promoting_at_once_exactly_one_writes() {
 async fn rotate_now_retires_the_old_key_out_of_the_set() {
     let f = Fixture::new().await;
     let old = f.ring().start(f.dir.path(), NOW).await.unwrap();
-    let new = f.ring().rotate_now(NOW + 5).await.unwrap();
+    let new = f
+        .ring()
+        .rotate_now(&Actor::cli("test"), NOW + 5)
+        .await
+        .unwrap();
     let keys = f.ring().load().await.unwrap();
     assert_eq!(keys.active().kid(), new.kid);
     assert!(!keys.accepts_kid(old.active().kid()));
@@ -148,7 +153,7 @@ async fn a_replaced_key_stays_for_the_longest_client_lifetime() {
     client.token_lifetime_secs = Some(7_200);
     store.insert_client(&client).await.unwrap();
     f.ring().start(f.dir.path(), NOW).await.unwrap();
-    f.ring().rotate(NOW).await.unwrap();
+    f.ring().rotate(&Actor::cli("test"), NOW).await.unwrap();
     f.ring().advance(NOW + 900).await.unwrap();
     let previous = f
         .ring()
@@ -170,7 +175,7 @@ async fn a_wrong_kek_is_refused_by_name_and_writes_nothing() {
     let wrong = f.ring_with(&other);
     for result in [
         wrong.load().await.map(|_| ()),
-        wrong.rotate(NOW).await.map(|_| ()),
+        wrong.rotate(&Actor::cli("test"), NOW).await.map(|_| ()),
         wrong.start(f.dir.path(), NOW).await.map(|_| ()),
     ] {
         let err = result.unwrap_err();
@@ -253,13 +258,28 @@ async fn an_imported_key_becomes_next_and_must_match_the_algorithm() {
     let f = Fixture::new().await;
     f.ring().start(f.dir.path(), NOW).await.unwrap();
     let es256 = pkcs8_pem(&generate_pkcs8(Algorithm::ES256).unwrap());
-    let err = f.ring().import(es256.as_bytes(), NOW).await.unwrap_err();
+    let err = f
+        .ring()
+        .import(es256.as_bytes(), &Actor::cli("test"), NOW)
+        .await
+        .unwrap_err();
     assert!(matches!(err, KeyringError::WrongAlgorithm { .. }), "{err}");
     let pem = pkcs8_pem(&generate_pkcs8(Algorithm::EdDSA).unwrap());
-    let next = f.ring().import(pem.as_bytes(), NOW).await.unwrap();
+    let next = f
+        .ring()
+        .import(pem.as_bytes(), &Actor::cli("test"), NOW)
+        .await
+        .unwrap();
     assert_eq!(next.state, KeyState::Next);
-    let err = f.ring().import(pem.as_bytes(), NOW).await.unwrap_err();
+    let err = f
+        .ring()
+        .import(pem.as_bytes(), &Actor::cli("test"), NOW)
+        .await
+        .unwrap_err();
     assert!(matches!(err, KeyringError::Lifecycle(_)), "{err}");
-    f.ring().retire(&next.kid, NOW + 1).await.unwrap();
+    f.ring()
+        .retire(&next.kid, &Actor::cli("test"), NOW + 1)
+        .await
+        .unwrap();
     assert!(!f.ring().load().await.unwrap().accepts_kid(&next.kid));
 }

@@ -84,13 +84,20 @@ fn failed_authentications_block_an_ip_until_its_bucket_refills() {
     let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
     for _ in 0..3 {
         assert!(limits.check_ip(attacker).is_ok());
-        limits.record_failed_auth(attacker);
+        assert!(!limits.record_failed_auth(attacker).ip_blocked);
     }
     assert!(
         limits.check_ip(attacker).is_ok(),
         "the burst is used up, not exceeded"
     );
-    limits.record_failed_auth(attacker);
+    assert!(
+        limits.record_failed_auth(attacker).ip_blocked,
+        "the guard trips once"
+    );
+    assert!(
+        !limits.record_failed_auth(attacker).ip_blocked,
+        "and only once"
+    );
     let denied = limits.check_ip(attacker).unwrap_err();
     assert_eq!(denied.limiter, Limiter::FailedAuth);
     assert!((1..=10).contains(&denied.retry_after_secs), "{denied:?}");

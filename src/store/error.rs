@@ -115,6 +115,13 @@ pub enum CorruptRow {
         /// The key's id.
         kid: String,
     },
+    /// A registered client's registration access token hash has the wrong
+    /// length.
+    #[error("registration of client {client_id}: bad token hash")]
+    Registration {
+        /// The client's id.
+        client_id: String,
+    },
     /// A column's value does not have the type the migrations give it.
     #[error("{table} column {index}: {source}")]
     Column {

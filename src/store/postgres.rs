@@ -17,10 +17,15 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{ClientStore, MigrationReport, SettingsError, StoreError, StoreFuture, Unavailable};
+use super::{
+    AuditedChange, ClientStore, CorruptRow, MigrationReport, RegistrationStore, SettingsError,
+    StoreError, StoreFuture, Unavailable,
+};
+use crate::audit::AuditEntry;
 use crate::config::{DatabaseConfig, Secret};
-use crate::domain::client::Client;
+use crate::domain::client::{Client, SecretHash};
 
+mod audit;
 mod changes;
 mod instances;
 mod keys;
@@ -285,48 +290,134 @@ impl ClientStore for PostgresStore {
 
     fn insert_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, ()> {
         self.with_client(move |mut conn| async move {
-            let tx = conn.transaction().await.map_err(unavailable)?;
-            let written = rows::write_client(&tx, rows::INSERT_CLIENT, client).await;
-            match written {
+            let change = AuditedChange::InsertClient(client.clone());
+            apply(&mut conn, &change, None).await.map(|_| ())
+        })
+    }
+
+    fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool> {
+        self.with_client(move |mut conn| async move {
+            let change = AuditedChange::UpdateClient(client.clone());
+            apply(&mut conn, &change, None).await
+        })
+    }
+
+    fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        self.with_client(move |mut conn| async move {
+            let change = AuditedChange::DeleteClient(id.to_owned());
+            apply(&mut conn, &change, None).await
+        })
+    }
+}
+
+/// Applies `change` and, when it applied, appends `entry`, in one
+/// transaction.
+async fn apply(
+    conn: &mut deadpool_postgres::Object,
+    change: &AuditedChange,
+    entry: Option<&AuditEntry>,
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction().await.map_err(unavailable)?;
+    let applied = apply_change(&tx, change).await?;
+    if let (true, Some(entry)) = (applied, entry) {
+        audit::append(&tx, entry).await?;
+    }
+    tx.commit().await.map_err(unavailable)?;
+    Ok(applied)
+}
+
+/// One change inside the caller's transaction; `false` when an update or
+/// delete found no such client.
+async fn apply_change(
+    tx: &deadpool_postgres::Transaction<'_>,
+    change: &AuditedChange,
+) -> Result<bool, StoreError> {
+    match change {
+        AuditedChange::InsertClient(client) => {
+            match rows::write_client(tx, rows::INSERT_CLIENT, client).await {
                 Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                     return Err(StoreError::Duplicate(client.id.clone()));
                 }
                 Err(e) => return Err(unavailable(e)),
                 Ok(_) => {}
             }
-            changes::record_change(&tx, "client", &client.id).await?;
-            tx.commit().await.map_err(unavailable)
-        })
-    }
-
-    fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool> {
-        self.with_client(move |mut conn| async move {
-            let tx = conn.transaction().await.map_err(unavailable)?;
-            let updated = rows::write_client(&tx, rows::UPDATE_CLIENT, client)
+            changes::record_change(tx, "client", &client.id).await?;
+            Ok(true)
+        }
+        AuditedChange::UpdateClient(client) => {
+            let updated = rows::write_client(tx, rows::UPDATE_CLIENT, client)
                 .await
                 .map_err(unavailable)?
                 == 1;
             if updated {
-                changes::record_change(&tx, "client", &client.id).await?;
+                changes::record_change(tx, "client", &client.id).await?;
             }
-            tx.commit().await.map_err(unavailable)?;
             Ok(updated)
-        })
-    }
-
-    fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
-        self.with_client(move |mut conn| async move {
-            let tx = conn.transaction().await.map_err(unavailable)?;
+        }
+        AuditedChange::DeleteClient(id) => {
             let stmt = tx
                 .prepare_cached("DELETE FROM clients WHERE id = $1")
                 .await
                 .map_err(unavailable)?;
-            let deleted = tx.execute(&stmt, &[&id]).await.map_err(unavailable)? == 1;
+            let deleted = tx.execute(&stmt, &[id]).await.map_err(unavailable)? == 1;
             if deleted {
-                changes::record_change(&tx, "client", id).await?;
+                changes::record_change(tx, "client", id).await?;
             }
-            tx.commit().await.map_err(unavailable)?;
             Ok(deleted)
+        }
+        AuditedChange::Revoke(r) => {
+            changes::revoke(tx, r).await?;
+            Ok(true)
+        }
+        AuditedChange::SigningKeys(writes) => {
+            keys::write(tx, writes).await?;
+            Ok(true)
+        }
+        AuditedChange::RegisterClient(client, token_hash) => {
+            Box::pin(apply_change(
+                tx,
+                &AuditedChange::InsertClient(client.clone()),
+            ))
+            .await?;
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO client_registrations (client_id, token_hash, created_at) \
+                     VALUES ($1, $2, $3)",
+                )
+                .await
+                .map_err(unavailable)?;
+            tx.execute(
+                &stmt,
+                &[&client.id, &token_hash.0.as_slice(), &client.created_at],
+            )
+            .await
+            .map_err(unavailable)?;
+            Ok(true)
+        }
+    }
+}
+
+impl RegistrationStore for PostgresStore {
+    fn registration_token<'a>(&'a self, client_id: &'a str) -> StoreFuture<'a, Option<SecretHash>> {
+        self.with_client(move |client| async move {
+            let stmt = client
+                .prepare_cached("SELECT token_hash FROM client_registrations WHERE client_id = $1")
+                .await
+                .map_err(unavailable)?;
+            let row = client
+                .query_opt(&stmt, &[&client_id])
+                .await
+                .map_err(unavailable)?;
+            row.map(|row| {
+                let bytes: Vec<u8> = rows::Columns::of(&row, "client_registrations").get(0)?;
+                SecretHash::from_slice(&bytes).ok_or_else(|| {
+                    CorruptRow::Registration {
+                        client_id: client_id.to_owned(),
+                    }
+                    .into()
+                })
+            })
+            .transpose()
         })
     }
 }

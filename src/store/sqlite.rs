@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientField, ClientStore, CorruptRow, Heartbeat,
-    MigrationError, MigrationReport, Revocation, RevocationStore, SeenAssertion, Store, StoreError,
-    StoreFuture, Unavailable,
+    AuditedChange, CHANGE_LOG_RETENTION_SECS, ChangeBatch, ClientField, ClientStore, CorruptRow,
+    Heartbeat, MigrationError, MigrationReport, RegistrationStore, Revocation, RevocationStore,
+    SeenAssertion, Store, StoreError, StoreFuture, Unavailable,
 };
 
+mod audit;
+pub mod backup;
 mod instances;
+use crate::audit::AuditEntry;
 use crate::domain::certificate::TlsClientAuth;
 use crate::domain::client::{AuthMethod, Client, RegisteredJwks, SecretHash};
 use crate::domain::scope::ScopeSet;
@@ -33,7 +36,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (
         6,
-        include_str!("migrations/sqlite/0006_client_assertions.sql"),
+        include_str!("migrations/sqlite/0006_audit_and_registration.sql"),
+    ),
+    (
+        7,
+        include_str!("migrations/sqlite/0007_client_assertions.sql"),
     ),
 ];
 
@@ -278,21 +285,8 @@ fn revocation_from_row(row: &Row<'_>) -> rusqlite::Result<Revocation> {
 
 impl RevocationStore for SqliteStore {
     fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, ()> {
-        let r = revocation.clone();
-        self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
-            let inserted = tx
-                .execute(
-                    "INSERT OR IGNORE INTO revocations (jti, client_id, exp, revoked_at) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![r.jti, r.client_id, r.exp, r.revoked_at],
-                )
-                .map_err(unavailable)?;
-            if inserted == 1 {
-                record_change(&tx, "revocation", &r.jti).map_err(unavailable)?;
-            }
-            tx.commit().map_err(unavailable)
-        })
+        let change = AuditedChange::Revoke(revocation.clone());
+        self.with_conn(move |conn| apply(conn, &change, None).map(|_| ()))
     }
 
     fn active_revocations(&self, now: i64) -> StoreFuture<'_, Vec<Revocation>> {
@@ -421,6 +415,31 @@ impl Store for SqliteStore {
     }
 }
 
+impl RegistrationStore for SqliteStore {
+    fn registration_token<'a>(&'a self, client_id: &'a str) -> StoreFuture<'a, Option<SecretHash>> {
+        let id = client_id.to_owned();
+        self.with_conn(move |conn| {
+            let hash: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT token_hash FROM client_registrations WHERE client_id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            hash.map(|h| {
+                SecretHash::from_slice(&h).ok_or_else(|| {
+                    CorruptRow::Registration {
+                        client_id: id.clone(),
+                    }
+                    .into()
+                })
+            })
+            .transpose()
+        })
+    }
+}
+
 impl ClientStore for SqliteStore {
     fn migrate(&self) -> StoreFuture<'_, MigrationReport> {
         self.with_conn(migrate)
@@ -468,32 +487,61 @@ impl ClientStore for SqliteStore {
     }
 
     fn insert_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, ()> {
-        let client = client.clone();
-        self.with_conn(move |conn| {
+        let change = AuditedChange::InsertClient(client.clone());
+        self.with_conn(move |conn| apply(conn, &change, None).map(|_| ()))
+    }
+
+    fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool> {
+        let change = AuditedChange::UpdateClient(client.clone());
+        self.with_conn(move |conn| apply(conn, &change, None))
+    }
+
+    fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        let change = AuditedChange::DeleteClient(id.to_owned());
+        self.with_conn(move |conn| apply(conn, &change, None))
+    }
+}
+
+/// Applies `change` and, when it applied, appends `entry`, in one
+/// `BEGIN IMMEDIATE` transaction (writers queue on the write lock).
+fn apply(
+    conn: &mut Connection,
+    change: &AuditedChange,
+    entry: Option<&AuditEntry>,
+) -> Result<bool, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let applied = apply_change(&tx, change)?;
+    if let (true, Some(entry)) = (applied, entry) {
+        audit::append(&tx, entry)?;
+    }
+    tx.commit().map_err(unavailable)?;
+    Ok(applied)
+}
+
+/// One change inside the caller's transaction; `false` when an update or
+/// delete found no such client.
+fn apply_change(tx: &Connection, change: &AuditedChange) -> Result<bool, StoreError> {
+    match change {
+        AuditedChange::InsertClient(client) => {
             let sql = format!(
                 "INSERT INTO clients ({CLIENT_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
                  ?16, ?17, ?18, ?19, ?20, ?21)"
             );
-            let tx = conn.transaction().map_err(unavailable)?;
-            let written = write_client(&tx, &sql, &client)
-                .and_then(|_| record_change(&tx, "client", &client.id))
-                .and_then(|()| tx.commit());
-            match written {
-                Ok(()) => Ok(()),
+            match write_client(tx, &sql, client) {
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
-                    Err(StoreError::Duplicate(client.id.clone()))
+                    return Err(StoreError::Duplicate(client.id.clone()));
                 }
-                Err(e) => Err(unavailable(e)),
-            }
-        })
-    }
-
-    fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool> {
-        let client = client.clone();
-        self.with_conn(move |conn| {
+                other => other.map_err(unavailable)?,
+            };
+            record_change(tx, "client", &client.id).map_err(unavailable)?;
+            Ok(true)
+        }
+        AuditedChange::UpdateClient(client) => {
             let sql = "UPDATE clients SET name = ?2, secret_hash = ?3, \
                  previous_secret_hash = ?4, previous_secret_expires_at = ?5, \
                  secret_imported = ?6, allowed_scopes = ?7, default_scopes = ?8, \
@@ -501,30 +549,49 @@ impl ClientStore for SqliteStore {
                  enabled = ?12, tokens_valid_after = ?13, created_at = ?14, updated_at = ?15, \
                  tls_auth_kind = ?16, tls_auth_value = ?17, require_dpop = ?18, \
                  token_endpoint_auth_method = ?19, jwks = ?20, jwks_uri = ?21 WHERE id = ?1";
-            let tx = conn.transaction().map_err(unavailable)?;
-            let updated = write_client(&tx, sql, &client).map_err(unavailable)? == 1;
+            let updated = write_client(tx, sql, client).map_err(unavailable)? == 1;
             if updated {
-                record_change(&tx, "client", &client.id).map_err(unavailable)?;
+                record_change(tx, "client", &client.id).map_err(unavailable)?;
             }
-            tx.commit().map_err(unavailable)?;
             Ok(updated)
-        })
-    }
-
-    fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
-        let id = id.to_owned();
-        self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
+        }
+        AuditedChange::DeleteClient(id) => {
             let deleted = tx
                 .execute("DELETE FROM clients WHERE id = ?1", params![id])
                 .map_err(unavailable)?
                 == 1;
             if deleted {
-                record_change(&tx, "client", &id).map_err(unavailable)?;
+                record_change(tx, "client", id).map_err(unavailable)?;
             }
-            tx.commit().map_err(unavailable)?;
             Ok(deleted)
-        })
+        }
+        AuditedChange::Revoke(r) => {
+            let inserted = tx
+                .execute(
+                    "INSERT OR IGNORE INTO revocations (jti, client_id, exp, revoked_at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![r.jti, r.client_id, r.exp, r.revoked_at],
+                )
+                .map_err(unavailable)?;
+            if inserted == 1 {
+                record_change(tx, "revocation", &r.jti).map_err(unavailable)?;
+            }
+            Ok(true)
+        }
+        AuditedChange::SigningKeys(writes) => {
+            keys::write(tx, writes)?;
+            Ok(true)
+        }
+        AuditedChange::RegisterClient(client, token_hash) => {
+            apply_change(tx, &AuditedChange::InsertClient(client.clone()))?;
+            tx.execute(
+                "INSERT INTO client_registrations (client_id, token_hash, created_at) \
+                 VALUES (?1, ?2, ?3)",
+                params![client.id, token_hash.0.as_slice(), client.created_at],
+            )
+            .map_err(unavailable)?;
+            Ok(true)
+        }
     }
 }
 

@@ -2,14 +2,15 @@
 //! `&dyn Store` and run on each backend (`tests/store_sqlite.rs`,
 //! `tests/store_postgres.rs`). Each function expects a fresh, migrated store.
 
+use auth_server::audit::{Action, Actor, AuditEntry, AuditQuery};
 use auth_server::domain::certificate::TlsClientAuth;
 use auth_server::domain::client::{AuthMethod, Client, RegisteredJwks, SecretHash};
 use auth_server::domain::scope::ScopeSet;
 use auth_server::keys::Algorithm;
 use auth_server::keys::lifecycle::{KeyRecord, KeyState};
 use auth_server::store::{
-    CHANGE_LOG_RETENTION_SECS, Heartbeat, KeyWrite, Revocation, SeenAssertion, Store, StoreError,
-    StoredKey,
+    AuditedChange, CHANGE_LOG_RETENTION_SECS, Heartbeat, KeyWrite, Revocation, SeenAssertion,
+    Store, StoreError, StoredKey,
 };
 
 /// One test per check of the contract, each on a fresh store. `fresh` is an
@@ -32,6 +33,8 @@ macro_rules! contract_tests {
             the_longest_client_lifetime_is_known,
             heartbeats_count_the_live_instances,
             assertion_jtis_are_remembered_until_expiry,
+            audited_changes_write_their_record_or_nothing,
+            audit_pruning_keeps_recent_records,
         );
     };
     (@each $attrs:tt $fresh:expr; $($name:ident),* $(,)?) => {$(
@@ -437,4 +440,129 @@ pub async fn assertion_jtis_are_remembered_until_expiry(store: &dyn Store) {
             .unwrap(),
         "pruned"
     );
+}
+fn audit_entry(action: Action, target: &str, at: i64) -> AuditEntry {
+    let changes = serde_json::json!({ "name": { "from": null, "to": "Sample" } });
+    Actor::admin_api("ops", "req-1", Some("127.0.0.1".into())).entry(action, target, changes, at)
+}
+
+async fn audit_actions(store: &dyn Store, query: &AuditQuery) -> Vec<String> {
+    let records = store.audit_records(query).await.unwrap();
+    records.into_iter().map(|r| r.entry.action).collect()
+}
+
+/// An audited change writes its record in its own transaction: both or
+/// neither. A refused change (a duplicate, a key conflict) or one that
+/// finds nothing writes no record. Records list oldest first, filtered by
+/// time, client and count.
+pub async fn audited_changes_write_their_record_or_nothing(store: &dyn Store) {
+    use AuditedChange::*;
+    let now = auth_server::clock::unix_now();
+    let create = audit_entry(Action::ClientCreate, "a1", now);
+    assert!(
+        store
+            .write_audited(&InsertClient(sample("a1")), &create)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store
+            .write_audited(&InsertClient(sample("a1")), &create)
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let missing = audit_entry(Action::ClientUpdate, "nobody", now);
+    assert!(
+        !store
+            .write_audited(&UpdateClient(sample("nobody")), &missing)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .write_audited(&DeleteClient("nobody".into()), &missing)
+            .await
+            .unwrap()
+    );
+    let key = stored_key("k1", KeyState::Current, now);
+    let moved = update(KeyState::Next, &key, KeyState::Current, now);
+    assert!(matches!(
+        store
+            .write_audited(
+                &SigningKeys(vec![moved]),
+                &audit_entry(Action::KeyRotate, "k1", now)
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let revoke = audit_entry(Action::TokenRevoke, "jti-1", now);
+    assert!(
+        store
+            .write_audited(&Revoke(revocation("jti-1", now + 60)), &revoke)
+            .await
+            .unwrap()
+    );
+    let delete = audit_entry(Action::ClientDelete, "a1", now + 1);
+    assert!(
+        store
+            .write_audited(&DeleteClient("a1".into()), &delete)
+            .await
+            .unwrap()
+    );
+    assert!(store.get_client("a1").await.unwrap().is_none());
+    assert!(
+        store
+            .active_revocations(now)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.jti == "jti-1")
+    );
+
+    let all = store.audit_records(&AuditQuery::default()).await.unwrap();
+    let actions: Vec<&str> = all.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(actions, ["client.create", "token.revoke", "client.delete"]);
+    assert_eq!(all[0].entry, create, "stored as given");
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    let about = |client: &str| AuditQuery {
+        client: Some(client.into()),
+        ..AuditQuery::default()
+    };
+    assert_eq!(
+        audit_actions(store, &about("a1")).await,
+        ["client.create", "client.delete"]
+    );
+    assert_eq!(
+        audit_actions(store, &about("ops")).await.len(),
+        3,
+        "by the acting client"
+    );
+    let since = AuditQuery {
+        since: Some(now + 1),
+        ..AuditQuery::default()
+    };
+    assert_eq!(audit_actions(store, &since).await, ["client.delete"]);
+    let newest = AuditQuery {
+        limit: 2,
+        ..AuditQuery::default()
+    };
+    assert_eq!(
+        audit_actions(store, &newest).await,
+        ["token.revoke", "client.delete"]
+    );
+}
+
+/// Retention pruning removes only the records older than its cut-off.
+pub async fn audit_pruning_keeps_recent_records(store: &dyn Store) {
+    let now = auth_server::clock::unix_now();
+    let old = audit_entry(Action::TokenRevoke, "old", now - 10 * 86_400);
+    let recent = audit_entry(Action::TokenRevoke, "recent", now);
+    for (jti, entry) in [("old", &old), ("recent", &recent)] {
+        let change = AuditedChange::Revoke(revocation(jti, now + 60));
+        assert!(store.write_audited(&change, entry).await.unwrap());
+    }
+    assert_eq!(store.prune_audit(now - 5 * 86_400).await.unwrap(), 1);
+    let left = store.audit_records(&AuditQuery::default()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].entry.target, "recent");
 }

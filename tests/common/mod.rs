@@ -182,9 +182,14 @@ impl TestServer {
 
     /// Registers a client; returns (id, secret).
     pub async fn create_client(&self, new: NewClient) -> (String, String) {
-        let created = admin::create_client(&self.store, new, auth_server::clock::unix_now())
-            .await
-            .unwrap();
+        let created = admin::create_client(
+            &self.store,
+            new,
+            &auth_server::audit::Actor::cli("test"),
+            auth_server::clock::unix_now(),
+        )
+        .await
+        .unwrap();
         (created.client.id, created.secret)
     }
 

@@ -85,7 +85,7 @@ pub async fn fresh_store() -> (PostgresStore, String) {
     let url = fresh_database().await;
     let store = PostgresStore::open(&settings(&url), None).unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(report.applied, [1, 2, 3, 4, 5, 6, 7]);
     (store, url)
 }
 
@@ -96,9 +96,14 @@ pub async fn create_client(store: &PostgresStore, name: &str) -> (String, String
         allowed_scopes: "read".into(),
         ..Default::default()
     };
-    let created = auth_server::admin::create_client(store, new, auth_server::clock::unix_now())
-        .await
-        .unwrap();
+    let created = auth_server::admin::create_client(
+        store,
+        new,
+        &auth_server::audit::Actor::cli("test"),
+        auth_server::clock::unix_now(),
+    )
+    .await
+    .unwrap();
     (created.client.id, created.secret)
 }
 

@@ -3,10 +3,13 @@
 // and revocation; a DPoP-bound token through its DPoP handle, presented to a
 // small resource server that asks /oauth/validate to check the proof;
 // tls_client_auth with a client certificate (undici carries it, as
-// openid-client documents). Reads AS_ISSUER, AS_CLIENT_ID, AS_CLIENT_SECRET,
-// AS_JWT_CLIENT_ID, AS_JWT_KEY (PEM private key), AS_CA, AS_CA_KEY,
-// AS_NODE_MTLS_ID, AS_NODE_CERT, AS_NODE_KEY; trusts the server through
-// NODE_EXTRA_CA_CERTS.
+// openid-client documents); then an RFC 7591 registration built by hand (with
+// an initial access token openid-client got), and the registered client
+// getting a token through openid-client. Reads AS_ISSUER, AS_CLIENT_ID,
+// AS_CLIENT_SECRET, AS_JWT_CLIENT_ID, AS_JWT_KEY (PEM private key), AS_CA,
+// AS_CA_KEY, AS_NODE_MTLS_ID, AS_NODE_CERT, AS_NODE_KEY,
+// AS_REGISTRAR_CLIENT_ID, AS_REGISTRAR_CLIENT_SECRET; trusts the server
+// through NODE_EXTRA_CA_CERTS.
 import { readFileSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { createServer } from 'node:https';
@@ -132,4 +135,48 @@ const certBound = await client.clientCredentialsGrant(mtls, { scope: 'api:read' 
 const payload = JSON.parse(Buffer.from(certBound.access_token.split('.')[1], 'base64url'));
 check(typeof payload.cnf?.['x5t#S256'] === 'string', 'openid-client TlsClientAuth gets a certificate-bound token');
 await agent.close();
+
+const registrar = await client.discovery(
+  issuer,
+  process.env.AS_REGISTRAR_CLIENT_ID,
+  process.env.AS_REGISTRAR_CLIENT_SECRET,
+);
+const endpoint = registrar.serverMetadata().registration_endpoint;
+check(endpoint === `${process.env.AS_ISSUER}/register`, 'the metadata names the registration endpoint');
+const initial = await client.clientCredentialsGrant(registrar, { scope: 'auth-server:register' });
+const registration = await fetch(endpoint, {
+  method: 'POST',
+  headers: {
+    authorization: `Bearer ${initial.access_token}`,
+    'content-type': 'application/json',
+  },
+  body: JSON.stringify({
+    client_name: 'Registered by node',
+    grant_types: ['client_credentials'],
+    token_endpoint_auth_method: 'client_secret_post',
+    scope: 'api:read',
+  }),
+});
+check(registration.status === 201, 'a hand-built RFC 7591 request registers a client');
+const registered = await registration.json();
+check(registered.registration_access_token && registered.registration_client_uri, 'with RFC 7592 management');
+const refused = await fetch(endpoint, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: '{}',
+});
+check(refused.status === 401, 'registering without an initial access token is refused');
+
+const own = await client.discovery(issuer, registered.client_id, registered.client_secret);
+const ownToken = await client.clientCredentialsGrant(own, { scope: 'api:read' });
+check(ownToken.scope === 'api:read', 'openid-client gets a token for the registered client');
+const read = await fetch(registered.registration_client_uri, {
+  headers: { authorization: `Bearer ${registered.registration_access_token}` },
+});
+check(read.status === 200 && (await read.json()).client_name === 'Registered by node', 'it reads its registration');
+const removed = await fetch(registered.registration_client_uri, {
+  method: 'DELETE',
+  headers: { authorization: `Bearer ${registered.registration_access_token}` },
+});
+check(removed.status === 204, 'it deletes itself');
 console.log('node client: all checks passed');

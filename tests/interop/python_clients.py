@@ -4,9 +4,12 @@ Unmodified authlib, requests-oauthlib and PyJWT get tokens with the client
 authentication methods (secrets, and authlib's PrivateKeyJWT), verify them
 against the served JWKS, introspect and revoke them. Plain requests with
 cert= authenticates a client with its self-signed certificate (RFC 8705) and
-gets a certificate-bound token. Reads AS_ISSUER, AS_CA, AS_CLIENT_ID,
+gets a certificate-bound token. authlib drives the admin API with a token
+carrying the admin scope, and every refusal (no token, another scope, a
+revoked token) is checked. Reads AS_ISSUER, AS_CA, AS_CLIENT_ID,
 AS_CLIENT_SECRET, AS_JWT_CLIENT_ID and AS_JWT_KEY (the PEM private key of the
-private_key_jwt client), AS_PYTHON_MTLS_ID, AS_PYTHON_CERT, AS_PYTHON_KEY.
+private_key_jwt client), AS_PYTHON_MTLS_ID, AS_PYTHON_CERT, AS_PYTHON_KEY,
+AS_ADMIN_CLIENT_ID, AS_ADMIN_CLIENT_SECRET.
 Exits non-zero on the first failure.
 """
 
@@ -30,6 +33,8 @@ CLIENT_ID = os.environ["AS_CLIENT_ID"]
 CLIENT_SECRET = os.environ["AS_CLIENT_SECRET"]
 JWT_CLIENT_ID = os.environ["AS_JWT_CLIENT_ID"]
 JWT_KEY = os.environ["AS_JWT_KEY"]
+ADMIN_ID = os.environ["AS_ADMIN_CLIENT_ID"]
+ADMIN_SECRET = os.environ["AS_ADMIN_CLIENT_SECRET"]
 
 
 def check(condition, what):
@@ -230,6 +235,43 @@ def mutual_tls_flow(doc):
     )
     check(without_cert.status_code == 401, "without the certificate the client is refused")
 
+def admin_api(doc):
+    admin = f"{ISSUER}/admin"
+    session = AuthlibSession(ADMIN_ID, ADMIN_SECRET, scope="auth-server:admin")
+    session.verify = CA
+    token = session.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    check(token["scope"] == "auth-server:admin", "authlib gets an admin token")
+    created = session.post(
+        f"{admin}/clients",
+        json={"client_id": "from-authlib", "name": "From authlib", "allowed_scopes": "api:read"},
+    )
+    check(created.status_code == 201, "the admin API creates a client")
+    secret = created.json()["client_secret"]
+    check(created.headers["Cache-Control"] == "no-store", "the answer is not cached")
+    shown = session.get(f"{admin}/clients/from-authlib").json()
+    check("client_secret" not in shown, "show never shows the secret")
+    changed = session.patch(f"{admin}/clients/from-authlib", json={"name": "Renamed"})
+    check(changed.json()["name"] == "Renamed", "the admin API updates a client")
+    new_client = AuthlibSession("from-authlib", secret, scope="api:read")
+    new_client.verify = CA
+    issued = new_client.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    check(issued["token_type"] == "Bearer", "the created client gets a token")
+    check(session.get(f"{admin}/keys").status_code == 200, "the admin API lists the keys")
+    check(session.delete(f"{admin}/clients/from-authlib").status_code == 200, "delete")
+
+    anonymous = requests.get(f"{admin}/clients", verify=CA, timeout=10)
+    check(anonymous.status_code == 401, "no token: 401")
+    check(anonymous.headers["WWW-Authenticate"].startswith("Bearer"), "with a Bearer challenge")
+    reader = AuthlibSession(CLIENT_ID, CLIENT_SECRET, scope="api:read")
+    reader.verify = CA
+    reader.fetch_token(doc["token_endpoint"], grant_type="client_credentials")
+    scoped = reader.get(f"{admin}/clients")
+    check(scoped.status_code == 403, "another scope: 403")
+    check(scoped.json()["error"] == "insufficient_scope", "insufficient_scope")
+    revoked = session.revoke_token(doc["revocation_endpoint"], token=token["access_token"])
+    check(revoked.status_code == 200, "the admin token is revoked")
+    check(session.get(f"{admin}/clients").status_code == 401, "a revoked admin token: 401")
+
 
 def main():
     doc = metadata()
@@ -237,6 +279,7 @@ def main():
     authlib_private_key_jwt(doc)
     requests_oauthlib_flow(doc)
     mutual_tls_flow(doc)
+    admin_api(doc)
     print("python clients: all checks passed")
 
 

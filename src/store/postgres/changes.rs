@@ -4,10 +4,10 @@
 use deadpool_postgres::Transaction;
 use tokio::sync::watch;
 
-use super::{CHANGE_LOG_LOCK, PostgresStore, rows, unavailable};
+use super::{CHANGE_LOG_LOCK, PostgresStore, apply, rows, unavailable};
 use crate::store::{
-    CHANGE_LOG_RETENTION_SECS, ChangeBatch, Heartbeat, PoolStatus, Revocation, RevocationStore,
-    SeenAssertion, Store, StoreError, StoreFuture,
+    AuditedChange, CHANGE_LOG_RETENTION_SECS, ChangeBatch, Heartbeat, PoolStatus, Revocation,
+    RevocationStore, SeenAssertion, Store, StoreError, StoreFuture,
 };
 
 /// Appends to the change log. The lock makes concurrent writers commit in
@@ -31,25 +31,30 @@ pub(super) async fn record_change(
     Ok(())
 }
 
+/// Records a revocation inside the caller's transaction.
+pub(super) async fn revoke(tx: &Transaction<'_>, r: &Revocation) -> Result<(), StoreError> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO revocations (jti, client_id, exp, revoked_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
+        )
+        .await
+        .map_err(unavailable)?;
+    let inserted = tx
+        .execute(&stmt, &[&r.jti, &r.client_id, &r.exp, &r.revoked_at])
+        .await
+        .map_err(unavailable)?;
+    if inserted == 1 {
+        record_change(tx, "revocation", &r.jti).await?;
+    }
+    Ok(())
+}
+
 impl RevocationStore for PostgresStore {
     fn revoke<'a>(&'a self, r: &'a Revocation) -> StoreFuture<'a, ()> {
         self.with_client(move |mut conn| async move {
-            let tx = conn.transaction().await.map_err(unavailable)?;
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO revocations (jti, client_id, exp, revoked_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
-                )
-                .await
-                .map_err(unavailable)?;
-            let inserted = tx
-                .execute(&stmt, &[&r.jti, &r.client_id, &r.exp, &r.revoked_at])
-                .await
-                .map_err(unavailable)?;
-            if inserted == 1 {
-                record_change(&tx, "revocation", &r.jti).await?;
-            }
-            tx.commit().await.map_err(unavailable)
+            let change = AuditedChange::Revoke(r.clone());
+            apply(&mut conn, &change, None).await.map(|_| ())
         })
     }
 

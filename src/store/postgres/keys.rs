@@ -4,14 +4,17 @@
 //! wait on it, find the row changed and fail with a conflict. The partial
 //! unique indexes refuse a second current or next key whatever the order.
 
+use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use super::rows::Columns;
-use super::{PostgresStore, changes, unavailable};
+use super::{PostgresStore, apply, changes, unavailable};
 use crate::keys::Algorithm;
 use crate::keys::lifecycle::{KeyRecord, KeyState};
-use crate::store::{CorruptRow, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey};
+use crate::store::{
+    AuditedChange, CorruptRow, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey,
+};
 
 const KEY_COLUMNS: &str = "kid, algorithm, state, public_jwk, kek_id, sealed_key, created_at, \
     promote_at, activated_at, demoted_at, retire_at, retired_at";
@@ -71,67 +74,73 @@ impl KeyStore for PostgresStore {
 
     fn write_signing_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> StoreFuture<'a, ()> {
         self.with_client(move |mut conn| async move {
-            let tx = conn.transaction().await.map_err(unavailable)?;
-            for write in writes {
-                match write {
-                    KeyWrite::Insert(key) => {
-                        let r = &key.record;
-                        let stmt = tx
-                            .prepare_cached(&format!(
-                                "INSERT INTO signing_keys ({KEY_COLUMNS}) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-                            ))
-                            .await
-                            .map_err(unavailable)?;
-                        tx.execute(
-                            &stmt,
-                            &[
-                                &r.kid,
-                                &r.alg.name(),
-                                &r.state.name(),
-                                &key.public_jwk,
-                                &key.kek_id,
-                                &key.sealed_key,
-                                &r.created_at,
-                                &r.promote_at,
-                                &r.activated_at,
-                                &r.demoted_at,
-                                &r.retire_at,
-                                &r.retired_at,
-                            ],
-                        )
-                        .await
-                        .map_err(|e| conflict(e, &r.kid))?;
-                    }
-                    KeyWrite::Update { from, record: r } => {
-                        let stmt = tx.prepare_cached(UPDATE_KEY).await.map_err(unavailable)?;
-                        let updated = tx
-                            .execute(
-                                &stmt,
-                                &[
-                                    &r.kid,
-                                    &r.state.name(),
-                                    &r.promote_at,
-                                    &r.activated_at,
-                                    &r.demoted_at,
-                                    &r.retire_at,
-                                    &r.retired_at,
-                                    &from.name(),
-                                ],
-                            )
-                            .await
-                            .map_err(|e| conflict(e, &r.kid))?;
-                        if updated != 1 {
-                            return Err(StoreError::key_moved(&r.kid, *from));
-                        }
-                    }
-                }
-            }
-            if let Some(first) = writes.first() {
-                let kid = first.kid();
-                changes::record_change(&tx, "key", kid).await?;
-            }
-            tx.commit().await.map_err(unavailable)
+            let change = AuditedChange::SigningKeys(writes.to_vec());
+            apply(&mut conn, &change, None).await.map(|_| ())
         })
     }
+}
+
+/// Applies `writes` inside the caller's transaction, with one change-feed
+/// entry.
+pub(super) async fn write(tx: &Transaction<'_>, writes: &[KeyWrite]) -> Result<(), StoreError> {
+    for write in writes {
+        match write {
+            KeyWrite::Insert(key) => {
+                let r = &key.record;
+                let stmt = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO signing_keys ({KEY_COLUMNS}) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                    ))
+                    .await
+                    .map_err(unavailable)?;
+                tx.execute(
+                    &stmt,
+                    &[
+                        &r.kid,
+                        &r.alg.name(),
+                        &r.state.name(),
+                        &key.public_jwk,
+                        &key.kek_id,
+                        &key.sealed_key,
+                        &r.created_at,
+                        &r.promote_at,
+                        &r.activated_at,
+                        &r.demoted_at,
+                        &r.retire_at,
+                        &r.retired_at,
+                    ],
+                )
+                .await
+                .map_err(|e| conflict(e, &r.kid))?;
+            }
+            KeyWrite::Update { from, record: r } => {
+                let stmt = tx.prepare_cached(UPDATE_KEY).await.map_err(unavailable)?;
+                let updated = tx
+                    .execute(
+                        &stmt,
+                        &[
+                            &r.kid,
+                            &r.state.name(),
+                            &r.promote_at,
+                            &r.activated_at,
+                            &r.demoted_at,
+                            &r.retire_at,
+                            &r.retired_at,
+                            &from.name(),
+                        ],
+                    )
+                    .await
+                    .map_err(|e| conflict(e, &r.kid))?;
+                if updated != 1 {
+                    return Err(StoreError::key_moved(&r.kid, *from));
+                }
+            }
+        }
+    }
+    if let Some(first) = writes.first() {
+        let kid = first.kid();
+        changes::record_change(tx, "key", kid).await?;
+    }
+    Ok(())
 }

@@ -26,7 +26,11 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (
         6,
-        include_str!("../migrations/postgres/0006_client_assertions.sql"),
+        include_str!("../migrations/postgres/0006_audit_and_registration.sql"),
+    ),
+    (
+        7,
+        include_str!("../migrations/postgres/0007_client_assertions.sql"),
     ),
 ];
 

@@ -2,12 +2,14 @@
 //! transaction, so writers (the server, the CLI) queue on SQLite's write
 //! lock and each sees what the one before it committed.
 
-use rusqlite::{Row, params};
+use rusqlite::{Connection, Row, params};
 
-use super::{SqliteStore, reading, record_change, unavailable};
+use super::{SqliteStore, apply, reading, record_change, unavailable};
 use crate::keys::Algorithm;
 use crate::keys::lifecycle::{KeyRecord, KeyState};
-use crate::store::{CorruptRow, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey};
+use crate::store::{
+    AuditedChange, CorruptRow, KeyStore, KeyWrite, StoreError, StoreFuture, StoredKey,
+};
 
 const KEY_COLUMNS: &str = "kid, algorithm, state, public_jwk, kek_id, sealed_key, created_at, \
     promote_at, activated_at, demoted_at, retire_at, retired_at";
@@ -62,66 +64,67 @@ impl KeyStore for SqliteStore {
     }
 
     fn write_signing_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> StoreFuture<'a, ()> {
-        let writes = writes.to_vec();
-        self.with_conn(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
-            for write in &writes {
-                match write {
-                    KeyWrite::Insert(key) => {
-                        let r = &key.record;
-                        tx.execute(
-                            &format!(
-                                "INSERT INTO signing_keys ({KEY_COLUMNS}) \
+        let change = AuditedChange::SigningKeys(writes.to_vec());
+        self.with_conn(move |conn| apply(conn, &change, None).map(|_| ()))
+    }
+}
+
+/// Applies `writes` inside the caller's transaction, with one change-feed
+/// entry.
+pub(super) fn write(tx: &Connection, writes: &[KeyWrite]) -> Result<(), StoreError> {
+    for write in writes {
+        match write {
+            KeyWrite::Insert(key) => {
+                let r = &key.record;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO signing_keys ({KEY_COLUMNS}) \
                                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                            ),
-                            params![
-                                r.kid,
-                                r.alg.name(),
-                                r.state.name(),
-                                key.public_jwk,
-                                key.kek_id,
-                                key.sealed_key,
-                                r.created_at,
-                                r.promote_at,
-                                r.activated_at,
-                                r.demoted_at,
-                                r.retire_at,
-                                r.retired_at,
-                            ],
-                        )
-                        .map_err(|e| conflict(e, &r.kid))?;
-                    }
-                    KeyWrite::Update { from, record: r } => {
-                        let updated = tx
-                            .execute(
-                                "UPDATE signing_keys SET state = ?2, promote_at = ?3, \
+                    ),
+                    params![
+                        r.kid,
+                        r.alg.name(),
+                        r.state.name(),
+                        key.public_jwk,
+                        key.kek_id,
+                        key.sealed_key,
+                        r.created_at,
+                        r.promote_at,
+                        r.activated_at,
+                        r.demoted_at,
+                        r.retire_at,
+                        r.retired_at,
+                    ],
+                )
+                .map_err(|e| conflict(e, &r.kid))?;
+            }
+            KeyWrite::Update { from, record: r } => {
+                let updated = tx
+                    .execute(
+                        "UPDATE signing_keys SET state = ?2, promote_at = ?3, \
                                  activated_at = ?4, demoted_at = ?5, retire_at = ?6, \
                                  retired_at = ?7 WHERE kid = ?1 AND state = ?8",
-                                params![
-                                    r.kid,
-                                    r.state.name(),
-                                    r.promote_at,
-                                    r.activated_at,
-                                    r.demoted_at,
-                                    r.retire_at,
-                                    r.retired_at,
-                                    from.name(),
-                                ],
-                            )
-                            .map_err(|e| conflict(e, &r.kid))?;
-                        if updated != 1 {
-                            return Err(StoreError::key_moved(&r.kid, *from));
-                        }
-                    }
+                        params![
+                            r.kid,
+                            r.state.name(),
+                            r.promote_at,
+                            r.activated_at,
+                            r.demoted_at,
+                            r.retire_at,
+                            r.retired_at,
+                            from.name(),
+                        ],
+                    )
+                    .map_err(|e| conflict(e, &r.kid))?;
+                if updated != 1 {
+                    return Err(StoreError::key_moved(&r.kid, *from));
                 }
             }
-            if let Some(first) = writes.first() {
-                let kid = first.kid();
-                record_change(&tx, "key", kid).map_err(unavailable)?;
-            }
-            tx.commit().map_err(unavailable)
-        })
+        }
     }
+    if let Some(first) = writes.first() {
+        let kid = first.kid();
+        record_change(tx, "key", kid).map_err(unavailable)?;
+    }
+    Ok(())
 }

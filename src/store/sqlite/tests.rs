@@ -38,7 +38,10 @@ async fn opening_creates_the_directory_and_migrates_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("sub/db.sqlite")).unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        report.applied,
+        MIGRATIONS.iter().map(|(v, _)| *v).collect::<Vec<_>>()
+    );
     assert!(
         store.migrate().await.unwrap().applied.is_empty(),
         "idempotent"
@@ -172,7 +175,10 @@ async fn version_3_keeps_the_change_log_and_its_sequence() {
     let path = dir.path().join("db");
     drop(version_2_database(&path));
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.migrate().await.unwrap().applied, [3, 4, 5, 6]);
+    assert_eq!(
+        store.migrate().await.unwrap().applied,
+        MIGRATIONS[2..].iter().map(|(v, _)| *v).collect::<Vec<_>>()
+    );
     let kept = store.changes_since(0).await.unwrap();
     assert_eq!(kept.clients, ["c3", "c4"], "rows survive the rebuild");
     assert_eq!(kept.cursor, 5);
@@ -193,4 +199,55 @@ async fn version_3_keeps_the_change_log_and_its_sequence() {
         record_change(&old_kinds, "bogus", "x").is_err(),
         "still checked"
     );
+}
+
+/// Version 7 gives each client registered with a certificate (version 5)
+/// the certificate method of its registration; the others keep their
+/// secret.
+#[tokio::test]
+async fn version_7_sets_the_method_of_certificate_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL, \
+         applied_at INTEGER NOT NULL)",
+    )
+    .unwrap();
+    for (version, sql) in MIGRATIONS.iter().take_while(|(v, _)| *v < 7) {
+        conn.execute_batch(sql).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?1, 0)",
+            params![version],
+        )
+        .unwrap();
+    }
+    for (id, kind, value) in [
+        ("by-name", Some("san_dns"), Some("svc.test")),
+        (
+            "self-signed",
+            Some("self_signed"),
+            Some("47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"),
+        ),
+        ("secret", None, None),
+    ] {
+        conn.execute(
+            "INSERT INTO clients (id, name, secret_hash, allowed_scopes, default_scopes, \
+             created_at, updated_at, tls_auth_kind, tls_auth_value) \
+             VALUES (?1, ?1, ?2, 'a', 'a', 0, 0, ?3, ?4)",
+            params![id, SecretHash::of("s").0.to_vec(), kind, value],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.migrate().await.unwrap().applied, [7]);
+    for (id, method) in [
+        ("by-name", AuthMethod::TlsClientAuth),
+        ("self-signed", AuthMethod::SelfSignedTlsClientAuth),
+        ("secret", AuthMethod::ClientSecretBasic),
+    ] {
+        let client = store.get_client(id).await.unwrap().unwrap();
+        assert_eq!(client.auth_method, method, "{id}");
+    }
 }
