@@ -11,6 +11,7 @@ use auth_server::admin::NewClient;
 use auth_server::audit::{AuditQuery, AuditRecord};
 use auth_server::keys::Algorithm;
 use auth_server::store::AuditStore;
+use common::assertion::{ClientKey, claims, jwks, token_form};
 use common::{TestServer, api, json_body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -581,6 +582,89 @@ async fn bad_input_gets_a_clear_error_and_never_a_5xx() {
     // None of the refused changes left a record.
     let after = admin.trail(None).await.len();
     assert_eq!(after, before);
+}
+
+/// The authentication method through the admin API: by its RFC 7591 name,
+/// with the keys of a `private_key_jwt` client, held to the CLI's rules;
+/// the trail records each change of method.
+#[tokio::test]
+async fn the_auth_method_is_set_by_name() {
+    let admin = Admin::start().await;
+    let key = ClientKey::new("EdDSA");
+    let created = admin
+        .expect(
+            Method::POST,
+            "/clients",
+            Some(json!({
+                "client_id": "signer",
+                "name": "Signer",
+                "allowed_scopes": "read",
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": jwks(&[&key]),
+            })),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert!(created.get("client_secret").is_none(), "{created}");
+    assert_eq!(created["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(created["jwks"], jwks(&[&key]));
+    let assertion = key.sign(&claims("signer", &admin.server.token_url()));
+    let token = admin
+        .http
+        .post(api::endpoint(&admin.server.base_url, "token"))
+        .form(&token_form(&assertion, &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::OK);
+
+    for (bad, why) in [
+        (
+            json!({ "token_endpoint_auth_method": "none" }),
+            "not one of",
+        ),
+        (
+            json!({ "token_endpoint_auth_method": "tls_client_auth" }),
+            "certificate registration",
+        ),
+        (json!({ "jwks_uri": "http://keys.test" }), "https://"),
+    ] {
+        let refused = admin
+            .expect(
+                Method::PATCH,
+                "/clients/signer",
+                Some(bad.clone()),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        let description = refused["error_description"].as_str().unwrap();
+        assert!(description.contains(why), "{bad}: {description}");
+    }
+    let secret_again = admin
+        .expect(
+            Method::PATCH,
+            "/clients/signer",
+            Some(json!({ "token_endpoint_auth_method": "client_secret_post" })),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(
+        secret_again["token_endpoint_auth_method"],
+        "client_secret_post"
+    );
+    let methods: Vec<Value> = admin
+        .trail(Some("signer"))
+        .await
+        .iter()
+        .map(|r| r.entry.changes["token_endpoint_auth_method"].clone())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            json!({ "from": null, "to": "private_key_jwt" }),
+            json!({ "from": "private_key_jwt", "to": "client_secret_post" }),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use auth_server::admin::NewClient;
 use auth_server::audit::AuditQuery;
 use auth_server::keys::Algorithm;
 use auth_server::store::AuditStore;
+use common::assertion::{ClientKey, claims, jwks, token_form};
 use common::{TestServer, api, json_body};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -24,6 +25,50 @@ async fn metadata(server: &TestServer) -> Value {
             .await,
     )
     .await
+}
+
+/// A server with registration on, `read` the scope it allows.
+async fn registering_server() -> TestServer {
+    TestServer::start_with(Algorithm::EdDSA, |config| {
+        config.registration.enabled = true;
+        config.registration.allowed_scopes = "read".into();
+    })
+    .await
+}
+
+/// An initial access token: ours, with the registration scope, for the
+/// client "pipeline".
+async fn initial_access_token(server: &TestServer) -> String {
+    let (registrar, registrar_secret) = server
+        .create_client(NewClient {
+            id: Some("pipeline".into()),
+            name: "CI pipeline".into(),
+            allowed_scopes: "auth-server:register".into(),
+            ..NewClient::default()
+        })
+        .await;
+    api::token(
+        &server.client(),
+        &server.base_url,
+        &registrar,
+        &registrar_secret,
+    )
+    .await
+}
+
+/// RFC 7592 `PUT` of `metadata` at `manage` with the registration token.
+async fn put_metadata(
+    http: &reqwest::Client,
+    manage: &str,
+    token: &str,
+    metadata: &Value,
+) -> reqwest::Response {
+    http.put(manage)
+        .bearer_auth(token)
+        .json(metadata)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -47,11 +92,7 @@ async fn registration_is_off_by_default() {
 
 #[tokio::test]
 async fn a_registered_client_gets_tokens_and_manages_itself() {
-    let server = TestServer::start_with(Algorithm::EdDSA, |config| {
-        config.registration.enabled = true;
-        config.registration.allowed_scopes = "read".into();
-    })
-    .await;
+    let server = registering_server().await;
     let http = server.client();
     let base = server.base_url.clone();
     let endpoint = metadata(&server).await["registration_endpoint"]
@@ -67,16 +108,7 @@ async fn a_registered_client_gets_tokens_and_manages_itself() {
     );
     let url = server.url(REGISTER);
 
-    // The initial access token: ours, with the registration scope.
-    let (registrar, registrar_secret) = server
-        .create_client(NewClient {
-            id: Some("pipeline".into()),
-            name: "CI pipeline".into(),
-            allowed_scopes: "auth-server:register".into(),
-            ..NewClient::default()
-        })
-        .await;
-    let initial = api::token(&http, &base, &registrar, &registrar_secret).await;
+    let initial = initial_access_token(&server).await;
     let (reader, reader_secret) = server.standard_client().await;
     let not_initial = api::token(&http, &base, &reader, &reader_secret).await;
 
@@ -105,8 +137,26 @@ async fn a_registered_client_gets_tokens_and_manages_itself() {
             json!({ "grant_types": ["authorization_code"] }),
             "invalid_client_metadata",
         ),
+        // A key client needs its keys, keys need a key client, and the
+        // certificate methods are not offered.
         (
             json!({ "token_endpoint_auth_method": "private_key_jwt" }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://k.test" }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "token_endpoint_auth_method": "client_secret_basic", "jwks_uri": "https://k.test" }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "token_endpoint_auth_method": "tls_client_auth" }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "token_endpoint_auth_method": "none" }),
             "invalid_client_metadata",
         ),
         (json!({ "scope": "read write" }), "invalid_client_metadata"),
@@ -200,23 +250,11 @@ async fn a_registered_client_gets_tokens_and_manages_itself() {
     assert_eq!(not_registered.status(), StatusCode::UNAUTHORIZED);
 
     let change = json!({ "client_id": id, "client_name": "Inventory v2", "scope": "read" });
-    let changed = http
-        .put(&manage)
-        .bearer_auth(&management)
-        .json(&change)
-        .send()
-        .await
-        .unwrap();
+    let changed = put_metadata(&http, &manage, &management, &change).await;
     assert_eq!(changed.status(), StatusCode::OK);
     assert_eq!(json_body(changed).await["client_name"], "Inventory v2");
     let mismatched = json!({ "client_id": "someone-else", "client_name": "x" });
-    let refused = http
-        .put(&manage)
-        .bearer_auth(&management)
-        .json(&mismatched)
-        .send()
-        .await
-        .unwrap();
+    let refused = put_metadata(&http, &manage, &management, &mismatched).await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 
     let deleted = http
@@ -266,4 +304,100 @@ async fn a_registered_client_gets_tokens_and_manages_itself() {
     );
     let trail = serde_json::to_string(&records).unwrap();
     assert!(!trail.contains(&secret) && !trail.contains(&management));
+}
+
+#[tokio::test]
+async fn a_private_key_jwt_client_registers_its_keys_and_no_secret() {
+    let server = registering_server().await;
+    let http = server.client();
+    let base = server.base_url.clone();
+    let url = server.url(REGISTER);
+    let initial = initial_access_token(&server).await;
+    let (first, second) = (ClientKey::new("EdDSA"), ClientKey::new("ES256"));
+    let token_with = |key: &ClientKey, id: &str| {
+        let assertion = key.sign(&claims(id, &server.token_url()));
+        let http = http.clone();
+        let token_url = api::endpoint(&base, "token");
+        async move {
+            http.post(token_url)
+                .form(&token_form(&assertion, &[]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+
+    let response = http
+        .post(&url)
+        .bearer_auth(&initial)
+        .json(&json!({
+            "client_name": "Signer",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": jwks(&[&first]),
+            "scope": "read",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let registered = json_body(response).await;
+    assert!(registered.get("client_secret").is_none(), "{registered}");
+    assert!(registered.get("client_secret_expires_at").is_none());
+    assert_eq!(registered["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(registered["jwks"], jwks(&[&first]));
+    let id = registered["client_id"].as_str().unwrap().to_owned();
+    let management = registered["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(token_with(&first, &id).await, StatusCode::OK);
+    assert_eq!(token_with(&second, &id).await, StatusCode::UNAUTHORIZED);
+
+    // RFC 7592: the stored method is shown; a PUT replaces the keys but
+    // does not turn the client into a secret client.
+    let manage = server.url(&format!("{REGISTER}/{id}"));
+    let read = json_body(
+        http.get(&manage)
+            .bearer_auth(&management)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(read["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(read["jwks"], jwks(&[&first]));
+    let to_secret = json!({
+        "client_id": id, "client_name": "Signer", "scope": "read",
+        "token_endpoint_auth_method": "client_secret_basic",
+    });
+    let refused = put_metadata(&http, &manage, &management, &to_secret).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_body(refused).await["error"], "invalid_client_metadata");
+    let new_keys = json!({
+        "client_id": id, "client_name": "Signer", "scope": "read",
+        "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks(&[&second]),
+    });
+    let changed = put_metadata(&http, &manage, &management, &new_keys).await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(json_body(changed).await["jwks"], jwks(&[&second]));
+    assert_eq!(token_with(&second, &id).await, StatusCode::OK);
+    assert_eq!(token_with(&first, &id).await, StatusCode::UNAUTHORIZED);
+
+    // The trail has the method and the keys as registered, then the new keys.
+    let records = server
+        .store
+        .audit_records(&AuditQuery {
+            client: Some(id.clone()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let registration = &records[0].entry.changes;
+    assert_eq!(
+        registration["token_endpoint_auth_method"],
+        json!({ "from": null, "to": "private_key_jwt" })
+    );
+    assert_eq!(registration["jwks"]["to"], jwks(&[&first]));
+    assert_eq!(records[1].entry.changes["jwks"]["to"], jwks(&[&second]));
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auth_server::domain::client::AuthMethod;
 use auth_server::store::postgres::PostgresStore;
 use auth_server::store::{ClientStore, RevocationStore, Store};
 use common::{contract, pg};
@@ -245,4 +246,65 @@ async fn the_audit_trail_is_append_only() {
     let left = store.audit_records(&AuditQuery::default()).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].entry, entry);
+}
+
+/// Version 7 on a database a version-6 binary left: each client registered
+/// with a certificate gets the certificate method of its registration, the
+/// others keep their secret.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/test.sh"]
+async fn version_7_sets_the_method_of_certificate_clients() {
+    const VERSION_6: &[&str] = &[
+        include_str!("../src/store/migrations/postgres/0001_clients.sql"),
+        include_str!("../src/store/migrations/postgres/0002_revocations_and_changes.sql"),
+        include_str!("../src/store/migrations/postgres/0003_signing_keys.sql"),
+        include_str!("../src/store/migrations/postgres/0004_instances.sql"),
+        include_str!("../src/store/migrations/postgres/0005_proof_of_possession.sql"),
+        include_str!("../src/store/migrations/postgres/0006_audit_and_registration.sql"),
+    ];
+    let url = pg::fresh_database().await;
+    let client = pg::connect(&url).await;
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+             applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .unwrap();
+    for (version, sql) in (1_i32..).zip(VERSION_6) {
+        client.batch_execute(sql).await.unwrap();
+        client
+            .execute("INSERT INTO schema_migrations VALUES ($1, 0)", &[&version])
+            .await
+            .unwrap();
+    }
+    for (id, kind, value) in [
+        ("by-name", Some("san_dns"), Some("svc.test")),
+        (
+            "self-signed",
+            Some("self_signed"),
+            Some("47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"),
+        ),
+        ("secret", None, None),
+    ] {
+        client
+            .execute(
+                "INSERT INTO clients (id, name, secret_hash, allowed_scopes, default_scopes, \
+                 created_at, updated_at, tls_auth_kind, tls_auth_value) \
+                 VALUES ($1, $1, $2, 'a', 'a', 0, 0, $3, $4)",
+                &[&id, &vec![7u8; 32], &kind, &value],
+            )
+            .await
+            .unwrap();
+    }
+    let store = PostgresStore::open(&pg::settings(&url), None).unwrap();
+    assert_eq!(store.migrate().await.unwrap().applied, [7]);
+    for (id, method) in [
+        ("by-name", AuthMethod::TlsClientAuth),
+        ("self-signed", AuthMethod::SelfSignedTlsClientAuth),
+        ("secret", AuthMethod::ClientSecretBasic),
+    ] {
+        let stored = store.get_client(id).await.unwrap().unwrap();
+        assert_eq!(stored.auth_method, method, "{id}");
+    }
 }

@@ -351,6 +351,16 @@ mod tests {
             update_body(&update),
             json!({ "name": "x", "token_lifetime_secs": null, "rate_limit_rps": 5 })
         );
+        let keyed = ClientUpdate {
+            auth_method: Some(crate::domain::client::AuthMethod::PrivateKeyJwt),
+            jwks: Some(r#"{"keys": []}"#.into()),
+            ..ClientUpdate::default()
+        };
+        assert_eq!(
+            update_body(&keyed),
+            json!({ "token_endpoint_auth_method": "private_key_jwt", "jwks": { "keys": [] } })
+        );
+        assert_eq!(jwks_value("not json"), json!("not json"));
         assert_eq!(segment("a.b~c_d-1"), "a.b~c_d-1");
         assert_eq!(segment("a/b?c"), "a%2Fb%3Fc");
     }
