@@ -4,10 +4,6 @@
 //! caller's business (see `crate::dpop`).
 
 use aws_lc_rs::digest;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256,
-    RsaPublicKeyComponents, UnparsedPublicKey,
-};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -15,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::endpoint::{NormalizedUrl, normalize_url};
 use super::token::compact_parts;
+use crate::keys::public::{PRIVATE_MEMBERS, PublicKey, VerifyAlgorithm};
 
 /// Longest proof we even try to parse. An RSA-4096 key in the header makes
 /// a proof of about 1.5 KiB.
@@ -22,10 +19,6 @@ pub const MAX_PROOF_LEN: usize = 8 * 1024;
 
 /// The proof signature algorithms accepted (asymmetric only).
 pub const PROOF_ALGORITHMS: [&str; 4] = ["EdDSA", "ES256", "RS256", "PS256"];
-
-/// JWK members that belong to a private or symmetric key. A proof whose
-/// `jwk` carries any of them is refused: the client leaked its key.
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// Why a proof was refused. Each maps to `invalid_dpop_proof` at the token
 /// endpoint and to `invalid_token` at validation.
@@ -160,13 +153,6 @@ struct ProofClaims {
     ath: Option<String>,
 }
 
-/// A proof key read from a JWK: what it verifies with and its thumbprint.
-enum ProofKey {
-    Ed25519(Vec<u8>),
-    P256(Vec<u8>),
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-}
-
 /// Checks `proof` against `target` at `now`: header, key, signature,
 /// `htm`, `htu`, `iat` and `ath`. The caller then checks the `jti` for
 /// replay and, when the token is already bound, the returned `jkt`.
@@ -192,14 +178,12 @@ pub fn check_proof(
     {
         return Err(ProofError::WrongType);
     }
-    if !PROOF_ALGORITHMS.contains(&header.alg) {
-        return Err(ProofError::UnsupportedAlgorithm);
-    }
+    let alg = VerifyAlgorithm::from_name(header.alg).ok_or(ProofError::UnsupportedAlgorithm)?;
     let jwk = header.jwk.as_ref().ok_or(ProofError::BadKey)?;
-    let (key, jkt) = read_public_jwk(jwk, header.alg)?;
+    let (key, jkt) = read_public_jwk(jwk, alg)?;
     let signature = decode(signature_b64)?;
     let signing_input = &proof.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
-    if !key.verify(header.alg, signing_input, &signature) {
+    if !key.verify(alg, signing_input, &signature) {
         return Err(ProofError::BadSignature);
     }
     let claims: ProofClaims =
@@ -242,7 +226,10 @@ pub fn access_token_hash(token: &str) -> String {
 }
 
 /// Reads a public JWK fit for `alg` and computes its RFC 7638 thumbprint.
-fn read_public_jwk(jwk: &Map<String, Value>, alg: &str) -> Result<(ProofKey, String), ProofError> {
+fn read_public_jwk(
+    jwk: &Map<String, Value>,
+    alg: VerifyAlgorithm,
+) -> Result<(PublicKey, String), ProofError> {
     if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(ProofError::PrivateKey);
     }
@@ -259,15 +246,15 @@ fn read_public_jwk(jwk: &Map<String, Value>, alg: &str) -> Result<(ProofKey, Str
     // RFC 7638 3.2: the required members only, in lexicographic order, no
     // whitespace. The values are base64url or fixed names, so no escaping.
     match (member("kty")?, alg) {
-        ("OKP", "EdDSA") => {
+        ("OKP", VerifyAlgorithm::EdDSA) => {
             let x = bytes("x")?;
             if member("crv")? != "Ed25519" || x.len() != 32 {
                 return Err(ProofError::BadKey);
             }
             let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, member("x")?);
-            Ok((ProofKey::Ed25519(x), thumbprint(&canonical)))
+            Ok((PublicKey::ed25519(x), thumbprint(&canonical)))
         }
-        ("EC", "ES256") => {
+        ("EC", VerifyAlgorithm::ES256) => {
             let (x, y) = (bytes("x")?, bytes("y")?);
             if member("crv")? != "P-256" || x.len() != 32 || y.len() != 32 {
                 return Err(ProofError::BadKey);
@@ -281,9 +268,9 @@ fn read_public_jwk(jwk: &Map<String, Value>, alg: &str) -> Result<(ProofKey, Str
             point.push(4);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            Ok((ProofKey::P256(point), thumbprint(&canonical)))
+            Ok((PublicKey::p256(point), thumbprint(&canonical)))
         }
-        ("RSA", "RS256" | "PS256") => {
+        ("RSA", VerifyAlgorithm::RS256 | VerifyAlgorithm::PS256) => {
             let (n, e) = (bytes("n")?, bytes("e")?);
             if n.len() < 256 || n.len() > 1024 || e.is_empty() || e.len() > 8 {
                 return Err(ProofError::BadKey);
@@ -293,7 +280,7 @@ fn read_public_jwk(jwk: &Map<String, Value>, alg: &str) -> Result<(ProofKey, Str
                 member("e")?,
                 member("n")?
             );
-            Ok((ProofKey::Rsa { n, e }, thumbprint(&canonical)))
+            Ok((PublicKey::rsa(n, e), thumbprint(&canonical)))
         }
         _ => Err(ProofError::BadKey),
     }
@@ -301,26 +288,6 @@ fn read_public_jwk(jwk: &Map<String, Value>, alg: &str) -> Result<(ProofKey, Str
 
 fn thumbprint(canonical_jwk: &str) -> String {
     URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, canonical_jwk.as_bytes()))
-}
-
-impl ProofKey {
-    fn verify(&self, alg: &str, message: &[u8], signature: &[u8]) -> bool {
-        match (self, alg) {
-            (Self::Ed25519(x), "EdDSA") => UnparsedPublicKey::new(&ED25519, x)
-                .verify(message, signature)
-                .is_ok(),
-            (Self::P256(point), "ES256") => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-                .verify(message, signature)
-                .is_ok(),
-            (Self::Rsa { n, e }, "RS256") => RsaPublicKeyComponents { n, e }
-                .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
-                .is_ok(),
-            (Self::Rsa { n, e }, "PS256") => RsaPublicKeyComponents { n, e }
-                .verify(&RSA_PSS_2048_8192_SHA256, message, signature)
-                .is_ok(),
-            _ => false,
-        }
-    }
 }
 
 fn decode(part: &str) -> Result<Vec<u8>, ProofError> {

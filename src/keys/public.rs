@@ -92,6 +92,29 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
+    /// A raw 32-byte Ed25519 public key, without `kid` or `alg`.
+    pub fn ed25519(x: Vec<u8>) -> Self {
+        Self::bare(Material::Ed25519(x))
+    }
+
+    /// An uncompressed P-256 point (0x04 || x || y), without `kid` or `alg`.
+    pub fn p256(point: Vec<u8>) -> Self {
+        Self::bare(Material::P256(point))
+    }
+
+    /// An RSA modulus and exponent, big-endian, without `kid` or `alg`.
+    pub fn rsa(n: Vec<u8>, e: Vec<u8>) -> Self {
+        Self::bare(Material::Rsa { n, e })
+    }
+
+    fn bare(material: Material) -> Self {
+        Self {
+            kid: None,
+            alg: None,
+            material,
+        }
+    }
+
     /// The key id, if the JWK has one.
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
@@ -142,8 +165,9 @@ pub struct PublicKeySet {
     keys: Vec<PublicKey>,
 }
 
-/// Members that only a private (or symmetric) JWK has.
-const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+/// Members that only a private (or symmetric) JWK has. A key carrying any
+/// of them is refused: whoever sent it has leaked it.
+pub const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 impl PublicKeySet {
     /// Parses a JWK Set document. A key with private material refuses the
