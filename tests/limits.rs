@@ -156,6 +156,7 @@ async fn past_the_failed_authentication_ceiling_only_known_clients_get_in() {
     let (http, base) = (server.client(), server.base_url.clone());
     let (known, known_secret) = server.standard_client().await;
     let (cold, cold_secret) = server.standard_client().await;
+    common::feed_passed_new_clients().await;
     // `known` is now in memory; `cold` is not.
     assert_eq!(
         api::token_request(&http, &base, &known, &known_secret)

@@ -564,6 +564,7 @@ async fn past_the_failed_authentication_ceiling_only_known_clients_get_in() {
     let (known, cold) = (ClientKey::new("EdDSA"), ClientKey::new("EdDSA"));
     inline_client(&server, "known", &[&known]).await;
     inline_client(&server, "cold", &[&cold]).await;
+    common::feed_passed_new_clients().await;
     assert_eq!(fresh_status(&server, &known, "known").await, StatusCode::OK);
     for _ in 0..4 {
         let stranger = fresh_status(&server, &ClientKey::new("EdDSA"), "known").await;
