@@ -643,5 +643,7 @@ fn tls_view(tls: &TlsClientAuth) -> Value {
     Value::Object(view)
 }
 
+pub mod federated;
+
 #[cfg(test)]
 mod tests;

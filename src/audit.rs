@@ -96,6 +96,10 @@ pub enum Action {
     KeyImport,
     /// An operator retired a signing key.
     KeyRetire,
+    /// A client got a federated subject.
+    FederatedSubjectAdd,
+    /// A client lost a federated subject.
+    FederatedSubjectRemove,
 }
 
 impl Action {
@@ -114,6 +118,8 @@ impl Action {
             Self::KeyRotate => "key.rotate",
             Self::KeyImport => "key.import",
             Self::KeyRetire => "key.retire",
+            Self::FederatedSubjectAdd => "client.federated_subject.add",
+            Self::FederatedSubjectRemove => "client.federated_subject.remove",
         }
     }
 }

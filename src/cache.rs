@@ -414,6 +414,7 @@ mod tests {
                 exp: 60,
                 jti: "j".into(),
                 cnf: None,
+                act: None,
             }),
             kid: Arc::from("k"),
             expires: Instant::now() + Duration::from_secs(60),

@@ -48,6 +48,7 @@ impl From<AssertionError> for AssertionFailure {
             AssertionError::Expired => "expired",
             AssertionError::NotYetValid => "iat or nbf in the future",
             AssertionError::TooLong => "lives too long",
+            AssertionError::TooOld => "too old",
             AssertionError::MissingJti => "no jti",
             AssertionError::UnknownKey => "no key of the client fits",
             AssertionError::Signature => "bad signature",

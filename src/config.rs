@@ -12,6 +12,7 @@ use crate::keys::Algorithm;
 
 mod client_auth;
 mod env;
+mod federation;
 mod sections;
 mod validate;
 
@@ -21,6 +22,7 @@ pub use env::{
 use env::{apply_env_overrides, read_secret_files};
 
 pub use client_auth::{ClientAuthConfig, JwksFetchConfig, ReplayScope};
+pub use federation::{FederationConfig, TrustedIssuerConfig, is_valid_issuer_name};
 pub use sections::{
     AuditConfig, CacheConfig, DatabaseConfig, DevConfig, DpopConfig, HttpConfig, LimitsConfig,
     LogConfig, RegistrationConfig, ScopeRule, ServerConfig, TlsConfig, TokenConfig,
@@ -105,6 +107,8 @@ pub struct Config {
     pub client_auth: ClientAuthConfig,
     /// Fetching clients' JWK Sets from their `jwks_uri`.
     pub jwks_fetch: JwksFetchConfig,
+    /// Trusted outside issuers (workload identity federation).
+    pub federation: FederationConfig,
     /// Scope definitions (`[[scope]]` tables): names and the endpoints they grant.
     #[serde(rename = "scope")]
     pub scopes: Vec<ScopeRule>,
@@ -159,6 +163,7 @@ impl Default for Config {
             dev: DevConfig::default(),
             client_auth: ClientAuthConfig::default(),
             jwks_fetch: JwksFetchConfig::default(),
+            federation: FederationConfig::default(),
             scopes: Vec::new(),
             jwt_secret: None,
             jwt_secret_previous: None,

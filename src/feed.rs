@@ -49,6 +49,7 @@ pub async fn poll_once(state: &AppState, cursor: i64) -> Result<Polled, StoreErr
     if batch.full_reload {
         tracing::warn!("change feed fell behind the retained log; reloading");
         state.clients.invalidate_all();
+        state.federation.subjects_changed();
         let cursor = load(state.store.as_ref(), revocations).await?;
         return Ok(Polled {
             cursor,
@@ -64,6 +65,9 @@ pub async fn poll_once(state: &AppState, cursor: i64) -> Result<Polled, StoreErr
     state.metrics.revocations_held.set(revocations.len() as i64);
     for id in &batch.clients {
         state.clients.invalidate(id);
+    }
+    if !batch.clients.is_empty() {
+        state.federation.subjects_changed();
     }
     Ok(Polled {
         cursor: batch.cursor,

@@ -18,6 +18,7 @@ pub mod body;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
+pub mod federated;
 pub mod health;
 pub mod introspect;
 pub mod register;
@@ -232,13 +233,17 @@ fn metrics_response<B>(state: &AppState, request: &Request<B>) -> Result<Respons
         authorization,
         peer_ip(request),
     )?;
-    let text = state.metrics.render(&crate::metrics::ScrapeSources {
+    let mut text = state.metrics.render(&crate::metrics::ScrapeSources {
         validation: state.validator.stats(),
         limits: state.limits.stats(),
         keys: state.keys().timeline().copied(),
         now: state.now(),
         pool: state.store.pool_status(),
     });
+    if state.federation.is_enabled() {
+        let issuers = state.federation.statuses();
+        text.extend_from_slice(crate::metrics::Metrics::render_federation(&issuers).as_bytes());
+    }
     Ok(response::with_content_type(
         http::StatusCode::OK,
         text,

@@ -77,6 +77,8 @@ pub struct JwksFetcher {
 #[derive(Default)]
 struct UrlKeys {
     current: RwLock<Option<(Arc<PublicKeySet>, Instant)>>,
+    /// Why the last fetch failed; `None` after a success.
+    last_error: RwLock<Option<String>>,
     /// Held while fetching, so one URL is fetched by one task at a time;
     /// holds the time of the last attempt.
     fetching: tokio::sync::Mutex<Option<Instant>>,
@@ -97,6 +99,32 @@ impl UrlKeys {
         };
         *guard = Some((keys, at));
     }
+
+    fn last_error(&self) -> Option<String> {
+        match self.last_error.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        let mut guard = match self.last_error.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = error;
+    }
+}
+
+/// The fetch state of one URL, for operators.
+#[derive(Debug, Clone, Default)]
+pub struct FetchStatus {
+    /// The keys held, if a fetch ever succeeded.
+    pub keys: Option<Arc<PublicKeySet>>,
+    /// How long ago they were fetched.
+    pub age: Option<Duration>,
+    /// Why the last fetch failed, when it did.
+    pub last_error: Option<String>,
 }
 
 impl JwksFetcher {
@@ -171,10 +199,12 @@ impl JwksFetcher {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 entry.set(Arc::clone(&keys), Instant::now());
+                entry.set_error(None);
                 Ok(keys)
             }
             Err(e) => {
                 tracing::warn!(url, error = %e, "fetching a JWK Set failed");
+                entry.set_error(Some(e.to_string()));
                 held.ok_or(e)
             }
         }
@@ -188,16 +218,33 @@ impl JwksFetcher {
             .map(|(keys, _)| keys)
     }
 
+    /// What is known of `url`'s keys, without fetching; `None` when it was
+    /// never asked for.
+    pub fn status(&self, url: &str) -> Option<FetchStatus> {
+        let entry = self.by_url.get(url)?;
+        let current = entry.current();
+        Some(FetchStatus {
+            age: current.as_ref().map(|(_, at)| at.elapsed()),
+            keys: current.map(|(keys, _)| keys),
+            last_error: entry.last_error(),
+        })
+    }
+
     /// Fetches the set at `url` once, bypassing the cache.
     pub async fn fetch(&self, url: &str) -> Result<PublicKeySet, FetchError> {
         let url = url::Url::parse(url).map_err(|_| FetchError::NotHttps)?;
+        Ok(PublicKeySet::parse(&self.fetch_document(&url).await?)?)
+    }
+
+    /// GETs the document at `url` (HTTPS only, no redirects, bounded in
+    /// time and size): a JWK Set, or an OpenID Connect discovery document.
+    pub async fn fetch_document(&self, url: &url::Url) -> Result<Bytes, FetchError> {
         if url.scheme() != "https" || !url.username().is_empty() || url.password().is_some() {
             return Err(FetchError::NotHttps);
         }
-        let body = tokio::time::timeout(self.timeout, self.get(&url))
+        tokio::time::timeout(self.timeout, self.get(url))
             .await
-            .map_err(|_| FetchError::Timeout)??;
-        Ok(PublicKeySet::parse(&body)?)
+            .map_err(|_| FetchError::Timeout)?
     }
 
     /// One GET over a new connection; the body, bounded.

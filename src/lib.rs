@@ -54,7 +54,11 @@
 //! - [`client_assertion`]: client authentication by JWT assertion
 //!   (`private_key_jwt`): the client's keys, the checks, one use per `jti`.
 //! - [`jwks_fetch`]: fetches and caches JWK Sets over HTTPS (clients'
-//!   `jwks_uri`), bounded in time and size, no redirects.
+//!   `jwks_uri`, trusted issuers' keys), bounded in time and size, no
+//!   redirects.
+//! - [`federation`]: workload identity federation: trusted issuers' tokens
+//!   verified, their subjects mapped to one client (the jwt-bearer and
+//!   token-exchange grants).
 //! - [`replay`]: the `jti`s of used assertions, in memory and (fleet mode)
 //!   in the store.
 //! - [`feed`]: applies the store's change feed to the caches and the key
@@ -107,6 +111,7 @@ pub mod config;
 pub mod domain;
 pub mod dpop;
 pub mod exit;
+pub mod federation;
 pub mod feed;
 pub mod fleet;
 pub mod http;

@@ -42,7 +42,11 @@ pub fn metadata_document(
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": [
+            "client_credentials",
+            crate::domain::federation::JWT_BEARER_GRANT,
+            crate::domain::federation::TOKEN_EXCHANGE_GRANT,
+        ],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "service_documentation": format!("{issuer}/oauth/"),

@@ -285,6 +285,51 @@ impl Metrics {
         out
     }
 
+    /// The trusted issuers' key state: keys held, whether the last fetch
+    /// (or discovery) succeeded, and the age of the keys.
+    pub fn render_federation(issuers: &[crate::federation::IssuerStatus]) -> String {
+        use std::fmt::Write;
+        let mut text = String::from(
+            "# HELP auth_federation_issuer_keys Keys held for a trusted issuer\n\
+             # TYPE auth_federation_issuer_keys gauge\n",
+        );
+        for s in issuers {
+            let _ = writeln!(
+                text,
+                "auth_federation_issuer_keys{{issuer=\"{}\"}} {}",
+                s.name,
+                s.key_count()
+            );
+        }
+        text.push_str(
+            "# HELP auth_federation_issuer_fetch_ok 1 when the last fetch of a trusted issuer's keys (and discovery) succeeded, 0 when it failed\n\
+             # TYPE auth_federation_issuer_fetch_ok gauge\n",
+        );
+        for s in issuers {
+            let ok = u8::from(s.error().is_none() && s.keys.keys.is_some());
+            let _ = writeln!(
+                text,
+                "auth_federation_issuer_fetch_ok{{issuer=\"{}\"}} {ok}",
+                s.name
+            );
+        }
+        text.push_str(
+            "# HELP auth_federation_issuer_keys_age_seconds Seconds since a trusted issuer's keys were fetched\n\
+             # TYPE auth_federation_issuer_keys_age_seconds gauge\n",
+        );
+        for s in issuers {
+            if let Some(age) = s.keys.age {
+                let _ = writeln!(
+                    text,
+                    "auth_federation_issuer_keys_age_seconds{{issuer=\"{}\"}} {}",
+                    s.name,
+                    age.as_secs()
+                );
+            }
+        }
+        text
+    }
+
     /// Sets `auth_db_pool_connections{state}` from one sample of the pool.
     fn set_pool(&self, pool: crate::store::PoolStatus) {
         for (state, connections) in [

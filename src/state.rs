@@ -17,6 +17,7 @@ use crate::domain::endpoint::{
 };
 use crate::domain::token::TokenPolicy;
 use crate::dpop::DpopChecker;
+use crate::federation::Federation;
 use crate::jwks_fetch::{FetchError, JwksFetcher};
 use crate::keyring::KeyRing;
 use crate::keys::KeySet;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub clients: ClientCache,
     /// Client authentication by JWT assertion (`private_key_jwt`).
     pub assertions: AssertionVerifier,
+    /// Trusted outside issuers and the federated subjects of clients.
+    pub federation: Federation,
     /// The store, for writes (revocations).
     pub store: Arc<dyn Store>,
     /// Token validation: caches, revocation set, counters.
@@ -122,10 +125,16 @@ impl AppState {
     ) -> Result<Self, StateError> {
         let cache = &config.cache;
         let metrics = Metrics::new()?;
+        let fetcher = Arc::new(JwksFetcher::new(&config.jwks_fetch)?);
+        let federation = Federation::new(
+            &config.federation,
+            Arc::clone(&fetcher),
+            Arc::clone(&store) as Arc<dyn ClientStore>,
+        );
         let assertions = AssertionVerifier::new(
             crate::metadata::assertion_audiences(issuer),
             &config.client_auth,
-            Arc::new(JwksFetcher::new(&config.jwks_fetch)?),
+            fetcher,
             ReplayGuard::new(
                 config.client_auth.replay_cache_capacity,
                 config.client_auth.client_assertion_replay,
@@ -175,6 +184,7 @@ impl AppState {
                 Duration::from_secs(cache.client_ttl_secs),
             ),
             assertions,
+            federation,
             store,
             validator: TokenValidator::new(
                 ValidationCache::new(

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord};
 use crate::domain::client::{Client, SecretHash};
+use crate::domain::federation::FederatedSubject;
 use crate::keys::lifecycle::{KeyRecord, KeyState};
 
 mod error;
@@ -59,6 +60,9 @@ pub trait ClientStore: Send + Sync {
     fn delete_client<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
     /// The longest per-client token lifetime override, if any client has one.
     fn longest_client_lifetime(&self) -> StoreFuture<'_, Option<u32>>;
+    /// Every client's federated subjects, ordered by client, issuer and
+    /// subject.
+    fn federated_subjects(&self) -> StoreFuture<'_, Vec<FederatedSubject>>;
 }
 
 /// A revoked access token, kept until its `exp` passes.
@@ -216,6 +220,12 @@ pub enum AuditedChange {
     /// registration access token ([`StoreError::Duplicate`] if the id is
     /// taken).
     RegisterClient(Client, SecretHash),
+    /// A federated subject for a client, added at the given time (Unix
+    /// seconds); [`StoreError::Duplicate`] if the client lists it already,
+    /// `false` if there is no such client.
+    AddFederatedSubject(FederatedSubject, i64),
+    /// A federated subject removed; `false` if the client did not list it.
+    RemoveFederatedSubject(FederatedSubject),
 }
 
 /// Clients created by dynamic registration (RFC 7591/7592).

@@ -52,7 +52,7 @@ async fn sslmode_require_verifies_the_server_certificate() {
         .query("SELECT version FROM schema_migrations", &[])
         .await
         .unwrap();
-    assert_eq!(versions.len(), 7, "every migration applied");
+    assert_eq!(versions.len(), 8, "every migration applied");
 }
 
 #[tokio::test]

@@ -30,8 +30,8 @@ async fn two_stores_migrating_at_once_apply_each_version_once() {
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     let mut applied = [ra.applied, rb.applied].concat();
     applied.sort_unstable();
-    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7]);
-    assert_eq!((ra.current, rb.current), (7, 7));
+    assert_eq!(applied, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!((ra.current, rb.current), (8, 8));
 }
 
 #[tokio::test]
@@ -69,7 +69,7 @@ async fn two_processes_migrating_at_once_both_succeed() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
 }
 
 #[tokio::test]
@@ -105,6 +105,7 @@ async fn the_previous_release_queries_run_on_the_newest_schema() {
         include_str!("fixtures/postgres_queries_v5.sql"),
         include_str!("fixtures/postgres_queries_v6.sql"),
         include_str!("fixtures/postgres_queries_v7.sql"),
+        include_str!("fixtures/postgres_queries_v8.sql"),
     ];
     let mut checked = 0;
     for block in RELEASED.iter().flat_map(|queries| queries.split("\n;\n")) {
@@ -298,7 +299,7 @@ async fn version_7_sets_the_method_of_certificate_clients() {
             .unwrap();
     }
     let store = PostgresStore::open(&pg::settings(&url), None).unwrap();
-    assert_eq!(store.migrate().await.unwrap().applied, [7]);
+    assert_eq!(store.migrate().await.unwrap().applied, [7, 8]);
     for (id, method) in [
         ("by-name", AuthMethod::TlsClientAuth),
         ("self-signed", AuthMethod::SelfSignedTlsClientAuth),

@@ -13,7 +13,7 @@ async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
     let store = SqliteStore::open(&dir.path().join("data/auth.db")).unwrap();
     assert_eq!(
         store.migrate().await.unwrap().applied,
-        [1, 2, 3, 4, 5, 6, 7]
+        [1, 2, 3, 4, 5, 6, 7, 8]
     );
     (store, dir)
 }

@@ -129,6 +129,7 @@ impl Config {
         self.validate_key_rotation()?;
         self.client_auth.check().map_err(ConfigError::Invalid)?;
         self.jwks_fetch.check().map_err(ConfigError::Invalid)?;
+        self.federation.check().map_err(ConfigError::Invalid)?;
         for rule in &self.scopes {
             if crate::domain::scope::ScopeSet::parse(&rule.name)
                 .map_or(true, |s| s.iter().count() != 1)

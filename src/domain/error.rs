@@ -15,6 +15,10 @@ pub enum OAuthError {
     /// credentials, disabled client. Deliberately says no more than that.
     #[error("invalid_client")]
     InvalidClient,
+    /// The grant (an external token, RFC 7523 3.1 / RFC 8693 2.2.2) is
+    /// invalid, expired, of an untrusted issuer, or maps to no client.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(Cow<'static, str>),
     /// The client may not use this grant or act on this token.
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(Cow<'static, str>),
@@ -62,6 +66,7 @@ impl OAuthError {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
@@ -79,6 +84,7 @@ impl OAuthError {
     pub fn description(&self) -> Cow<'static, str> {
         match self {
             Self::InvalidRequest(d)
+            | Self::InvalidGrant(d)
             | Self::UnauthorizedClient(d)
             | Self::InvalidScope(d)
             | Self::InvalidTarget(d)
@@ -86,7 +92,10 @@ impl OAuthError {
             | Self::InvalidDpopProof(d)
             | Self::TemporarilyUnavailable(d) => d.clone(),
             Self::InvalidClient => "client authentication failed".into(),
-            Self::UnsupportedGrantType => "only the client_credentials grant is supported".into(),
+            Self::UnsupportedGrantType => "the grant types supported are client_credentials, \
+                 urn:ietf:params:oauth:grant-type:jwt-bearer and \
+                 urn:ietf:params:oauth:grant-type:token-exchange"
+                .into(),
             Self::InsufficientScope { .. } => {
                 "the token does not grant access to this endpoint".into()
             }

@@ -38,6 +38,20 @@ pub struct AccessTokenClaims {
     /// certificate. Absent for a plain bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// Who the client is acting as (RFC 8693 4.1): the external workload
+    /// whose token was exchanged for this one. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// The `act` claim (RFC 8693 4.1): the issuer and subject of the external
+/// token a federated grant was made on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The external token's `iss`.
+    pub iss: String,
+    /// The external token's `sub`.
+    pub sub: String,
 }
 
 /// The proof-of-possession binding of a token (`cnf`, RFC 7800 3.1).
@@ -141,19 +155,35 @@ pub fn mint_access_token(
     key: &SigningKey,
     now: i64,
 ) -> Result<IssuedToken, MintError> {
-    let unbound = Confirmation::default();
-    mint_bound_access_token(client, scopes, audience, policy, key, unbound, now)
+    let grant = Grant {
+        scopes,
+        audience,
+        cnf: Confirmation::default(),
+        act: None,
+    };
+    mint_granted_access_token(client, grant, policy, key, now)
 }
 
-/// [`mint_access_token`] for a token bound to a DPoP key or a client
-/// certificate by `cnf` (none bound: a bearer token).
-pub fn mint_bound_access_token(
+/// What a token grants and carries besides its client.
+#[derive(Debug, Clone)]
+pub struct Grant<'a> {
+    /// The granted scopes.
+    pub scopes: &'a ScopeSet,
+    /// The audience.
+    pub audience: String,
+    /// The proof-of-possession binding (none: a bearer token).
+    pub cnf: Confirmation,
+    /// The external workload the client acts as, for a federated grant.
+    pub act: Option<Actor>,
+}
+
+/// Mints `client`'s token for `grant`: the client's lifetime, `sub` and
+/// `client_id` the client.
+pub fn mint_granted_access_token(
     client: &Client,
-    scopes: &ScopeSet,
-    audience: String,
+    grant: Grant<'_>,
     policy: &TokenPolicy,
     key: &SigningKey,
-    cnf: Confirmation,
     now: i64,
 ) -> Result<IssuedToken, MintError> {
     let lifetime = client
@@ -163,13 +193,14 @@ pub fn mint_bound_access_token(
         iss: policy.issuer.clone(),
         sub: client.id.clone(),
         client_id: client.id.clone(),
-        aud: audience,
-        scope: (!scopes.is_empty()).then(|| scopes.to_string()),
+        aud: grant.audience,
+        scope: (!grant.scopes.is_empty()).then(|| grant.scopes.to_string()),
         iat: now,
         nbf: now,
         exp: now + i64::from(lifetime),
         jti: URL_SAFE_NO_PAD.encode(random_bytes::<16>()?),
-        cnf: cnf.into_claim(),
+        cnf: grant.cnf.into_claim(),
+        act: grant.act,
     };
     let access_token = sign_claims(&claims, key)?;
     Ok(IssuedToken {

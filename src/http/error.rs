@@ -79,6 +79,8 @@ pub enum StoreCall {
     Revocation,
     /// Recording a client assertion's `jti` fleet-wide before accepting it.
     AssertionReplay,
+    /// Reading the federated subjects an external token maps by.
+    FederatedSubjects,
 }
 
 /// The error for a request whose store call failed: 503
@@ -97,6 +99,10 @@ pub fn store_failed(call: StoreCall, error: &StoreError) -> OAuthError {
         }
         StoreCall::AssertionReplay => {
             tracing::warn!(%error, "a client assertion's jti could not be recorded");
+            "the client store is unavailable"
+        }
+        StoreCall::FederatedSubjects => {
+            tracing::warn!(%error, "federated subjects could not be read");
             "the client store is unavailable"
         }
     };
@@ -185,7 +191,8 @@ fn oauth_error_response(e: &OAuthError) -> Response<Body> {
         | OAuthError::UnsupportedGrantType
         | OAuthError::InvalidScope(_)
         | OAuthError::InvalidDpopProof(_)
-        | OAuthError::InvalidTarget(_) => StatusCode::BAD_REQUEST,
+        | OAuthError::InvalidTarget(_)
+        | OAuthError::InvalidGrant(_) => StatusCode::BAD_REQUEST,
     };
     let mut response = error_body(status, e.code(), &e.description());
     let headers = response.headers_mut();
@@ -291,6 +298,7 @@ mod tests {
             (OAuthError::UnsupportedGrantType, 400),
             (OAuthError::InvalidScope("x".into()), 400),
             (OAuthError::InvalidTarget("x".into()), 400),
+            (OAuthError::InvalidGrant("x".into()), 400),
             (OAuthError::InvalidDpopProof("x".into()), 400),
             (OAuthError::UnauthorizedClient("x".into()), 400),
             (OAuthError::InvalidToken("x".into()), 401),

@@ -43,6 +43,9 @@ where
                 if let Some(cnf) = &claims.cnf {
                     obj.insert("cnf".into(), json!(cnf));
                 }
+                if let Some(act) = &claims.act {
+                    obj.insert("act".into(), json!(act));
+                }
             }
             body
         }

@@ -24,9 +24,11 @@ use super::{
 use crate::audit::AuditEntry;
 use crate::config::{DatabaseConfig, Secret};
 use crate::domain::client::{Client, SecretHash};
+use crate::domain::federation::FederatedSubject;
 
 mod audit;
 mod changes;
+mod federation;
 mod instances;
 mod keys;
 mod listen;
@@ -295,6 +297,10 @@ impl ClientStore for PostgresStore {
         })
     }
 
+    fn federated_subjects(&self) -> StoreFuture<'_, Vec<FederatedSubject>> {
+        self.with_client(|client| async move { federation::list(&client).await })
+    }
+
     fn update_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, bool> {
         self.with_client(move |mut conn| async move {
             let change = AuditedChange::UpdateClient(client.clone());
@@ -394,6 +400,8 @@ async fn apply_change(
             .map_err(unavailable)?;
             Ok(true)
         }
+        AuditedChange::AddFederatedSubject(subject, at) => federation::add(tx, subject, *at).await,
+        AuditedChange::RemoveFederatedSubject(subject) => federation::remove(tx, subject).await,
     }
 }
 

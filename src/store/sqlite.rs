@@ -15,10 +15,12 @@ use super::{
 
 mod audit;
 pub mod backup;
+mod federation;
 mod instances;
 use crate::audit::AuditEntry;
 use crate::domain::certificate::TlsClientAuth;
 use crate::domain::client::{AuthMethod, Client, RegisteredJwks, SecretHash};
+use crate::domain::federation::FederatedSubject;
 use crate::domain::scope::ScopeSet;
 
 /// Embedded migrations: (version, SQL). Append only.
@@ -41,6 +43,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (
         7,
         include_str!("migrations/sqlite/0007_client_assertions.sql"),
+    ),
+    (
+        8,
+        include_str!("migrations/sqlite/0008_federated_subjects.sql"),
     ),
 ];
 
@@ -486,6 +492,10 @@ impl ClientStore for SqliteStore {
         })
     }
 
+    fn federated_subjects(&self) -> StoreFuture<'_, Vec<FederatedSubject>> {
+        self.with_conn(|conn| federation::list(conn))
+    }
+
     fn insert_client<'a>(&'a self, client: &'a Client) -> StoreFuture<'a, ()> {
         let change = AuditedChange::InsertClient(client.clone());
         self.with_conn(move |conn| apply(conn, &change, None).map(|_| ()))
@@ -592,6 +602,8 @@ fn apply_change(tx: &Connection, change: &AuditedChange) -> Result<bool, StoreEr
             .map_err(unavailable)?;
             Ok(true)
         }
+        AuditedChange::AddFederatedSubject(subject, at) => federation::add(tx, subject, *at),
+        AuditedChange::RemoveFederatedSubject(subject) => federation::remove(tx, subject),
     }
 }
 

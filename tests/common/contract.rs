@@ -35,6 +35,7 @@ macro_rules! contract_tests {
             assertion_jtis_are_remembered_until_expiry,
             audited_changes_write_their_record_or_nothing,
             audit_pruning_keeps_recent_records,
+            federated_subjects_are_kept_per_client,
         );
     };
     (@each $attrs:tt $fresh:expr; $($name:ident),* $(,)?) => {$(
@@ -565,4 +566,93 @@ pub async fn audit_pruning_keeps_recent_records(store: &dyn Store) {
     let left = store.audit_records(&AuditQuery::default()).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].entry.target, "recent");
+}
+
+/// Federated subjects: added and removed with their audit record and a
+/// change-feed entry for the client, refused twice or for a missing
+/// client, listed in order, and gone with their client.
+pub async fn federated_subjects_are_kept_per_client(store: &dyn Store) {
+    use AuditedChange::*;
+    use auth_server::domain::federation::FederatedSubject;
+    let now = auth_server::clock::unix_now();
+    let subject = |client: &str, issuer: &str, sub: &str| FederatedSubject {
+        client_id: client.into(),
+        issuer: issuer.into(),
+        subject: sub.into(),
+    };
+    for id in ["f1", "f2"] {
+        store.insert_client(&sample(id)).await.unwrap();
+    }
+    let cursor = store.change_cursor().await.unwrap();
+    let added = [
+        subject("f2", "k8s", "system:serviceaccount:b:*"),
+        subject("f1", "spiffe", "spiffe://td/ns/a/sa/api"),
+        subject("f1", "k8s", "system:serviceaccount:a:*"),
+    ];
+    for s in &added {
+        let entry = audit_entry(Action::FederatedSubjectAdd, &s.client_id, now);
+        assert!(
+            store
+                .write_audited(&AddFederatedSubject(s.clone(), now), &entry)
+                .await
+                .unwrap()
+        );
+    }
+    let mut expected = added.to_vec();
+    expected.sort();
+    assert_eq!(store.federated_subjects().await.unwrap(), expected);
+    let changes = store.changes_since(cursor).await.unwrap();
+    assert!(changes.clients.contains(&"f1".to_owned()), "{changes:?}");
+
+    let again = audit_entry(Action::FederatedSubjectAdd, "f1", now);
+    assert!(matches!(
+        store
+            .write_audited(&AddFederatedSubject(added[1].clone(), now), &again)
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let missing = subject("nobody", "k8s", "x");
+    let entry = audit_entry(Action::FederatedSubjectAdd, "nobody", now);
+    assert!(
+        !store
+            .write_audited(&AddFederatedSubject(missing, now), &entry)
+            .await
+            .unwrap()
+    );
+
+    let entry = audit_entry(Action::FederatedSubjectRemove, "f1", now);
+    assert!(
+        store
+            .write_audited(&RemoveFederatedSubject(added[1].clone()), &entry)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .write_audited(&RemoveFederatedSubject(added[1].clone()), &entry)
+            .await
+            .unwrap()
+    );
+    let actions = audit_actions(
+        store,
+        &AuditQuery {
+            client: Some("f1".into()),
+            ..AuditQuery::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        actions,
+        [
+            "client.federated_subject.add",
+            "client.federated_subject.add",
+            "client.federated_subject.remove"
+        ]
+    );
+
+    assert!(store.delete_client("f1").await.unwrap());
+    assert_eq!(
+        store.federated_subjects().await.unwrap(),
+        [added[0].clone()]
+    );
 }

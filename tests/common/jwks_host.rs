@@ -1,6 +1,8 @@
 //! A JWK Set publisher for the tests: a real HTTPS server on loopback with a
 //! certificate from a test CA (whose PEM file the auth server is told to
-//! trust through `jwks_fetch.ca_file`), serving whatever the test sets.
+//! trust through `jwks_fetch.ca_file`), serving whatever the test sets, and
+//! an OpenID Connect discovery document at
+//! `/.well-known/openid-configuration` when one is set.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -34,9 +36,12 @@ pub enum Answer {
 pub struct JwksHost {
     /// `https://127.0.0.1:<port>/jwks`.
     pub url: String,
+    /// `https://127.0.0.1:<port>`.
+    pub origin: String,
     /// The test CA's certificate (PEM), to trust.
     pub ca_file: PathBuf,
     answer: Arc<Mutex<Answer>>,
+    discovery: Arc<Mutex<Option<String>>>,
     hits: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
@@ -80,20 +85,24 @@ impl JwksHost {
         let acceptor = TlsAcceptor::from(Arc::new(tls));
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "https://127.0.0.1:{}/jwks",
+        let origin = format!(
+            "https://127.0.0.1:{}",
             listener.local_addr().unwrap().port()
         );
+        let url = format!("{origin}/jwks");
         let answer = Arc::new(Mutex::new(Answer::Serve(jwks.to_string())));
+        let discovery = Arc::new(Mutex::new(None));
         let hits = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(serve(
             listener,
             acceptor,
-            Arc::clone(&answer),
+            (Arc::clone(&answer), Arc::clone(&discovery)),
             Arc::clone(&hits),
         ));
         Self {
             url,
+            origin,
+            discovery,
             ca_file,
             answer,
             hits,
@@ -112,29 +121,44 @@ impl JwksHost {
         self.answer(Answer::Serve(jwks.to_string()));
     }
 
+    /// Serves an OpenID Connect discovery document naming `issuer` and
+    /// this host's JWK Set URL.
+    pub fn publish_discovery(&self, issuer: &str) {
+        let doc = serde_json::json!({ "issuer": issuer, "jwks_uri": self.url });
+        *self.discovery.lock().unwrap() = Some(doc.to_string());
+    }
+
     /// Requests received so far.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 }
 
+type Answers = (Arc<Mutex<Answer>>, Arc<Mutex<Option<String>>>);
+
 async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    answer: Arc<Mutex<Answer>>,
+    answers: Answers,
     hits: Arc<AtomicUsize>,
 ) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
-        let (acceptor, answer, hits) = (acceptor.clone(), Arc::clone(&answer), Arc::clone(&hits));
+        let (acceptor, answers, hits) = (acceptor.clone(), answers.clone(), Arc::clone(&hits));
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
-            let service = service_fn(move |_: Request<hyper::body::Incoming>| {
-                let answer = answer.lock().unwrap().clone();
+            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let discovery = answers.1.lock().unwrap().clone();
+                let answer = match discovery {
+                    Some(doc) if request.uri().path().ends_with("/openid-configuration") => {
+                        Answer::Serve(doc)
+                    }
+                    _ => answers.0.lock().unwrap().clone(),
+                };
                 hits.fetch_add(1, Ordering::SeqCst);
                 async move { Ok::<_, Infallible>(respond(answer).await) }
             });

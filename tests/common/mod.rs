@@ -296,6 +296,7 @@ pub mod attack;
 pub mod contract;
 pub mod dpop;
 pub mod fleet;
+pub mod issuer;
 pub mod jwks_host;
 pub mod load;
 pub mod pg;

@@ -85,7 +85,7 @@ pub async fn fresh_store() -> (PostgresStore, String) {
     let url = fresh_database().await;
     let store = PostgresStore::open(&settings(&url), None).unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(report.applied, [1, 2, 3, 4, 5, 6, 7, 8]);
     (store, url)
 }
 

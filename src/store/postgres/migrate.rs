@@ -32,6 +32,10 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
         7,
         include_str!("../migrations/postgres/0007_client_assertions.sql"),
     ),
+    (
+        8,
+        include_str!("../migrations/postgres/0008_federated_subjects.sql"),
+    ),
 ];
 
 /// Advisory-lock key held while migrating ("auth-mig" in ASCII).

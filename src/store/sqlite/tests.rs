@@ -241,7 +241,7 @@ async fn version_7_sets_the_method_of_certificate_clients() {
     }
     drop(conn);
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.migrate().await.unwrap().applied, [7]);
+    assert_eq!(store.migrate().await.unwrap().applied, [7, 8]);
     for (id, method) in [
         ("by-name", AuthMethod::TlsClientAuth),
         ("self-signed", AuthMethod::SelfSignedTlsClientAuth),
