@@ -1,5 +1,6 @@
 //! The command line: argument definitions and the one-shot admin commands.
-//! `serve` hands over to [`crate::app`]; `keys` commands are in `cli/keys.rs`.
+//! `serve` hands over to [`crate::app`]; `keys` commands are in `cli/keys.rs`,
+//! `federation` commands in `cli/federation.rs`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -18,9 +19,11 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::sqlite::backup::BackupError;
 
 pub mod client_tls;
+pub mod federation;
 pub mod keys;
 pub mod remote;
 
+pub use federation::FederationCommand;
 pub use keys::KeysCommand;
 use remote::{AdminApi, RemoteArgs, RemoteError};
 
@@ -67,6 +70,10 @@ pub enum Command {
     /// Read the audit trail of administrative changes.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Trusted token issuers (workload identity federation) and the
+    /// federated subjects of clients.
+    #[command(subcommand)]
+    Federation(FederationCommand),
     /// Copy the embedded store to a new file while servers keep running
     /// (SQLite's online backup). PostgreSQL: use pg_dump or base backups.
     Backup {
@@ -368,6 +375,7 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
             None => run_client(command, &config).await,
         },
         Command::Keys(cmd) => keys::run(cmd, &config).await,
+        Command::Federation(cmd) => federation::run(cmd, &config).await,
         Command::Backup { file } => {
             let store = sqlite_store(&config, "backup")?;
             let started = std::time::Instant::now();

@@ -18,7 +18,7 @@ use crate::domain::federation::{
 use crate::domain::signed_jwt::SignedJwt;
 use crate::domain::token::Actor;
 use crate::jwks_fetch::{FetchError, FetchStatus, JwksFetcher};
-use crate::keys::public::VerifyAlgorithm;
+use crate::keys::public::{PublicKeySet, VerifyAlgorithm};
 use crate::store::{ClientStore, StoreError};
 
 /// Least time between two reads of the federated subjects caused by a
@@ -191,7 +191,7 @@ impl Federation {
         &self,
         issuer: &TrustedIssuer,
         kid: Option<&str>,
-    ) -> Option<Arc<crate::keys::public::PublicKeySet>> {
+    ) -> Option<Arc<PublicKeySet>> {
         let url = self.jwks_uri(issuer).await?;
         self.fetcher.keys(&url, kid).await.ok()
     }
@@ -277,12 +277,16 @@ fn write<T>(lock: &RwLock<T>, value: T) {
     }
 }
 
-/// Why an issuer's discovery document gave no JWK Set URL.
+/// Why an issuer's keys could not be had: discovery gave no JWK Set URL,
+/// or the set could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
-    /// The document could not be fetched.
+    /// The discovery document could not be fetched.
     #[error("discovery: {0}")]
-    Fetch(#[from] FetchError),
+    Fetch(FetchError),
+    /// The JWK Set could not be fetched.
+    #[error(transparent)]
+    Keys(FetchError),
     /// Not JSON, or without an https `jwks_uri`.
     #[error("discovery: the document has no https:// jwks_uri")]
     NoJwksUri,
@@ -298,8 +302,11 @@ pub async fn discover(fetcher: &JwksFetcher, issuer: &str) -> Result<String, Dis
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let url = url::Url::parse(&url).map_err(|_| FetchError::NotHttps)?;
-    let body = fetcher.fetch_document(&url).await?;
+    let url = url::Url::parse(&url).map_err(|_| DiscoveryError::Fetch(FetchError::NotHttps))?;
+    let body = fetcher
+        .fetch_document(&url)
+        .await
+        .map_err(DiscoveryError::Fetch)?;
     let doc: Value = serde_json::from_slice(&body).map_err(|_| DiscoveryError::NoJwksUri)?;
     if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
         return Err(DiscoveryError::IssuerMismatch);
@@ -309,6 +316,21 @@ pub async fn discover(fetcher: &JwksFetcher, issuer: &str) -> Result<String, Dis
         .filter(|u| url::Url::parse(u).is_ok_and(|u| u.scheme() == "https"))
         .map(str::to_owned)
         .ok_or(DiscoveryError::NoJwksUri)
+}
+
+/// Fetches `issuer`'s keys once, bypassing any cache: discovery when it
+/// has no `jwks_uri`, then the JWK Set. Returns the URL and the keys.
+pub async fn fetch_issuer_keys(
+    fetcher: &JwksFetcher,
+    issuer: &TrustedIssuerConfig,
+) -> Result<(String, PublicKeySet), DiscoveryError> {
+    let url = if issuer.jwks_uri.is_empty() {
+        discover(fetcher, &issuer.issuer).await?
+    } else {
+        issuer.jwks_uri.clone()
+    };
+    let keys = fetcher.fetch(&url).await.map_err(DiscoveryError::Keys)?;
+    Ok((url, keys))
 }
 
 /// The federated subjects, held in memory and read again after

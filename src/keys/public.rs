@@ -265,6 +265,11 @@ impl PublicKeySet {
         self.keys.iter().any(|key| key.kid() == Some(kid))
     }
 
+    /// The key ids of the set, in order (keys without one are left out).
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().filter_map(PublicKey::kid)
+    }
+
     /// How many usable keys the set holds.
     pub fn len(&self) -> usize {
         self.keys.len()
