@@ -32,14 +32,7 @@ impl Admin {
             config.token.exp_leeway_secs = 0;
         })
         .await;
-        let (id, secret) = server
-            .create_client(NewClient {
-                id: Some("ops".into()),
-                name: "Operations".into(),
-                allowed_scopes: "auth-server:admin".into(),
-                ..NewClient::default()
-            })
-            .await;
+        let (id, secret) = server.admin_client().await;
         let http = server.client();
         let token = api::token(&http, &server.base_url, &id, &secret).await;
         Self {

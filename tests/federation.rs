@@ -726,3 +726,84 @@ async fn subjects_added_later_are_seen_and_audited() {
         json!({"issuer": "k8s", "subject": "system:serviceaccount:payments:api"})
     );
 }
+
+#[tokio::test]
+async fn the_admin_api_manages_subjects_and_shows_issuer_keys() {
+    let k8s = TestIssuer::start("RS256").await;
+    let (server, _cas) = server_trusting(&[("k8s", &k8s)], 300).await;
+    let (ops, ops_secret) = server.admin_client().await;
+    client(&server, "payments").await;
+    let http = server.client();
+    let admin = api::token(&http, &server.base_url, &ops, &ops_secret).await;
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = http
+            .request(method, server.url(&format!("/auth-server/v1/admin{path}")))
+            .bearer_auth(&admin);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let subject = json!({"issuer": "k8s", "subject": "system:serviceaccount:payments:*"});
+    let path = "/clients/payments/federated-subjects";
+    let added = call(reqwest::Method::POST, path, Some(subject.clone()))
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::OK);
+    assert_eq!(
+        json_body(added).await["federated_subjects"],
+        json!([subject])
+    );
+    // Mapped at once on this instance.
+    ok_body(
+        jwt_bearer(&server, &k8s.k8s_token("payments", "api")).await,
+        "mapped",
+    )
+    .await;
+    for (body, what) in [
+        (
+            json!({"issuer": "nope", "subject": "x"}),
+            "an unknown issuer",
+        ),
+        (
+            json!({"issuer": "k8s", "subject": "a:b*"}),
+            "a partial wildcard",
+        ),
+        (subject.clone(), "twice"),
+    ] {
+        let response = call(reqwest::Method::POST, path, Some(body)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
+    }
+    let issuers = call(reqwest::Method::GET, "/federation/issuers", None)
+        .await
+        .unwrap();
+    let issuers = json_body(issuers).await;
+    assert_eq!(issuers["issuers"][0]["name"], "k8s");
+    assert_eq!(issuers["issuers"][0]["keys"], 1, "{issuers}");
+    assert_eq!(issuers["issuers"][0]["kids"], json!([k8s.key.kid]));
+    let refreshed = call(
+        reqwest::Method::POST,
+        "/federation/refresh",
+        Some(json!({"issuer": "k8s"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        json_body(refreshed).await["jwks_uri"],
+        k8s.host.url.as_str()
+    );
+
+    let removed = call(
+        reqwest::Method::POST,
+        "/clients/payments/federated-subjects/remove",
+        Some(subject),
+    )
+    .await
+    .unwrap();
+    assert_eq!(json_body(removed).await["federated_subjects"], json!([]));
+    assert_invalid_grant(
+        jwt_bearer(&server, &k8s.k8s_token("payments", "api")).await,
+        "removed",
+    )
+    .await;
+}

@@ -1,5 +1,5 @@
-//! The admin API under `{base}/admin/`: what the `client`, `token` and
-//! `keys` commands do, over HTTPS and JSON. Callers present one of our own
+//! The admin API under `{base}/admin/`: what the `client`, `token`,
+//! `keys` and `federation` commands do, over HTTPS and JSON. Callers present one of our own
 //! access tokens carrying [`ADMIN_SCOPE`], validated locally like any
 //! token; every change is written with its audit record naming the admin
 //! client, the request id and the peer address. The routes are the table
@@ -60,6 +60,16 @@ pub enum Operation {
     ListKeys,
     /// Publishes a new next key (or, with `now`, replaces the current one).
     RotateKeys,
+    /// A client's federated subjects.
+    ListFederatedSubjects,
+    /// Adds a federated subject to a client.
+    AddFederatedSubject,
+    /// Removes a federated subject from a client.
+    RemoveFederatedSubject,
+    /// The trusted issuers' key state on this instance.
+    ListIssuers,
+    /// Fetches a trusted issuer's keys on this instance now.
+    RefreshIssuer,
     /// This API's OpenAPI document.
     OpenApi,
 }
@@ -87,6 +97,23 @@ pub const ROUTES: &[(&str, &str, Operation)] = &[
         "/clients/{client_id}/enable",
         Operation::EnableClient,
     ),
+    (
+        "GET",
+        "/clients/{client_id}/federated-subjects",
+        Operation::ListFederatedSubjects,
+    ),
+    (
+        "POST",
+        "/clients/{client_id}/federated-subjects",
+        Operation::AddFederatedSubject,
+    ),
+    (
+        "POST",
+        "/clients/{client_id}/federated-subjects/remove",
+        Operation::RemoveFederatedSubject,
+    ),
+    ("GET", "/federation/issuers", Operation::ListIssuers),
+    ("POST", "/federation/refresh", Operation::RefreshIssuer),
     ("POST", "/tokens/revoke", Operation::RevokeTokens),
     ("GET", "/keys", Operation::ListKeys),
     ("POST", "/keys/rotate", Operation::RotateKeys),
@@ -96,9 +123,9 @@ pub const ROUTES: &[(&str, &str, Operation)] = &[
 /// The `Allow` value of a path template: its methods in [`ROUTES`].
 fn allow(template: &str) -> &'static str {
     match template {
-        "/clients" => "GET, POST",
+        "/clients" | "/clients/{client_id}/federated-subjects" => "GET, POST",
         "/clients/{client_id}" => "GET, PATCH, DELETE",
-        "/keys" | "/openapi.json" => "GET",
+        "/keys" | "/openapi.json" | "/federation/issuers" => "GET",
         _ => "POST",
     }
 }
@@ -340,6 +367,11 @@ impl Call<'_> {
             Operation::ListKeys => return self.list_keys().await,
             Operation::RotateKeys => return self.rotate_keys().await,
             Operation::RevokeTokens => return self.revoke().await,
+            Operation::ListFederatedSubjects
+            | Operation::AddFederatedSubject
+            | Operation::RemoveFederatedSubject
+            | Operation::ListIssuers
+            | Operation::RefreshIssuer => return self.federation(operation).await,
             Operation::CreateClient => {
                 let body: CreateBody = parse_body(self.body)?;
                 let auth_method = match &body.token_endpoint_auth_method {
@@ -531,5 +563,6 @@ fn key_view(r: &KeyRecord) -> Value {
     })
 }
 
+mod federation;
 #[cfg(test)]
 mod tests;

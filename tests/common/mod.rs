@@ -208,6 +208,18 @@ impl TestServer {
         (created.client.id, created.secret)
     }
 
+    /// Registers the admin API client `ops` (scope `auth-server:admin`);
+    /// returns (id, secret).
+    pub async fn admin_client(&self) -> (String, String) {
+        self.create_client(NewClient {
+            id: Some("ops".into()),
+            name: "Operations".into(),
+            allowed_scopes: "auth-server:admin".into(),
+            ..NewClient::default()
+        })
+        .await
+    }
+
     /// Registers a client allowed `read write` (default `read`) and the
     /// audiences `https://api.test` and `https://other.test`.
     pub async fn standard_client(&self) -> (String, String) {
