@@ -1,7 +1,8 @@
 //! Criterion benches for the pure hot paths: minting and verifying an access
-//! token with each algorithm, checking a client secret, and checking a
-//! client assertion (`private_key_jwt`) with each accepted algorithm. Keys
-//! and clients are generated in code; nothing touches the disk.
+//! token with each algorithm, checking a client secret, checking a client
+//! assertion (`private_key_jwt`) with each accepted algorithm, and checking
+//! an external workload token (federation) on a warm key cache. Keys and
+//! clients are generated in code; nothing touches the disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -163,5 +164,59 @@ fn client_assertion(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, mint, verify, client_secret, client_assertion);
+/// An external workload token (a Kubernetes service-account token) checked
+/// as the federated grants check it, on a warm key cache: parse, the
+/// issuer's claim rules, the signature with the issuer's parsed keys, and
+/// the subject matched against 1000 federated subjects.
+fn external_token(c: &mut Criterion) {
+    use auth_server::domain::federation::{
+        ExternalRules, FederatedSubject, MAX_EXTERNAL_TOKEN_LEN, SubjectMatch,
+        check_external_claims, match_subject,
+    };
+    use auth_server::domain::signed_jwt::SignedJwt;
+    use auth_server::keys::public::{PublicKeySet, VerifyAlgorithm};
+    let subjects: Vec<FederatedSubject> = (0..1_000)
+        .map(|i| FederatedSubject {
+            client_id: format!("client-{i}"),
+            issuer: "k8s".into(),
+            subject: format!("system:serviceaccount:ns-{i}:*"),
+        })
+        .collect();
+    let mut group = c.benchmark_group("external_token");
+    for alg in ["RS256", "ES256"] {
+        let key = BenchKey::new(alg);
+        let keys = PublicKeySet::parse(key.jwks().as_bytes()).unwrap();
+        let algorithms = [VerifyAlgorithm::RS256, VerifyAlgorithm::ES256];
+        let rules = ExternalRules {
+            algorithms: &algorithms,
+            audience: "https://auth-server.example",
+            leeway_secs: 30,
+            max_age_secs: 3_600,
+        };
+        let token = key.sign(&serde_json::json!({
+            "iss": "https://kubernetes.default.svc", "sub": "system:serviceaccount:ns-500:api",
+            "aud": ["https://auth-server.example"], "iat": NOW - 60, "nbf": NOW - 60,
+            "exp": NOW + 3_540,
+            "kubernetes.io": {"namespace": "ns-500", "serviceaccount": {"name": "api"}},
+        }));
+        let check = || {
+            let jwt = SignedJwt::parse(black_box(&token), MAX_EXTERNAL_TOKEN_LEN).unwrap();
+            let sub = check_external_claims(&jwt, &rules, NOW).unwrap();
+            jwt.verify(&token, &keys).unwrap();
+            match_subject(&subjects, "k8s", sub)
+        };
+        assert_eq!(check(), SubjectMatch::One("client-500".into()));
+        group.bench_function(alg, |b| b.iter(check));
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    mint,
+    verify,
+    client_secret,
+    client_assertion,
+    external_token
+);
 criterion_main!(benches);

@@ -3,7 +3,8 @@
 # authlib, requests-oauthlib, PyJWT and requests (mutual TLS with cert=;
 # authlib also on the admin API), and node openid-client (secret,
 # private_key_jwt, DPoP, tls_client_auth through undici, and a client it
-# registered through RFC 7591). Installs them (pinned, tests/interop/) into
+# registered through RFC 7591, and a Kubernetes-shaped workload token for our
+# token through the jwt-bearer grant and token exchange). Installs them (pinned, tests/interop/) into
 # target/interop on first use, makes a client CA and client certificates with
 # openssl, starts the server on a loopback port in a temp dir, creates the
 # clients (a secret, a key, certificates), runs both suites, stops the server.
@@ -27,10 +28,15 @@ cp tests/interop/package.json "$deps/package.json"
 
 work=$(mktemp -d)
 server_pid=""
+issuer_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then
     kill -TERM "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
+  fi
+  if [ -n "$issuer_pid" ]; then
+    kill -TERM "$issuer_pid" 2>/dev/null || true
+    wait "$issuer_pid" 2>/dev/null || true
   fi
   rm -rf "$work"
 }
@@ -80,6 +86,30 @@ json.dump({"keys": [jwk]}, open(f"{sys.argv[1]}/client-jwks.json", "w"))
 PY
 "$bin" client create --name interop-jwt --id interop-jwt-client --scopes "api:read" \
   --auth-method private_key_jwt --jwks-file "$work/client-jwks.json" >/dev/null
+# A workload identity issuer (a stand-in Kubernetes API server, HTTPS with
+# its own CA) trusted as [[federation.issuer]] "interop-k8s", and a client
+# its service accounts of namespace payments map to.
+openssl req -x509 "${ec[@]}" -days 1 -subj /CN=interop-issuer-ca -keyout issuer-ca-key.pem \
+  -out issuer-ca.pem -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+openssl req "${ec[@]}" -subj /CN=127.0.0.1 -keyout issuer-key.pem -out issuer.csr 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > issuer.ext
+openssl x509 -req -in issuer.csr -CA issuer-ca.pem -CAkey issuer-ca-key.pem -CAcreateserial -days 1 \
+  -extfile issuer.ext -out issuer-cert.pem 2>/dev/null
+"$deps/venv/bin/python" "$root/tests/interop/workload_issuer.py" issuer-cert.pem issuer-key.pem \
+  "$work" auth-server-interop &
+issuer_pid=$!
+for _ in $(seq 1 100); do
+  [ -s issuer-url ] && break
+  sleep 0.1
+done
+[ -s issuer-url ] || { echo "the workload issuer did not start" >&2; exit 1; }
+printf '\n[[federation.issuer]]\nname = "interop-k8s"\nissuer = "%s"\naudience = "auth-server-interop"\nalgorithms = ["RS256"]\n' \
+  "$(cat issuer-url)" >> config.toml
+export AUTH_SERVER_JWKS_FETCH_CA_FILE="$work/issuer-ca.pem"
+"$bin" client create --name interop-workload --id interop-workload --scopes "api:read" >/dev/null
+"$bin" federation subjects add interop-workload --issuer interop-k8s \
+  --subject 'system:serviceaccount:payments:*' >/dev/null
+export AS_WORKLOAD_CLIENT_ID=interop-workload AS_WORKLOAD_TOKEN="$(cat workload-token)"
 # An admin client (the admin API) and a registrar (initial access tokens).
 extra_client() {
   "$bin" client create --name "$1" --id "$1" --scopes "$2" | sed -n 's/^client_secret: //p'

@@ -1,6 +1,7 @@
 //! Client keys and signed client assertions for the benches: a key per
 //! accepted algorithm (PS256 signs with aws-lc-rs directly), its JWK Set, and
-//! compact JWS assertions with a fresh `jti` each.
+//! compact JWS assertions with a fresh `jti` each (and any other claims, for
+//! external workload tokens).
 
 use auth_server::keys::{Algorithm, SigningKey, generate_pkcs8};
 use aws_lc_rs::rand::SystemRandom;
@@ -43,13 +44,17 @@ impl BenchKey {
     /// An assertion from `client_id` for `aud`, issued at `now`, valid a
     /// minute, with `jti`.
     pub fn assertion(&self, client_id: &str, aud: &str, now: i64, jti: u64) -> String {
-        let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
-        let header = json!({"alg": self.alg, "kid": self.key.kid(), "typ": "JWT"});
-        let claims = json!({
+        self.sign(&json!({
             "iss": client_id, "sub": client_id, "aud": aud,
             "iat": now, "exp": now + 60, "jti": format!("bench-{jti}"),
-        });
-        let input = format!("{}.{}", b64(&header), b64(&claims));
+        }))
+    }
+
+    /// A compact JWS of `claims`, signed with this key, `kid` in the header.
+    pub fn sign(&self, claims: &Value) -> String {
+        let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let header = json!({"alg": self.alg, "kid": self.key.kid(), "typ": "JWT"});
+        let input = format!("{}.{}", b64(&header), b64(claims));
         let signature = match &self.pss {
             Some(pair) => {
                 let mut sig = vec![0u8; pair.public_modulus_len()];

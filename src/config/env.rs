@@ -87,6 +87,7 @@ const SECTIONS: &[&str] = &[
     "dev",
     "client_auth",
     "jwks_fetch",
+    "federation",
 ];
 
 /// Replaces each `<NAME>_FILE` of [`FILE_VARS`] by `<NAME>` holding the

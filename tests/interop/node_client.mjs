@@ -8,8 +8,11 @@
 // getting a token through openid-client. Reads AS_ISSUER, AS_CLIENT_ID,
 // AS_CLIENT_SECRET, AS_JWT_CLIENT_ID, AS_JWT_KEY (PEM private key), AS_CA,
 // AS_CA_KEY, AS_NODE_MTLS_ID, AS_NODE_CERT, AS_NODE_KEY,
-// AS_REGISTRAR_CLIENT_ID, AS_REGISTRAR_CLIENT_SECRET; trusts the server
-// through NODE_EXTRA_CA_CERTS.
+// AS_REGISTRAR_CLIENT_ID, AS_REGISTRAR_CLIENT_SECRET, AS_WORKLOAD_CLIENT_ID,
+// AS_WORKLOAD_TOKEN (a Kubernetes-shaped service-account token of a trusted
+// issuer, exchanged with genericGrantRequest for the jwt-bearer grant and
+// token exchange, no client secret); trusts the server through
+// NODE_EXTRA_CA_CERTS.
 import { readFileSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { createServer } from 'node:https';
@@ -179,4 +182,51 @@ const removed = await fetch(registered.registration_client_uri, {
   headers: { authorization: `Bearer ${registered.registration_access_token}` },
 });
 check(removed.status === 204, 'it deletes itself');
+// Workload identity federation: no secret, only the workload's token.
+// openid-client's None() sends the client_id, which must be the client the
+// token maps to.
+const workload = await client.discovery(
+  issuer,
+  process.env.AS_WORKLOAD_CLIENT_ID,
+  undefined,
+  client.None(),
+);
+const grants = workload.serverMetadata().grant_types_supported;
+check(
+  grants.includes('urn:ietf:params:oauth:grant-type:jwt-bearer')
+    && grants.includes('urn:ietf:params:oauth:grant-type:token-exchange'),
+  'metadata lists the jwt-bearer grant and token exchange',
+);
+const bearer = await client.genericGrantRequest(
+  workload,
+  'urn:ietf:params:oauth:grant-type:jwt-bearer',
+  { assertion: process.env.AS_WORKLOAD_TOKEN },
+);
+check(bearer.scope === 'api:read' && bearer.token_type.toLowerCase() === 'bearer', 'genericGrantRequest: a service-account token gets the mapped client\'s token (jwt-bearer)');
+const exchanged = await client.genericGrantRequest(
+  workload,
+  'urn:ietf:params:oauth:grant-type:token-exchange',
+  {
+    subject_token: process.env.AS_WORKLOAD_TOKEN,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+  },
+);
+check(
+  exchanged.issued_token_type === 'urn:ietf:params:oauth:token-type:access_token',
+  'genericGrantRequest: token exchange answers with issued_token_type',
+);
+const acting = await client.tokenIntrospection(config, exchanged.access_token);
+check(
+  acting.active === true && acting.sub === process.env.AS_WORKLOAD_CLIENT_ID
+    && acting.act?.sub === 'system:serviceaccount:payments:api',
+  'the exchanged token is the client\'s, acting for the service account',
+);
+try {
+  await client.genericGrantRequest(workload, 'urn:ietf:params:oauth:grant-type:jwt-bearer', {
+    assertion: `${process.env.AS_WORKLOAD_TOKEN.slice(0, -4)}AAAA`,
+  });
+  check(false, 'a forged workload token is refused');
+} catch (error) {
+  check(error.error === 'invalid_grant', 'openid-client sees invalid_grant for a forged workload token');
+}
 console.log('node client: all checks passed');
