@@ -1,13 +1,16 @@
 //! A load driver for token requests whose every request must differ: a
 //! `private_key_jwt` request carries an assertion with a fresh `jti`, which
 //! oha cannot make. `scripts/load.sh` drives client_secret_basic token
-//! requests through it as well, so the two rows compare like with like.
+//! requests through it as well, so the rows compare like with like, and the
+//! federated grants: a workload's token (reused, as a workload reuses its
+//! service-account token) with the jwt-bearer grant or token exchange.
 //!
 //! ```text
 //! assertion_load keygen DIR
 //!     writes DIR/client-key.pem (Ed25519, PKCS#8) and DIR/client-jwks.json
 //! assertion_load run --url TOKEN_URL --cacert PEM --client ID
-//!                    (--secret SECRET | --key PEM) [--duration SECS] [--connections N]
+//!                    (--secret SECRET | --key PEM | --jwt-bearer FILE | --token-exchange FILE)
+//!                    [--duration SECS] [--connections N]
 //!     sends token requests on N keep-alive connections for SECS seconds
 //!     (at most 10,000,000 requests) and prints one JSON line: rps, p50_ms,
 //!     p99_ms, requests, errors (non-200 answers and failures)
@@ -64,6 +67,10 @@ fn keygen(dir: PathBuf) {
 enum Auth {
     Secret(String),
     Key(SigningKey),
+    /// An external token as a jwt-bearer `assertion`.
+    JwtBearer(String),
+    /// An external token as a token-exchange `subject_token`.
+    TokenExchange(String),
 }
 
 struct Run {
@@ -89,6 +96,20 @@ impl Run {
                 form.push(("client_assertion", &assertion));
                 http.post(&self.url).form(&form)
             }
+            Auth::JwtBearer(token) => http.post(&self.url).form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", token),
+                ("scope", "api:read"),
+            ]),
+            Auth::TokenExchange(token) => http.post(&self.url).form(&[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", token),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                ("scope", "api:read"),
+            ]),
         }
     }
 
@@ -112,13 +133,26 @@ async fn run(args: &[String]) {
         Duration::from_secs(arg(args, "--duration").map_or(10, |d| d.parse().expect("--duration")));
     let connections: usize =
         arg(args, "--connections").map_or(64, |c| c.parse().expect("--connections"));
-    let auth = match (arg(args, "--secret"), arg(args, "--key")) {
-        (Some(secret), None) => Auth::Secret(secret),
-        (None, Some(path)) => {
+    let read = |path: String| {
+        std::fs::read_to_string(path)
+            .expect("token file")
+            .trim()
+            .to_owned()
+    };
+    let auth = match (
+        arg(args, "--secret"),
+        arg(args, "--key"),
+        arg(args, "--jwt-bearer"),
+        arg(args, "--token-exchange"),
+    ) {
+        (Some(secret), None, None, None) => Auth::Secret(secret),
+        (None, Some(path), None, None) => {
             let pem = std::fs::read(path).expect("--key file");
             Auth::Key(SigningKey::from_pem(Algorithm::EdDSA, &pem).expect("an Ed25519 key"))
         }
-        _ => panic!("give --secret or --key"),
+        (None, None, Some(path), None) => Auth::JwtBearer(read(path)),
+        (None, None, None, Some(path)) => Auth::TokenExchange(read(path)),
+        _ => panic!("give one of --secret, --key, --jwt-bearer, --token-exchange"),
     };
     let ca = std::fs::read(need("--cacert")).expect("--cacert file");
     let http = reqwest::Client::builder()

@@ -17,13 +17,17 @@
 #   token pairs  POST {base}/oauth/token with client_secret_basic and with
 #                private_key_jwt (a fresh EdDSA assertion per request), both
 #                from examples/assertion_load.rs: oha cannot vary a body per
-#                request, and each assertion's jti may be used once
+#                request, and each assertion's jti may be used once; and the
+#                federated grants (jwt-bearer, token exchange) with a
+#                Kubernetes-shaped token of examples/workload_issuer.rs, a
+#                trusted issuer on loopback
 #
 # and prints RPS, p50, p99 and errors per route, then the ratios of the
 # targets: token / sign, validate / hello, introspect / hello, health / hello,
 # new-connection token / new-connection hello, token p99 / sign p99, and
 # DPoP token / Basic token (both from dpop_load), and private_key_jwt token /
-# client_secret_basic token (both from assertion_load).
+# client_secret_basic token, jwt-bearer token / client_secret_basic token and
+# token exchange / client_secret_basic token (all from assertion_load).
 # Both servers are stopped on exit.
 #
 # Usage: scripts/load.sh [--duration SECS] [--connections N] [--json]
@@ -43,7 +47,7 @@ DURATION=10
 CONNECTIONS=64
 JSON=false
 
-usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while (($# > 0)); do
     case "$1" in
@@ -68,6 +72,14 @@ build_release
 
 WORK=$(mktemp -d)
 CEILING_PID=""
+ISSUER_PID=""
+stop_issuer() {
+    if [[ -n $ISSUER_PID ]] && kill -0 "$ISSUER_PID" 2>/dev/null; then
+        kill -KILL "$ISSUER_PID" 2>/dev/null || true
+        wait "$ISSUER_PID" 2>/dev/null || true
+    fi
+    ISSUER_PID=""
+}
 stop_ceiling() {
     if [[ -n $CEILING_PID ]] && kill -0 "$CEILING_PID" 2>/dev/null; then
         kill -KILL "$CEILING_PID" 2>/dev/null || true
@@ -77,6 +89,7 @@ stop_ceiling() {
 }
 cleanup() {
     stop_ceiling
+    stop_issuer
     stop_server
     rm -rf "$WORK"
 }
@@ -85,11 +98,12 @@ trap 'exit 130' INT TERM
 
 log "building the ceiling server and the DPoP and assertion load clients"
 (cd "$ROOT" && cargo build --release --locked --example ceiling --example dpop_load \
-    --example assertion_load >&2)
+    --example assertion_load --example workload_issuer >&2)
 EXAMPLES=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/examples
 CEILING_BIN=$EXAMPLES/ceiling
 DPOP_LOAD_BIN=$EXAMPLES/dpop_load
 DRIVER=$EXAMPLES/assertion_load
+ISSUER_BIN=$EXAMPLES/workload_issuer
 
 FORM="grant_type=client_credentials&scope=api%3Aread"
 
@@ -147,7 +161,24 @@ measure hello_new "ceiling POST /hello" false "$CEILING_URL/hello" "$CEILING_CER
 stop_ceiling
 
 # --- auth-server -------------------------------------------------------------
-write_config
+# A trusted workload issuer for the federated grants (examples/workload_issuer).
+mkdir -p "$WORK/issuer"
+"$ISSUER_BIN" "$WORK/issuer" 2>>"$WORK/server.err" &
+ISSUER_PID=$!
+for _ in $(seq 100); do
+    [[ -s $WORK/issuer/issuer ]] && break
+    sleep 0.1
+done
+[[ -s $WORK/issuer/issuer ]] || { log "the workload issuer did not start"; exit 1; }
+ISSUER=$(cat "$WORK/issuer/issuer")
+write_config "[[federation.issuer]]
+name = \"load\"
+issuer = \"$ISSUER\"
+jwks_uri = \"$ISSUER/jwks\"
+audience = \"auth-server-load\"
+algorithms = [\"RS256\"]
+"
+export AUTH_SERVER_JWKS_FETCH_CA_FILE=$WORK/issuer/ca.pem
 start_server
 create_client "Load test"
 TOKEN_URL=$URL$BASE/oauth/token
@@ -213,6 +244,20 @@ log "POST $BASE/oauth/token, private_key_jwt, keep-alive, assertion_load"
 driven token_jwt_driver "token private_key_jwt (driver)" \
     --client load-jwt --key "$WORK/client-key.pem"
 
+# The federated grants: a client mapped from the issuer's service account,
+# the same workload token in every request (as a workload reuses its own).
+"$BIN" client create --name "Load test (workload)" --id load-workload --scopes api:read \
+    --rate-limit-rps 100000000 >/dev/null 2>>"$WORK/server.err"
+"$BIN" federation subjects add load-workload --issuer load \
+    --subject 'system:serviceaccount:load:*' >/dev/null 2>>"$WORK/server.err"
+log "POST $BASE/oauth/token, jwt-bearer, keep-alive, assertion_load"
+driven token_jwt_bearer_driver "token jwt-bearer (driver)" \
+    --client load-workload --jwt-bearer "$WORK/issuer/token"
+log "POST $BASE/oauth/token, token exchange, keep-alive, assertion_load"
+driven token_exchange_driver "token exchange (driver)" \
+    --client load-workload --token-exchange "$WORK/issuer/token"
+stop_issuer
+
 REPORT=$(printf '%s\n' "${RESULTS[@]}" | jq -s \
     --argjson cpus "$(nproc)" --argjson duration "$DURATION" --argjson connections "$CONNECTIONS" '
     (map({key: .name, value: .}) | from_entries) as $r
@@ -231,7 +276,11 @@ REPORT=$(printf '%s\n' "${RESULTS[@]}" | jq -s \
              value: (if ($r.sign.p99_ms // 0) > 0 then $r.token.p99_ms / $r.sign.p99_ms else null end),
              target: 1.3},
             {what: "private_key_jwt token / client_secret_basic token",
-             value: ratio("token_jwt_driver"; "token_secret_driver"), target: 0.5}
+             value: ratio("token_jwt_driver"; "token_secret_driver"), target: 0.5},
+            {what: "jwt-bearer token / client_secret_basic token",
+             value: ratio("token_jwt_bearer_driver"; "token_secret_driver"), target: 0.8},
+            {what: "token exchange / client_secret_basic token",
+             value: ratio("token_exchange_driver"; "token_secret_driver"), target: 0.8}
         ]
     }')
 

@@ -166,6 +166,51 @@ async fn issuers_and_subjects_through_the_cli_and_a_served_grant() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["scope"], "read");
     println!("POST /oauth/token (jwt-bearer) -> 200 {}", redact(&body));
+    let exchange = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+        ),
+        ("subject_token", k8s.k8s_token("payments", "api")),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:jwt".to_owned(),
+        ),
+    ];
+    let response = http
+        .post(format!("{base}/auth-server/v1/oauth/token"))
+        .form(&exchange)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    println!(
+        "POST /oauth/token (token exchange) -> 200 {}",
+        redact(&body)
+    );
+    let unmapped = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
+        ),
+        ("assertion", k8s.k8s_token("orders", "api")),
+    ];
+    let response = http
+        .post(format!("{base}/auth-server/v1/oauth/token"))
+        .form(&unmapped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    println!(
+        "POST /oauth/token (jwt-bearer, system:serviceaccount:orders:api) -> 400 {}",
+        response.text().await.unwrap()
+    );
     let ready: Value = http
         .get(format!("{base}/health/ready"))
         .send()
