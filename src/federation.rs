@@ -228,7 +228,8 @@ impl Federation {
     pub async fn refresh(&self, name: &str) -> Option<IssuerStatus> {
         let issuer = self.issuers.iter().find(|i| i.config.name == name)?;
         if let Some(url) = self.jwks_uri(issuer).await {
-            let _ = self.fetcher.keys(&url, Some("")).await;
+            // The outcome is in the status returned.
+            let _ = self.fetcher.refetch(&url).await;
         }
         Some(self.status_of(issuer))
     }

@@ -174,14 +174,31 @@ impl JwksFetcher {
         url: &str,
         kid: Option<&str>,
     ) -> Result<Arc<PublicKeySet>, FetchError> {
-        let entry = self
-            .by_url
-            .get_with_by_ref(url, || Arc::new(UrlKeys::default()));
         let usable = |entry: &UrlKeys| {
             entry.current().filter(|(keys, at)| {
                 at.elapsed() < self.ttl && kid.is_none_or(|kid| keys.has_kid(kid))
             })
         };
+        self.keys_unless(url, usable).await
+    }
+
+    /// Fetches the keys at `url` now, fresh or not, unless the last fetch
+    /// was less than `min_refetch_interval_secs` ago (then the keys held).
+    pub async fn refetch(&self, url: &str) -> Result<Arc<PublicKeySet>, FetchError> {
+        self.keys_unless(url, |_| None).await
+    }
+
+    /// The keys `usable` finds held for `url`, else fetched (at most once
+    /// per `min_refetch_interval_secs`); a failed fetch returns the keys
+    /// held, if any.
+    async fn keys_unless(
+        &self,
+        url: &str,
+        usable: impl Fn(&UrlKeys) -> Option<(Arc<PublicKeySet>, Instant)>,
+    ) -> Result<Arc<PublicKeySet>, FetchError> {
+        let entry = self
+            .by_url
+            .get_with_by_ref(url, || Arc::new(UrlKeys::default()));
         if let Some((keys, _)) = usable(&entry) {
             return Ok(keys);
         }
