@@ -170,18 +170,19 @@ fn client_assertion(c: &mut Criterion) {
 /// the subject matched against 1000 federated subjects.
 fn external_token(c: &mut Criterion) {
     use auth_server::domain::federation::{
-        ExternalRules, FederatedSubject, MAX_EXTERNAL_TOKEN_LEN, SubjectMatch,
-        check_external_claims, match_subject,
+        ExternalRules, FederatedSubject, MAX_EXTERNAL_TOKEN_LEN, SubjectMatch, SubjectTable,
+        check_external_claims,
     };
     use auth_server::domain::signed_jwt::SignedJwt;
     use auth_server::keys::public::{PublicKeySet, VerifyAlgorithm};
-    let subjects: Vec<FederatedSubject> = (0..1_000)
+    let listed: Vec<FederatedSubject> = (0..1_000)
         .map(|i| FederatedSubject {
             client_id: format!("client-{i}"),
             issuer: "k8s".into(),
             subject: format!("system:serviceaccount:ns-{i}:*"),
         })
         .collect();
+    let subjects = SubjectTable::new(&listed);
     let mut group = c.benchmark_group("external_token");
     for alg in ["RS256", "ES256"] {
         let key = BenchKey::new(alg);
@@ -203,7 +204,7 @@ fn external_token(c: &mut Criterion) {
             let jwt = SignedJwt::parse(black_box(&token), MAX_EXTERNAL_TOKEN_LEN).unwrap();
             let sub = check_external_claims(&jwt, &rules, NOW).unwrap();
             jwt.verify(&token, &keys).unwrap();
-            match_subject(&subjects, "k8s", sub)
+            subjects.lookup("k8s", sub)
         };
         assert_eq!(check(), SubjectMatch::One("client-500".into()));
         group.bench_function(alg, |b| b.iter(check));

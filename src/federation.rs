@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::config::{FederationConfig, TrustedIssuerConfig};
 use crate::domain::federation::{
-    ExternalRules, ExternalTokenError, FederatedSubject, MAX_EXTERNAL_TOKEN_LEN, SubjectMatch,
-    check_external_claims, match_subject,
+    ExternalRules, ExternalTokenError, MAX_EXTERNAL_TOKEN_LEN, SubjectMatch, SubjectTable,
+    check_external_claims,
 };
 use crate::domain::signed_jwt::SignedJwt;
 use crate::domain::token::Actor;
@@ -340,7 +340,7 @@ pub async fn fetch_issuer_keys(
 struct SubjectIndex {
     store: Arc<dyn ClientStore>,
     refresh: Duration,
-    held: RwLock<Option<(Arc<Vec<FederatedSubject>>, Instant)>>,
+    held: RwLock<Option<(Arc<SubjectTable>, Instant)>>,
     stale: AtomicBool,
     /// Held while reading the store; the time of the last read.
     loading: tokio::sync::Mutex<Option<Instant>>,
@@ -349,15 +349,15 @@ struct SubjectIndex {
 impl SubjectIndex {
     async fn lookup(&self, issuer: &str, sub: &str) -> Result<SubjectMatch, StoreError> {
         let (subjects, loaded) = self.current().await?;
-        let found = match_subject(subjects.iter(), issuer, sub);
+        let found = subjects.lookup(issuer, sub);
         if found == SubjectMatch::None && loaded.elapsed() >= MISS_RELOAD_INTERVAL {
             let (subjects, _) = self.load(Some(loaded)).await?;
-            return Ok(match_subject(subjects.iter(), issuer, sub));
+            return Ok(subjects.lookup(issuer, sub));
         }
         Ok(found)
     }
 
-    async fn current(&self) -> Result<(Arc<Vec<FederatedSubject>>, Instant), StoreError> {
+    async fn current(&self) -> Result<(Arc<SubjectTable>, Instant), StoreError> {
         let held = read(&self.held);
         match held {
             Some((subjects, at))
@@ -373,7 +373,7 @@ impl SubjectIndex {
     async fn load(
         &self,
         seen: Option<Instant>,
-    ) -> Result<(Arc<Vec<FederatedSubject>>, Instant), StoreError> {
+    ) -> Result<(Arc<SubjectTable>, Instant), StoreError> {
         let _loading = self.loading.lock().await;
         if let Some((subjects, at)) = read(&self.held)
             && seen.is_some_and(|seen| at > seen)
@@ -383,7 +383,7 @@ impl SubjectIndex {
         self.stale.store(false, Ordering::Release);
         match self.store.federated_subjects().await {
             Ok(subjects) => {
-                let loaded = (Arc::new(subjects), Instant::now());
+                let loaded = (Arc::new(SubjectTable::new(&subjects)), Instant::now());
                 write(&self.held, Some(loaded.clone()));
                 Ok(loaded)
             }

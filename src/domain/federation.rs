@@ -10,6 +10,8 @@
 //! matches one non-empty segment; the pattern and the subject have the same
 //! number of segments.
 
+use std::collections::HashMap;
+
 use super::assertion::AssertionError;
 use super::signed_jwt::{SignedJwt, TimeRules, check_audience, check_times};
 use crate::keys::public::VerifyAlgorithm;
@@ -123,23 +125,88 @@ pub enum SubjectMatch {
     Many,
 }
 
-/// Finds the clients whose federated subjects of `issuer` match `sub`.
-pub fn match_subject<'a>(
-    subjects: impl IntoIterator<Item = &'a FederatedSubject>,
-    issuer: &str,
-    sub: &str,
-) -> SubjectMatch {
-    let mut found: Option<&str> = None;
-    for s in subjects {
-        if s.issuer != issuer || !subject_matches(&s.subject, sub) {
-            continue;
+/// The federated subjects, indexed for lookup: exact subjects by value,
+/// patterns by issuer, number of segments and the literal segments before
+/// their first `*`. A lookup probes one map per possible prefix length of
+/// the subject (a handful), whatever the number of clients.
+#[derive(Debug, Clone, Default)]
+pub struct SubjectTable {
+    by_issuer: HashMap<String, IssuerSubjects>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct IssuerSubjects {
+    /// Exact subject -> clients.
+    exact: HashMap<String, Vec<String>>,
+    /// (segments, literal segments before the first `*`) -> patterns.
+    patterns: HashMap<(usize, usize), PatternsByPrefix>,
+}
+
+/// The literal text before a pattern's first `*` -> (pattern, client).
+type PatternsByPrefix = HashMap<String, Vec<(String, String)>>;
+
+/// The text up to the end of the first `k` segments of `text`.
+fn prefix(text: &str, k: usize) -> &str {
+    let start = if text.starts_with("spiffe://") {
+        "spiffe://".len()
+    } else {
+        0
+    };
+    let sep = separator(text);
+    if k == 0 {
+        return &text[..start];
+    }
+    let end = text[start..]
+        .match_indices(sep)
+        .nth(k - 1)
+        .map_or(text.len(), |(i, _)| start + i);
+    &text[..end]
+}
+
+impl SubjectTable {
+    /// Indexes `subjects`.
+    pub fn new<'a>(subjects: impl IntoIterator<Item = &'a FederatedSubject>) -> Self {
+        let mut by_issuer: HashMap<String, IssuerSubjects> = HashMap::new();
+        for s in subjects {
+            let table = by_issuer.entry(s.issuer.clone()).or_default();
+            let wildcard = segments(&s.subject).position(|seg| seg == "*");
+            match wildcard {
+                None => table
+                    .exact
+                    .entry(s.subject.clone())
+                    .or_default()
+                    .push(s.client_id.clone()),
+                Some(k) => table
+                    .patterns
+                    .entry((segments(&s.subject).count(), k))
+                    .or_default()
+                    .entry(prefix(&s.subject, k).to_owned())
+                    .or_default()
+                    .push((s.subject.clone(), s.client_id.clone())),
+            }
         }
-        match found {
-            Some(client) if client != s.client_id => return SubjectMatch::Many,
-            _ => found = Some(&s.client_id),
+        Self { by_issuer }
+    }
+
+    /// The clients whose federated subjects of `issuer` match `sub`.
+    pub fn lookup(&self, issuer: &str, sub: &str) -> SubjectMatch {
+        let Some(table) = self.by_issuer.get(issuer) else {
+            return SubjectMatch::None;
+        };
+        let exact = table.exact.get(sub).into_iter().flatten();
+        let n = segments(sub).count();
+        let by_pattern = (0..n)
+            .filter_map(|k| table.patterns.get(&(n, k))?.get(prefix(sub, k)))
+            .flatten()
+            .filter(|(pattern, _)| subject_matches(pattern, sub))
+            .map(|(_, client)| client);
+        let mut clients = exact.chain(by_pattern);
+        match clients.next() {
+            None => SubjectMatch::None,
+            Some(first) if clients.any(|c| c != first) => SubjectMatch::Many,
+            Some(first) => SubjectMatch::One(first.clone()),
         }
     }
-    found.map_or(SubjectMatch::None, |c| SubjectMatch::One(c.to_owned()))
 }
 
 /// What an external token is held to by its issuer.

@@ -65,6 +65,47 @@ fn exact_subjects_match_exactly() {
 }
 
 #[test]
+fn the_table_finds_what_a_scan_finds() {
+    let patterns = [
+        "system:serviceaccount:payments:*",
+        "system:serviceaccount:*:api",
+        "system:*:payments:api",
+        "*:serviceaccount:payments:api",
+        "system:serviceaccount:payments:api",
+        "spiffe://td/ns/*/sa/api",
+        "spiffe://*/ns/a/sa/api",
+        "spiffe://td/ns/a/sa/api",
+        "exact",
+    ];
+    let subjects = [
+        "system:serviceaccount:payments:api",
+        "system:serviceaccount:payments:web",
+        "system:serviceaccount:billing:api",
+        "system:other:payments:api",
+        "spiffe://td/ns/a/sa/api",
+        "spiffe://td/ns/b/sa/api",
+        "spiffe://other/ns/a/sa/api",
+        "spiffe://td/ns/a/sa/web",
+        "exact",
+        "exact:no",
+        "",
+    ];
+    for (i, pattern) in patterns.iter().enumerate() {
+        let listed = [fs(&format!("c{i}"), "k8s", pattern)];
+        let table = SubjectTable::new(&listed);
+        for sub in subjects {
+            let expected = if subject_matches(pattern, sub) {
+                SubjectMatch::One(format!("c{i}"))
+            } else {
+                SubjectMatch::None
+            };
+            assert_eq!(table.lookup("k8s", sub), expected, "{pattern} vs {sub}");
+            assert_eq!(table.lookup("other", sub), SubjectMatch::None);
+        }
+    }
+}
+
+#[test]
 fn bad_patterns_are_refused() {
     for p in [
         "",
@@ -94,22 +135,20 @@ fn one_client_maps_none_or_many_do_not() {
         fs("both", "k8s", "system:serviceaccount:billing:shared"),
         fs("other", "spiffe", "system:serviceaccount:payments:api"),
     ];
+    let table = SubjectTable::new(&subjects);
     let sa = |s: &str| format!("system:serviceaccount:{s}");
     assert_eq!(
-        match_subject(&subjects, "k8s", &sa("payments:api")),
+        table.lookup("k8s", &sa("payments:api")),
         SubjectMatch::One("pay".into()),
         "two patterns of one client are one match"
     );
     assert_eq!(
-        match_subject(&subjects, "k8s", &sa("billing:shared")),
+        table.lookup("k8s", &sa("billing:shared")),
         SubjectMatch::Many
     );
+    assert_eq!(table.lookup("k8s", &sa("orders:api")), SubjectMatch::None);
     assert_eq!(
-        match_subject(&subjects, "k8s", &sa("orders:api")),
-        SubjectMatch::None
-    );
-    assert_eq!(
-        match_subject(&subjects, "spiffe", &sa("billing:x")),
+        table.lookup("spiffe", &sa("billing:x")),
         SubjectMatch::None,
         "subjects are per issuer"
     );
