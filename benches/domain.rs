@@ -202,7 +202,7 @@ fn external_token(c: &mut Criterion) {
         }));
         let check = || {
             let jwt = SignedJwt::parse(black_box(&token), MAX_EXTERNAL_TOKEN_LEN).unwrap();
-            let sub = check_external_claims(&jwt, &rules, NOW).unwrap();
+            let sub = check_external_claims(&jwt, &rules, NOW).unwrap().sub;
             jwt.verify(&token, &keys).unwrap();
             subjects.lookup("k8s", sub)
         };

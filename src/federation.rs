@@ -1,8 +1,9 @@
 //! Workload identity federation at the edge: the trusted issuers of the
 //! configuration with their keys (fetched through [`JwksFetcher`], after
 //! OpenID Connect discovery when no `jwks_uri` is configured), external
-//! tokens verified against them, and the federated subjects of the store
-//! held in memory to map a verified subject to one client.
+//! tokens verified against them (and remembered, `federation/verified.rs`),
+//! and the federated subjects of the store held in memory to map a
+//! verified subject to one client.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -20,6 +21,10 @@ use crate::domain::token::Actor;
 use crate::jwks_fetch::{FetchError, FetchStatus, JwksFetcher};
 use crate::keys::public::{PublicKeySet, VerifyAlgorithm};
 use crate::store::{ClientStore, StoreError};
+
+mod verified;
+
+use verified::{Verified, VerifiedTokens};
 
 /// Least time between two reads of the federated subjects caused by a
 /// subject that matched no client.
@@ -98,6 +103,7 @@ pub struct Federation {
     leeway_secs: i64,
     fetcher: Arc<JwksFetcher>,
     subjects: SubjectIndex,
+    verified: VerifiedTokens,
 }
 
 impl Federation {
@@ -130,6 +136,7 @@ impl Federation {
                 stale: AtomicBool::new(true),
                 loading: tokio::sync::Mutex::new(None),
             },
+            verified: VerifiedTokens::new(),
         }
     }
 
@@ -139,19 +146,34 @@ impl Federation {
     }
 
     /// Verifies `token` against the trusted issuer named by its `iss` and
-    /// maps its subject to exactly one client.
+    /// maps its subject to exactly one client. A token verified before is
+    /// found by its hash while it is good and its issuer's keys are
+    /// unchanged.
     pub async fn authenticate(
         &self,
         token: &str,
         now: i64,
     ) -> Result<FederatedIdentity, FederationFailure> {
+        let hash = (token.len() <= MAX_EXTERNAL_TOKEN_LEN).then(|| VerifiedTokens::hash(token));
+        if let Some(hash) = &hash
+            && let Some(seen) = self.verified.get(hash, now)
+        {
+            let issuer = &self.issuers[seen.issuer];
+            match self.issuer_keys(issuer, seen.kid.as_deref()).await {
+                Some(keys) if Arc::ptr_eq(&keys, &seen.keys) => {
+                    return self.map(issuer, &seen.sub).await;
+                }
+                _ => self.verified.forget(hash),
+            }
+        }
         let jwt =
             SignedJwt::parse(token, MAX_EXTERNAL_TOKEN_LEN).map_err(ExternalTokenError::from)?;
         let iss = jwt.text_claim("iss").unwrap_or_default();
-        let issuer = self
+        let (place, issuer) = self
             .issuers
             .iter()
-            .find(|i| i.config.issuer == iss)
+            .enumerate()
+            .find(|(_, i)| i.config.issuer == iss)
             .ok_or(ExternalTokenError::UnknownIssuer)?;
         let rules = ExternalRules {
             algorithms: &issuer.algorithms,
@@ -159,12 +181,33 @@ impl Federation {
             leeway_secs: self.leeway_secs,
             max_age_secs: issuer.config.max_token_age_secs,
         };
-        let sub = check_external_claims(&jwt, &rules, now)?;
+        let claims = check_external_claims(&jwt, &rules, now)?;
         let keys = self
             .issuer_keys(issuer, jwt.kid())
             .await
             .ok_or(ExternalTokenError::KeysUnavailable)?;
         jwt.verify(token, &keys).map_err(ExternalTokenError::from)?;
+        if let Some(hash) = hash {
+            self.verified.insert(
+                hash,
+                Verified {
+                    issuer: place,
+                    sub: claims.sub.to_owned(),
+                    kid: jwt.kid().map(str::to_owned),
+                    refused_from: claims.refused_from,
+                    keys,
+                },
+            );
+        }
+        self.map(issuer, claims.sub).await
+    }
+
+    /// The one client `sub` of `issuer` maps to.
+    async fn map(
+        &self,
+        issuer: &TrustedIssuer,
+        sub: &str,
+    ) -> Result<FederatedIdentity, FederationFailure> {
         let client_id = match self
             .subjects
             .lookup(&issuer.config.name, sub)
@@ -179,7 +222,7 @@ impl Federation {
             client_id,
             issuer_name: issuer.config.name.clone(),
             actor: Actor {
-                iss: iss.to_owned(),
+                iss: issuer.config.issuer.clone(),
                 sub: sub.to_owned(),
             },
         })

@@ -807,3 +807,31 @@ async fn the_admin_api_manages_subjects_and_shows_issuer_keys() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_token_seen_before_is_refused_once_its_key_is_withdrawn() {
+    let mut k8s = TestIssuer::start("ES256").await;
+    let (server, _cas) = server_trusting(&[("k8s", &k8s)], 1).await;
+    client(&server, "payments").await;
+    map(
+        &server,
+        "payments",
+        "k8s",
+        "system:serviceaccount:payments:*",
+    )
+    .await;
+    let token = k8s.k8s_token("payments", "api");
+    for round in 0..3 {
+        ok_body(jwt_bearer(&server, &token).await, &format!("use {round}")).await;
+    }
+    // The issuer rotates and withdraws the old key at once.
+    k8s.rotate("ES256");
+    k8s.host.serve(&common::assertion::jwks(&[&k8s.key]));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_invalid_grant(jwt_bearer(&server, &token).await, "withdrawn key").await;
+    ok_body(
+        jwt_bearer(&server, &k8s.k8s_token("payments", "api")).await,
+        "new key",
+    )
+    .await;
+}

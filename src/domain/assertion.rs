@@ -113,7 +113,7 @@ pub fn check_assertion(
         max_lifetime_secs: Some(rules.max_lifetime_secs),
         max_age_secs: None,
     };
-    let exp = check_times(claims, &times, now)?;
+    let exp = check_times(claims, &times, now)?.exp;
     let jti = match claims.get("jti") {
         Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => jti.clone(),
         _ => return Err(AssertionError::MissingJti),

@@ -269,14 +269,25 @@ impl ExternalTokenError {
     }
 }
 
+/// What the claims of an external token that passed
+/// [`check_external_claims`] say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalClaims<'t> {
+    /// `sub`.
+    pub sub: &'t str,
+    /// Unix time from which the token is refused: expired, or older than
+    /// the issuer's maximum age (leeway included).
+    pub refused_from: i64,
+}
+
 /// Checks the claims of an external token of a known issuer (everything
 /// but the signature): the algorithm is one the issuer may use, `aud`
-/// holds ours, the times are right and `sub` is present. Returns `sub`.
+/// holds ours, the times are right and `sub` is present.
 pub fn check_external_claims<'t>(
     jwt: &'t SignedJwt,
     rules: &ExternalRules<'_>,
     now: i64,
-) -> Result<&'t str, ExternalTokenError> {
+) -> Result<ExternalClaims<'t>, ExternalTokenError> {
     if !rules.algorithms.contains(&jwt.alg()) {
         return Err(AssertionError::Algorithm.into());
     }
@@ -286,9 +297,19 @@ pub fn check_external_claims<'t>(
         max_lifetime_secs: None,
         max_age_secs: Some(rules.max_age_secs),
     };
-    check_times(jwt.claims(), &times, now)?;
+    let times = check_times(jwt.claims(), &times, now)?;
+    let expires = times.exp.saturating_add(rules.leeway_secs);
+    // Without `iat` the age rule looks at `exp`, which only gets nearer.
+    let too_old = times.iat.map_or(i64::MAX, |iat| {
+        iat.saturating_add(rules.max_age_secs)
+            .saturating_add(rules.leeway_secs)
+            .saturating_add(1)
+    });
     match jwt.text_claim("sub") {
-        Some(sub) if !sub.is_empty() && sub.len() <= MAX_SUBJECT_LEN => Ok(sub),
+        Some(sub) if !sub.is_empty() && sub.len() <= MAX_SUBJECT_LEN => Ok(ExternalClaims {
+            sub,
+            refused_from: expires.min(too_old),
+        }),
         _ => Err(ExternalTokenError::Subject),
     }
 }

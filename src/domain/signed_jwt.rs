@@ -166,13 +166,21 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, 
     }
 }
 
-/// Checks `exp` (required), `iat` and `nbf` against `now` and `rules`;
-/// returns `exp`.
+/// The time claims of a JWT that passed [`check_times`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimTimes {
+    /// `exp`.
+    pub exp: i64,
+    /// `iat`, if present.
+    pub iat: Option<i64>,
+}
+
+/// Checks `exp` (required), `iat` and `nbf` against `now` and `rules`.
 pub fn check_times(
     claims: &Map<String, Value>,
     rules: &TimeRules,
     now: i64,
-) -> Result<i64, AssertionError> {
+) -> Result<ClaimTimes, AssertionError> {
     let leeway = rules.leeway_secs;
     let exp = numeric_date(claims, "exp")
         .ok()
@@ -206,5 +214,5 @@ pub fn check_times(
     if rules.max_age_secs.is_some_and(too_old) {
         return Err(AssertionError::TooOld);
     }
-    Ok(exp)
+    Ok(ClaimTimes { exp, iat })
 }

@@ -173,7 +173,7 @@ fn check(claims: Value) -> Result<String, ExternalTokenError> {
         .unwrap();
     let text = sign(&key, json!({"alg": "ES256", "kid": key.kid()}), claims);
     let jwt = SignedJwt::parse(&text, MAX_EXTERNAL_TOKEN_LEN)?;
-    let sub = check_external_claims(&jwt, &RULES, NOW)?.to_owned();
+    let sub = check_external_claims(&jwt, &RULES, NOW)?.sub.to_owned();
     let keys = PublicKeySet::parse(
         json!({"keys": [key.public_jwk().unwrap()]})
             .to_string()
@@ -190,6 +190,30 @@ fn k8s(iat: i64, exp: i64) -> Value {
         "aud": ["auth-server"], "iat": iat, "nbf": iat, "exp": exp,
         "kubernetes.io": {"namespace": "payments", "serviceaccount": {"name": "api"}}
     })
+}
+
+#[test]
+fn a_token_is_refused_from_its_expiry_or_its_maximum_age() {
+    let key = SigningKey::from_pkcs8(Algorithm::ES256, &generate_pkcs8(Algorithm::ES256).unwrap())
+        .unwrap();
+    let until = |claims: Value| {
+        let text = sign(&key, json!({"alg": "ES256"}), claims);
+        let jwt = SignedJwt::parse(&text, MAX_EXTERNAL_TOKEN_LEN).unwrap();
+        let refused_from = check_external_claims(&jwt, &RULES, NOW)
+            .unwrap()
+            .refused_from;
+        // The first refused second is refused, the one before is not.
+        for (at, ok) in [(refused_from - 1, true), (refused_from, false)] {
+            assert_eq!(check_external_claims(&jwt, &RULES, at).is_ok(), ok, "{at}");
+        }
+        refused_from
+    };
+    assert_eq!(until(k8s(NOW - 10, NOW + 60)), NOW + 60 + 30, "by exp");
+    assert_eq!(
+        until(k8s(NOW - 10, NOW + 3_000)),
+        NOW - 10 + 600 + 30 + 1,
+        "by age"
+    );
 }
 
 #[test]
