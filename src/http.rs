@@ -150,6 +150,11 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone)]
 pub struct LoggedClientId(pub String);
 
+/// The `jti` of a token exchange's subject token (a `jti` is no secret),
+/// attached to the response for the access log.
+#[derive(Debug, Clone)]
+pub struct LoggedSubjectJti(pub String);
+
 /// Why a request was refused, when the caller is not told: attached to the
 /// response for the access log.
 #[derive(Debug, Clone, Copy)]
@@ -382,6 +387,10 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 .extensions()
                 .get::<LoggedReason>()
                 .map_or("", |r| r.0);
+            let subject_jti = response
+                .extensions()
+                .get::<LoggedSubjectJti>()
+                .map_or("", |j| j.0.as_str());
             tracing::info!(
                 target: "access",
                 request_id = %request_id,
@@ -391,6 +400,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 latency_us = started.elapsed().as_micros() as u64,
                 client_id,
                 reason,
+                subject_jti,
                 peer = %peer.ip(),
             );
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
