@@ -520,3 +520,23 @@ async fn a_certificate_bound_original_needs_its_certificate() {
         assert_eq!(derived["scope"], "read");
     }
 }
+
+#[tokio::test]
+async fn an_exchange_is_charged_to_the_tokens_client() {
+    let server = TestServer::start_with(Algorithm::EdDSA, |c| {
+        common::user_api_rules(c);
+        c.limits.client_rps = 1;
+        c.limits.client_burst = 2;
+    })
+    .await;
+    let (id, secret) = server.standard_client().await;
+    let (other, other_secret) = server.standard_client().await;
+    let token = api::token(&server.client(), &server.base_url, &id, &secret).await;
+    derived(&server, &token, &[]).await;
+    let response = exchange(&server, &token, &[]).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    // Another client's bucket is its own.
+    let theirs = api::token(&server.client(), &server.base_url, &other, &other_secret).await;
+    derived(&server, &theirs, &[]).await;
+}
