@@ -6,6 +6,7 @@ pub mod client;
 pub mod dpop;
 pub mod endpoint;
 pub mod error;
+pub mod exchange;
 pub mod federation;
 pub mod scope;
 pub mod signed_jwt;

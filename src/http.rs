@@ -18,7 +18,6 @@ pub mod body;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
-pub mod federated;
 pub mod health;
 pub mod introspect;
 pub mod register;
@@ -150,6 +149,11 @@ pub struct RequestId(pub String);
 /// Client id of a token request, attached to the response for the access log.
 #[derive(Debug, Clone)]
 pub struct LoggedClientId(pub String);
+
+/// The `jti` of a token exchange's subject token (a `jti` is no secret),
+/// attached to the response for the access log.
+#[derive(Debug, Clone)]
+pub struct LoggedSubjectJti(pub String);
 
 /// Why a request was refused, when the caller is not told: attached to the
 /// response for the access log.
@@ -387,6 +391,10 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 .extensions()
                 .get::<LoggedReason>()
                 .map_or("", |r| r.0);
+            let subject_jti = response
+                .extensions()
+                .get::<LoggedSubjectJti>()
+                .map_or("", |j| j.0.as_str());
             tracing::info!(
                 target: "access",
                 request_id = %request_id,
@@ -396,6 +404,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 latency_us = started.elapsed().as_micros() as u64,
                 client_id,
                 reason,
+                subject_jti,
                 peer = %peer.ip(),
             );
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {

@@ -73,6 +73,7 @@ fn claims(jti: &str, iat: i64, nbf: i64, exp: i64) -> AccessTokenClaims {
         jti: jti.into(),
         cnf: None,
         act: None,
+        derived_from: Vec::new(),
     }
 }
 

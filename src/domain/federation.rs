@@ -29,15 +29,6 @@ pub const MAX_SUBJECTS_PER_CLIENT: usize = 100;
 /// The `grant_type` of RFC 7523 2.1: a JWT as an authorization grant.
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-/// The `grant_type` of RFC 8693 token exchange.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-
-/// RFC 8693 3: the token type of a JWT (an external workload token).
-pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
-
-/// RFC 8693 3: the token type of an access token (what we issue).
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
 /// A client's federated subject: tokens of `issuer` (a trusted issuer's
 /// name) whose `sub` matches `subject` map to `client_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

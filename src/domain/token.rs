@@ -38,8 +38,14 @@ pub struct AccessTokenClaims {
     /// certificate. Absent for a plain bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// The `jti`s of the tokens this one was exchanged from (RFC 8693
+    /// down-scoping, [`super::exchange`]), the root first and the token it
+    /// was exchanged from last; absent for a token from any other grant.
+    /// Revoking any of them revokes this token too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived_from: Vec<String>,
     /// Who the client is acting as (RFC 8693 4.1): the external workload
-    /// whose token was exchanged for this one. Absent otherwise.
+    /// whose token a federated grant was made on. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
 }
@@ -155,58 +161,80 @@ pub fn mint_access_token(
     key: &SigningKey,
     now: i64,
 ) -> Result<IssuedToken, MintError> {
-    let grant = Grant {
-        scopes,
-        audience,
-        cnf: Confirmation::default(),
-        act: None,
-    };
-    mint_granted_access_token(client, grant, policy, key, now)
+    let unbound = Confirmation::default();
+    mint_bound_access_token(client, scopes, audience, policy, key, unbound, now)
 }
 
-/// What a token grants and carries besides its client.
-#[derive(Debug, Clone)]
-pub struct Grant<'a> {
-    /// The granted scopes.
-    pub scopes: &'a ScopeSet,
-    /// The audience.
+/// [`mint_access_token`] for a token bound to a DPoP key or a client
+/// certificate by `cnf` (none bound: a bearer token).
+pub fn mint_bound_access_token(
+    client: &Client,
+    scopes: &ScopeSet,
+    audience: String,
+    policy: &TokenPolicy,
+    key: &SigningKey,
+    cnf: Confirmation,
+    now: i64,
+) -> Result<IssuedToken, MintError> {
+    let shape = TokenShape {
+        scopes: scopes.clone(),
+        audience,
+        lifetime_secs: client
+            .token_lifetime_secs
+            .unwrap_or(policy.default_lifetime_secs),
+        cnf,
+        derived_from: Vec::new(),
+        act: None,
+    };
+    mint_shaped(client, shape, policy, key, now)
+}
+
+/// What a token carries besides its client and times: decided by the
+/// grant (for an exchanged token, by [`super::exchange::downscope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenShape {
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// The `aud` claim.
     pub audience: String,
-    /// The proof-of-possession binding (none: a bearer token).
+    /// Seconds from issuance to expiry.
+    pub lifetime_secs: u32,
+    /// What the token is bound to (nothing: a bearer token).
     pub cnf: Confirmation,
-    /// The external workload the client acts as, for a federated grant.
+    /// The `derived_from` claim: the ancestors of an exchanged token.
+    pub derived_from: Vec<String>,
+    /// The `act` claim: the external workload of a federated grant.
     pub act: Option<Actor>,
 }
 
-/// Mints `client`'s token for `grant`: the client's lifetime, `sub` and
-/// `client_id` the client.
-pub fn mint_granted_access_token(
+/// Builds the claims of a token for `client` shaped by `shape` and signs
+/// them with `key`.
+pub fn mint_shaped(
     client: &Client,
-    grant: Grant<'_>,
+    shape: TokenShape,
     policy: &TokenPolicy,
     key: &SigningKey,
     now: i64,
 ) -> Result<IssuedToken, MintError> {
-    let lifetime = client
-        .token_lifetime_secs
-        .unwrap_or(policy.default_lifetime_secs);
     let claims = AccessTokenClaims {
         iss: policy.issuer.clone(),
         sub: client.id.clone(),
         client_id: client.id.clone(),
-        aud: grant.audience,
-        scope: (!grant.scopes.is_empty()).then(|| grant.scopes.to_string()),
+        aud: shape.audience,
+        scope: (!shape.scopes.is_empty()).then(|| shape.scopes.to_string()),
         iat: now,
         nbf: now,
-        exp: now + i64::from(lifetime),
+        exp: now + i64::from(shape.lifetime_secs),
         jti: URL_SAFE_NO_PAD.encode(random_bytes::<16>()?),
-        cnf: grant.cnf.into_claim(),
-        act: grant.act,
+        cnf: shape.cnf.into_claim(),
+        derived_from: shape.derived_from,
+        act: shape.act,
     };
     let access_token = sign_claims(&claims, key)?;
     Ok(IssuedToken {
         access_token,
         claims,
-        expires_in: lifetime,
+        expires_in: shape.lifetime_secs,
     })
 }
 
