@@ -221,7 +221,7 @@ const bearer = await client.genericGrantRequest(
   { assertion: process.env.AS_WORKLOAD_TOKEN },
 );
 check(bearer.scope === 'api:read' && bearer.token_type.toLowerCase() === 'bearer', 'genericGrantRequest: a service-account token gets the mapped client\'s token (jwt-bearer)');
-const exchanged = await client.genericGrantRequest(
+const workloadExchanged = await client.genericGrantRequest(
   workload,
   'urn:ietf:params:oauth:grant-type:token-exchange',
   {
@@ -230,10 +230,10 @@ const exchanged = await client.genericGrantRequest(
   },
 );
 check(
-  exchanged.issued_token_type === 'urn:ietf:params:oauth:token-type:access_token',
+  workloadExchanged.issued_token_type === 'urn:ietf:params:oauth:token-type:access_token',
   'genericGrantRequest: token exchange answers with issued_token_type',
 );
-const acting = await client.tokenIntrospection(config, exchanged.access_token);
+const acting = await client.tokenIntrospection(config, workloadExchanged.access_token);
 check(
   acting.active === true && acting.sub === process.env.AS_WORKLOAD_CLIENT_ID
     && acting.act?.sub === 'system:serviceaccount:payments:api',
