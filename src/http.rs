@@ -28,6 +28,7 @@ pub mod validate;
 
 use crate::activity::ConnectionActivity;
 use crate::domain::certificate::PresentedCertificate;
+use crate::logging::access::{self, AccessLine};
 use crate::state::AppState;
 use error::ApiError;
 use response::Body;
@@ -302,6 +303,8 @@ fn request_id(headers: &http::HeaderMap) -> String {
 pub struct AuthService {
     state: Arc<AppState>,
     peer: SocketAddr,
+    /// The peer's address as the access line writes it, rendered once.
+    peer_text: Arc<str>,
     activity: Arc<ConnectionActivity>,
     certificate: Option<Arc<PresentedCertificate>>,
 }
@@ -313,6 +316,7 @@ impl AuthService {
         Self {
             state,
             peer,
+            peer_text: peer.ip().to_string().into(),
             activity,
             certificate: None,
         }
@@ -334,6 +338,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
     fn call(&self, mut request: Request<hyper::body::Incoming>) -> Self::Future {
         let state = Arc::clone(&self.state);
         let peer = self.peer;
+        let peer_text = Arc::clone(&self.peer_text);
         request.extensions_mut().insert(PeerAddr(peer));
         if let Some(certificate) = &self.certificate {
             request
@@ -382,17 +387,16 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 .extensions()
                 .get::<LoggedReason>()
                 .map_or("", |r| r.0);
-            tracing::info!(
-                target: "access",
-                request_id = %request_id,
-                method = %method,
+            access::log(&AccessLine {
+                request_id: &request_id,
+                method: method.as_str(),
                 route,
-                status = response.status().as_u16(),
-                latency_us = started.elapsed().as_micros() as u64,
+                status: response.status().as_u16(),
+                latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                 client_id,
                 reason,
-                peer = %peer.ip(),
-            );
+                peer: &peer_text,
+            });
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-request-id", value);
             }
