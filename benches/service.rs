@@ -4,7 +4,8 @@
 //! fresh token each time), introspect, and the rate-limiter check, against
 //! `GET /health/live`, the cheapest route, as the baseline; a token request
 //! authenticated by a client assertion (`private_key_jwt`, EdDSA and ES256
-//! client keys, a fresh `jti` each time); and what the connection's service
+//! client keys, a fresh `jti` each time); a token exchange down-scoping a
+//! token (its validation a cache hit); and what the connection's service
 //! adds to every request to track idleness. The fixture is a temporary
 //! embedded store with one client per authentication method.
 
@@ -147,6 +148,22 @@ fn validate_request(token: &str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// A token exchange (down-scoping) of `token`, without client
+/// authentication: the subject token is the credential.
+fn exchange_request(token: &str) -> Request<Full<Bytes>> {
+    let body = format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange\
+         &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token\
+         &scope=api%3Aread&subject_token={token}"
+    );
+    Request::builder()
+        .method(Method::POST)
+        .uri(TOKEN_PATH)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
 fn introspect_request(basic: &str, token: &str) -> Request<Full<Bytes>> {
     let body = format!("token={token}");
     Request::builder()
@@ -243,6 +260,15 @@ fn requests(c: &mut Criterion) {
     group.bench_function("introspect_cache_hit", |b| {
         b.iter_batched(
             || introspect_request(&basic, &token),
+            |request| rt.block_on(handle(black_box(&state), request)),
+            BatchSize::SmallInput,
+        );
+    });
+    let response = rt.block_on(handle(&state, exchange_request(&token)));
+    assert_eq!(response.status(), StatusCode::OK);
+    group.bench_function("token_exchange_downscope", |b| {
+        b.iter_batched(
+            || exchange_request(&token),
             |request| rt.block_on(handle(black_box(&state), request)),
             BatchSize::SmallInput,
         );

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs unmodified third-party OAuth clients against the real binary: Python
 # authlib, requests-oauthlib, PyJWT and requests (mutual TLS with cert=;
-# authlib also on the admin API), and node openid-client (secret,
-# private_key_jwt, DPoP, tls_client_auth through undici, and a client it
+# authlib also on the admin API), and node openid-client (secret, token
+# exchange, private_key_jwt, DPoP, tls_client_auth through undici, and a client it
 # registered through RFC 7591). Installs them (pinned, tests/interop/) into
 # target/interop on first use, makes a client CA and client certificates with
 # openssl, starts the server on a loopback port in a temp dir, creates the
@@ -109,6 +109,6 @@ export AS_REGISTRAR_CLIENT_ID=interop-registrar AS_REGISTRAR_CLIENT_SECRET="$reg
 echo "==> interop: Python authlib, requests-oauthlib, PyJWT"
 timeout 120 "$deps/venv/bin/python" "$root/tests/interop/python_clients.py"
 
-echo "==> interop: node openid-client (secret, private_key_jwt, DPoP, tls_client_auth)"
+echo "==> interop: node openid-client (secret, token exchange, private_key_jwt, DPoP, tls_client_auth)"
 cp "$root/tests/interop/node_client.mjs" "$deps/node_client.mjs"
 NODE_EXTRA_CA_CERTS="$AS_CA" timeout 120 node "$deps/node_client.mjs"

@@ -85,6 +85,11 @@ fn claims_size(claims: &AccessTokenClaims) -> usize {
         + claims.aud.len()
         + claims.scope.as_ref().map_or(0, String::len)
         + claims.jti.len()
+        + claims
+            .derived_from
+            .iter()
+            .map(|jti| jti.len() + std::mem::size_of::<String>())
+            .sum::<usize>()
         + claims.cnf.as_ref().map_or(0, |c| {
             std::mem::size_of::<crate::domain::token::Confirmation>()
                 + c.jkt.as_ref().map_or(0, String::len)
@@ -194,6 +199,15 @@ impl RevocationSet {
     /// True when `jti` is revoked.
     pub fn contains(&self, jti: &str) -> bool {
         self.jtis.read().map_or(true, |set| set.contains_key(jti))
+    }
+
+    /// True when the token with these claims is revoked: its own `jti`, or
+    /// that of a token it was exchanged from (checked under one lock).
+    pub fn revokes(&self, claims: &AccessTokenClaims) -> bool {
+        self.jtis.read().map_or(true, |set| {
+            set.contains_key(&claims.jti)
+                || claims.derived_from.iter().any(|jti| set.contains_key(jti))
+        })
     }
 
     /// Records a revocation of a token expiring at `exp`.
@@ -420,6 +434,7 @@ mod tests {
                 exp: 60,
                 jti: "j".into(),
                 cnf: None,
+                derived_from: Vec::new(),
             }),
             kid: Arc::from("k"),
             expires: Instant::now() + Duration::from_secs(60),

@@ -6,5 +6,6 @@ pub mod client;
 pub mod dpop;
 pub mod endpoint;
 pub mod error;
+pub mod exchange;
 pub mod scope;
 pub mod token;

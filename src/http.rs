@@ -151,6 +151,11 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone)]
 pub struct LoggedClientId(pub String);
 
+/// The `jti` of a token exchange's subject token (a `jti` is no secret),
+/// attached to the response for the access log.
+#[derive(Debug, Clone)]
+pub struct LoggedSubjectJti(pub String);
+
 /// Why a request was refused, when the caller is not told: attached to the
 /// response for the access log.
 #[derive(Debug, Clone, Copy)]
@@ -407,6 +412,10 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 .extensions()
                 .get::<LoggedReason>()
                 .map_or("", |r| r.0);
+            let subject_jti = response
+                .extensions()
+                .get::<LoggedSubjectJti>()
+                .map_or("", |j| j.0.as_str());
             access::log(&AccessLine {
                 request_id: &request_id,
                 method: method.as_str(),
@@ -415,6 +424,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                 client_id,
                 reason,
+                subject_jti,
                 peer: &peer_text,
             });
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {

@@ -5,7 +5,9 @@
 //!
 //! - **A token request**: `server::run` accepts the TLS connection and hands
 //!   each request to [`http::AuthService`], whose `handle` matches
-//!   `(method, path)` and calls `http::token::handle`. The client is
+//!   `(method, path)` and calls `http::token::handle`, which hands it to
+//!   its grant (`http/token/`: client credentials, or token exchange, whose
+//!   down-scoping of our own tokens `domain::exchange` decides). The client is
 //!   authenticated in `http/client_auth.rs` (a secret, a JWT assertion
 //!   checked by [`client_assertion`], or the connection's certificate), with
 //!   the credential its `token_endpoint_auth_method` names
@@ -32,8 +34,8 @@
 //! # Layout
 //!
 //! - [`domain`]: pure OAuth logic (clients and secrets, scopes, endpoint
-//!   rules and URL normalisation, tokens, DPoP proofs, client certificates,
-//!   errors); no I/O, `now` passed in.
+//!   rules and URL normalisation, tokens, token exchange, DPoP proofs,
+//!   client certificates, errors); no I/O, `now` passed in.
 //! - [`keys`]: parsed signing keys: sign, verify, JWKS (pure);
 //!   `keys::public` other parties' public keys (JWK Sets) that verify;
 //!   `keys::lifecycle` the key states and their transitions (pure, `now`

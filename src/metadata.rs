@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::domain::client::AuthMethod;
 use crate::domain::dpop::PROOF_ALGORITHMS;
+use crate::domain::exchange::TOKEN_EXCHANGE;
 use crate::keys::KeySet;
 use crate::keys::public::VerifyAlgorithm;
 
@@ -42,7 +43,7 @@ pub fn metadata_document(
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "service_documentation": format!("{issuer}/oauth/"),

@@ -23,7 +23,7 @@ pub enum Rejection {
     /// The token itself is bad (see [`TokenError`]).
     #[error(transparent)]
     Token(#[from] TokenError),
-    /// Its `jti` was revoked.
+    /// Its `jti`, or that of a token it was exchanged from, was revoked.
     #[error("token revoked")]
     Revoked,
     /// Its client is disabled, deleted, or reset after the token was issued.
@@ -226,11 +226,12 @@ impl TokenValidator {
             }
         };
         check_time(&claims, policy, now)?;
-        if self.revocations.contains(&claims.jti) {
+        // A derived token falls with every token it was exchanged from.
+        if self.revocations.revokes(&claims) {
             return Err(Rejection::Revoked);
         }
         match clients.get(&claims.client_id).await {
-            Ok(Some(client)) if client.enabled && claims.iat > client.tokens_valid_after => {}
+            Ok(Some(client)) if client.honours_token_issued_at(claims.iat) => {}
             Ok(_) => return Err(Rejection::ClientInvalid),
             // The store is down: revocations are in memory, so the token can
             // still be judged; only a client change during the outage is missed.

@@ -83,7 +83,10 @@ async fn metadata_is_served_at_all_three_paths() {
     );
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!([
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],

@@ -72,6 +72,7 @@ fn claims(jti: &str, iat: i64, nbf: i64, exp: i64) -> AccessTokenClaims {
         exp,
         jti: jti.into(),
         cnf: None,
+        derived_from: Vec::new(),
     }
 }
 

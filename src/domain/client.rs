@@ -265,6 +265,12 @@ impl Client {
         self.enabled && self.auth_method.credential() == credential
     }
 
+    /// Whether a token issued to this client at `iat` still counts: the
+    /// client is enabled and was not reset (`tokens_valid_after`) since.
+    pub fn honours_token_issued_at(&self, iat: i64) -> bool {
+        self.enabled && iat > self.tokens_valid_after
+    }
+
     /// A new enabled client with no scopes, audiences or overrides.
     pub fn new(id: String, name: String, secret_hash: SecretHash, now: i64) -> Self {
         Self {

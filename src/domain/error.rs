@@ -18,7 +18,7 @@ pub enum OAuthError {
     /// The client may not use this grant or act on this token.
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(Cow<'static, str>),
-    /// The grant type is not `client_credentials`.
+    /// The grant type is not one this server supports.
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
     /// A requested scope is unknown, malformed or not allowed for this client.
@@ -86,7 +86,9 @@ impl OAuthError {
             | Self::InvalidDpopProof(d)
             | Self::TemporarilyUnavailable(d) => d.clone(),
             Self::InvalidClient => "client authentication failed".into(),
-            Self::UnsupportedGrantType => "only the client_credentials grant is supported".into(),
+            Self::UnsupportedGrantType => {
+                "this grant type is not supported: see grant_types_supported in the metadata".into()
+            }
             Self::InsufficientScope { .. } => {
                 "the token does not grant access to this endpoint".into()
             }

@@ -59,6 +59,17 @@ impl ScopeSet {
         self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
     }
 
+    /// The scopes in both `self` and `other`.
+    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
+        Self(
+            self.0
+                .iter()
+                .filter(|s| other.contains(s))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// True when every scope of `self` is in `other`.
     pub fn is_subset_of(&self, other: &ScopeSet) -> bool {
         self.iter().all(|s| other.contains(s))

@@ -38,6 +38,12 @@ pub struct AccessTokenClaims {
     /// certificate. Absent for a plain bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// The `jti`s of the tokens this one was exchanged from (RFC 8693
+    /// down-scoping, [`super::exchange`]), the root first and the token it
+    /// was exchanged from last; absent for a token from any other grant.
+    /// Revoking any of them revokes this token too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived_from: Vec<String>,
 }
 
 /// The proof-of-possession binding of a token (`cnf`, RFC 7800 3.1).
@@ -156,26 +162,61 @@ pub fn mint_bound_access_token(
     cnf: Confirmation,
     now: i64,
 ) -> Result<IssuedToken, MintError> {
-    let lifetime = client
-        .token_lifetime_secs
-        .unwrap_or(policy.default_lifetime_secs);
+    let shape = TokenShape {
+        scopes: scopes.clone(),
+        audience,
+        lifetime_secs: client
+            .token_lifetime_secs
+            .unwrap_or(policy.default_lifetime_secs),
+        cnf,
+        derived_from: Vec::new(),
+    };
+    mint_shaped(client, shape, policy, key, now)
+}
+
+/// What a token carries besides its client and times: decided by the
+/// grant (for an exchanged token, by [`super::exchange::downscope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenShape {
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// The `aud` claim.
+    pub audience: String,
+    /// Seconds from issuance to expiry.
+    pub lifetime_secs: u32,
+    /// What the token is bound to (nothing: a bearer token).
+    pub cnf: Confirmation,
+    /// The `derived_from` claim: the ancestors of an exchanged token.
+    pub derived_from: Vec<String>,
+}
+
+/// Builds the claims of a token for `client` shaped by `shape` and signs
+/// them with `key`.
+pub fn mint_shaped(
+    client: &Client,
+    shape: TokenShape,
+    policy: &TokenPolicy,
+    key: &SigningKey,
+    now: i64,
+) -> Result<IssuedToken, MintError> {
     let claims = AccessTokenClaims {
         iss: policy.issuer.clone(),
         sub: client.id.clone(),
         client_id: client.id.clone(),
-        aud: audience,
-        scope: (!scopes.is_empty()).then(|| scopes.to_string()),
+        aud: shape.audience,
+        scope: (!shape.scopes.is_empty()).then(|| shape.scopes.to_string()),
         iat: now,
         nbf: now,
-        exp: now + i64::from(lifetime),
+        exp: now + i64::from(shape.lifetime_secs),
         jti: URL_SAFE_NO_PAD.encode(random_bytes::<16>()?),
-        cnf: cnf.into_claim(),
+        cnf: shape.cnf.into_claim(),
+        derived_from: shape.derived_from,
     };
     let access_token = sign_claims(&claims, key)?;
     Ok(IssuedToken {
         access_token,
         claims,
-        expires_in: lifetime,
+        expires_in: shape.lifetime_secs,
     })
 }
 

@@ -152,21 +152,40 @@ impl Params {
     /// is not a string, or holds a control character. An empty value counts
     /// as absent (RFC 6749 3.1).
     pub fn single(&self, name: &str) -> Result<Option<&str>, OAuthError> {
-        let invalid =
-            |what: &str| OAuthError::InvalidRequest(format!("parameter {name} {what}").into());
         let mut found = self.0.iter().filter(|(k, _)| k == name);
         let first = found.next();
         if found.next().is_some() {
-            return Err(invalid("is repeated"));
+            return Err(invalid_param(name, "is repeated"));
         }
-        match first {
-            None => Ok(None),
-            Some((_, None)) => Err(invalid("must be a string")),
-            Some((_, Some(v))) if v.chars().any(char::is_control) => {
-                Err(invalid("has an invalid character"))
-            }
-            Some((_, Some(v))) => Ok(Some(v.as_str()).filter(|v| !v.is_empty())),
+        first.map_or(Ok(None), |(_, value)| checked(name, value.as_deref()))
+    }
+
+    /// Every value of `name`, in order, for a parameter that may repeat
+    /// (RFC 8693 `audience` and `resource`). `invalid_request` if one is
+    /// not a string or holds a control character; empty values count as
+    /// absent.
+    pub fn all(&self, name: &str) -> Result<Vec<&str>, OAuthError> {
+        let mut values = Vec::new();
+        for (_, value) in self.0.iter().filter(|(k, _)| k == name) {
+            values.extend(checked(name, value.as_deref())?);
         }
+        Ok(values)
+    }
+}
+
+fn invalid_param(name: &str, what: &str) -> OAuthError {
+    OAuthError::InvalidRequest(format!("parameter {name} {what}").into())
+}
+
+/// One value of the parameter `name`: a string without control characters,
+/// `None` when empty.
+fn checked<'a>(name: &str, value: Option<&'a str>) -> Result<Option<&'a str>, OAuthError> {
+    match value {
+        None => Err(invalid_param(name, "must be a string")),
+        Some(v) if v.chars().any(char::is_control) => {
+            Err(invalid_param(name, "has an invalid character"))
+        }
+        Some(v) => Ok(Some(v).filter(|v| !v.is_empty())),
     }
 }
 

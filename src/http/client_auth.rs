@@ -210,6 +210,23 @@ pub async fn authenticate(
     result
 }
 
+/// Whether a request carries client authentication at all: an
+/// `Authorization` header, a secret, an assertion, or a `client_id` over a
+/// connection with a client certificate (RFC 8705 2). A `client_id` alone
+/// authenticates nothing. For grants where the client may stay
+/// unauthenticated (token exchange: the subject token is the credential).
+pub fn presents_client_authentication(
+    headers: &HeaderMap,
+    params: &Params,
+    has_certificate: bool,
+) -> Result<bool, OAuthError> {
+    Ok(headers.contains_key(http::header::AUTHORIZATION)
+        || params.single("client_secret")?.is_some()
+        || params.single("client_assertion")?.is_some()
+        || params.single("client_assertion_type")?.is_some()
+        || (has_certificate && params.single("client_id")?.is_some()))
+}
+
 /// The `client_id` of a request that presents no other credential (no
 /// `Authorization`, no secret, no assertion): a certificate-authenticated
 /// request (RFC 8705 2).

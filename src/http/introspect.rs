@@ -1,7 +1,8 @@
 //! `POST {base}/oauth/introspect` (RFC 7662): an authenticated client asks
 //! whether a token is active. Anything unknown, malformed, forged, expired or
 //! revoked is `{"active":false}`. An active bound token also shows its
-//! `cnf` (RFC 8705 3.2, RFC 9449 6.2) and `token_type` `DPoP` for a DPoP key.
+//! `cnf` (RFC 8705 3.2, RFC 9449 6.2) and `token_type` `DPoP` for a DPoP key;
+//! an exchanged one its `derived_from`.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -42,6 +43,9 @@ where
                 }
                 if let Some(cnf) = &claims.cnf {
                     obj.insert("cnf".into(), json!(cnf));
+                }
+                if !claims.derived_from.is_empty() {
+                    obj.insert("derived_from".into(), json!(claims.derived_from));
                 }
             }
             body

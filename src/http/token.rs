@@ -1,31 +1,51 @@
-//! `POST {base}/oauth/token`: the client-credentials grant (RFC 6749 4.4).
-//! A token is bound to the DPoP key of the request's proof (RFC 9449), and
-//! to the client certificate the client authenticated with (RFC 8705).
+//! `POST {base}/oauth/token`: reads the request and hands it to its grant:
+//! client credentials (RFC 6749 4.4, `token/client_credentials.rs`) or
+//! token exchange (RFC 8693, `token/exchange.rs`). Writing the 200 answer
+//! and reading a request's DPoP proof are shared here and in
+//! `token/proof.rs`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use serde::Serialize;
 
-use super::body::read_params;
-use super::client_auth::authenticate;
+use super::body::{Params, read_params};
 use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
-use super::{LoggedClientId, LoggedReason, client_certificate, peer_ip};
+use super::{LoggedClientId, LoggedReason, LoggedSubjectJti, client_certificate, peer_ip};
 use crate::domain::certificate::PresentedCertificate;
-use crate::domain::client::Client;
-use crate::domain::dpop::ProofTarget;
 use crate::domain::error::OAuthError;
-use crate::domain::scope::grant_scopes;
-use crate::domain::token::{Confirmation, choose_audience, mint_bound_access_token};
-use crate::dpop::DpopError;
+use crate::domain::exchange::TOKEN_EXCHANGE;
+use crate::domain::token::IssuedToken;
 use crate::state::AppState;
 
-/// The only grant this server issues.
+mod client_credentials;
+mod downscope;
+mod exchange;
+mod proof;
+
+/// The `grant_type` of the client-credentials grant.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// A token request as read, for the grant to decide on.
+pub(crate) struct TokenRequest {
+    /// Method, URI, headers and extensions.
+    parts: http::request::Parts,
+    /// The form or JSON body.
+    params: Params,
+    /// The caller's address, when it came through a socket.
+    peer: Option<IpAddr>,
+    /// The client certificate of the connection, if any.
+    certificate: Option<Arc<PresentedCertificate>>,
+}
 
 #[derive(Serialize)]
 struct TokenResponse<'a> {
     access_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
     token_type: &'static str,
     expires_in: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,49 +60,31 @@ where
 {
     let peer = peer_ip(&request);
     let (parts, params) = read_params(request, &state.body_limits).await?;
-
-    match params.single("grant_type")? {
-        None => return Err(OAuthError::invalid_request("grant_type is required").into()),
-        Some(CLIENT_CREDENTIALS) => {}
-        Some(_) => return Err(OAuthError::UnsupportedGrantType.into()),
-    }
-    let scope = params.single("scope")?;
-    let resource = params.single("resource")?;
-    let certificate = client_certificate(&parts.extensions);
-    let client = authenticate(state, &parts.headers, &params, peer, certificate.as_deref()).await?;
-    state
-        .limits
-        .check_client(&client.id, client.rate_limit_rps)?;
-    let cnf = match confirmation(state, &parts.headers, &client, certificate.as_deref()) {
-        Ok(cnf) => cnf,
-        Err((error, reason)) => {
-            let mut response = super::error::ApiError::from(error).into_response();
-            response.extensions_mut().insert(LoggedReason(reason));
-            response
-                .extensions_mut()
-                .insert(LoggedClientId(client.id.clone()));
-            return Ok(response);
-        }
+    let grant_type = params.single("grant_type")?.map(str::to_owned);
+    let request = TokenRequest {
+        certificate: client_certificate(&parts.extensions),
+        parts,
+        params,
+        peer,
     };
+    match grant_type.as_deref() {
+        None => Err(OAuthError::invalid_request("grant_type is required").into()),
+        Some(CLIENT_CREDENTIALS) => client_credentials::handle(state, &request).await,
+        Some(TOKEN_EXCHANGE) => exchange::handle(state, &request).await,
+        Some(_) => Err(OAuthError::UnsupportedGrantType.into()),
+    }
+}
 
-    let scopes = grant_scopes(scope, &client.allowed_scopes, &client.default_scopes)?;
-    let audience = choose_audience(&client, resource, &state.policy)?;
-    let keys = state.keys();
-    let issued = mint_bound_access_token(
-        &client,
-        &scopes,
-        audience,
-        &state.policy,
-        keys.active(),
-        cnf,
-        state.now(),
-    )
-    .map_err(|e| {
-        tracing::error!(error = %e, "minting a token failed");
-        OAuthError::ServerError
-    })?;
+/// The 200 answer for `issued` (RFC 6749 5.1; with `issued_token_type`
+/// for an exchange, RFC 8693 2.2.1).
+fn issued_response(
+    state: &AppState,
+    issued: &IssuedToken,
+    issued_token_type: Option<&'static str>,
+) -> Result<Response<Body>, ApiError> {
     let body = serde_json::to_vec(&TokenResponse {
         access_token: &issued.access_token,
+        issued_token_type,
         token_type: issued.claims.token_type(),
         expires_in: issued.expires_in,
         scope: issued.claims.scope.as_deref(),
@@ -92,61 +94,32 @@ where
     let mut response = json(StatusCode::OK, body, CachePolicy::NoStore);
     response
         .extensions_mut()
-        .insert(LoggedClientId(client.id.clone()));
+        .insert(LoggedClientId(issued.claims.client_id.clone()));
     Ok(response)
 }
 
-/// What the token will be bound to: the key of the request's DPoP proof,
-/// if it sent one (required for a client registered with `require_dpop`),
-/// and the certificate the client authenticated with, if it is registered
-/// with one. A refusal comes with its reason for the access log.
-fn confirmation(
-    state: &AppState,
-    headers: &http::HeaderMap,
-    client: &Client,
-    certificate: Option<&PresentedCertificate>,
-) -> Result<Confirmation, (OAuthError, &'static str)> {
-    let x5t_s256 = match (&client.tls_client_auth, certificate) {
-        (Some(_), Some(certificate)) => Some(certificate.thumbprint.clone()),
-        _ => None,
-    };
-    let invalid = |description: &'static str, reason| {
-        (OAuthError::InvalidDpopProof(description.into()), reason)
-    };
-    let mut proofs = headers.get_all("dpop").iter();
-    let jkt = match (proofs.next(), proofs.next()) {
-        (None, _) if client.require_dpop => {
-            return Err(invalid(
-                "this client must send a DPoP proof",
-                "dpop_required",
-            ));
+/// What the access log says of a token request beyond its status: the
+/// client (once known), the `jti` of an exchange's subject token, and why
+/// a refusal was refused when the caller is not told.
+#[derive(Debug, Default)]
+struct Logged {
+    client_id: Option<String>,
+    subject_jti: Option<String>,
+    reason: Option<&'static str>,
+}
+
+impl Logged {
+    /// Puts what is known on `response` for the access log.
+    fn attach(self, response: &mut Response<Body>) {
+        let extensions = response.extensions_mut();
+        if let Some(client_id) = self.client_id {
+            extensions.insert(LoggedClientId(client_id));
         }
-        (None, _) => None,
-        (Some(_), Some(_)) => return Err(invalid("send one DPoP header", "dpop_repeated")),
-        (Some(proof), None) => {
-            let proof = proof
-                .to_str()
-                .map_err(|_| invalid("the DPoP proof is not a JWT", "dpop_malformed"))?;
-            let target = ProofTarget {
-                method: "POST",
-                url: &state.token_endpoint,
-                access_token: None,
-            };
-            match state.dpop.check(proof, &target, state.now()) {
-                Ok(checked) => Some(checked.jkt),
-                Err(DpopError::Proof(e)) => {
-                    return Err((OAuthError::InvalidDpopProof(e.to_string().into()), e.name()));
-                }
-                Err(DpopError::ReplayWindowFull) => {
-                    return Err((
-                        OAuthError::TemporarilyUnavailable(
-                            "too many DPoP proofs at once; retry".into(),
-                        ),
-                        "dpop_replay_window_full",
-                    ));
-                }
-            }
+        if let Some(jti) = self.subject_jti {
+            extensions.insert(LoggedSubjectJti(jti));
         }
-    };
-    Ok(Confirmation { jkt, x5t_s256 })
+        if let Some(reason) = self.reason {
+            extensions.insert(LoggedReason(reason));
+        }
+    }
 }

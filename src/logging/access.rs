@@ -39,6 +39,8 @@ pub struct AccessLine<'a> {
     pub client_id: &'a str,
     /// Why a request was refused when the caller is not told, or "".
     pub reason: &'a str,
+    /// The `jti` of the token a token exchange started from, or "".
+    pub subject_jti: &'a str,
     /// The caller's address, as text.
     pub peer: &'a str,
 }
@@ -63,6 +65,7 @@ pub fn log(line: &AccessLine<'_>) {
             latency_us = line.latency_us,
             client_id = line.client_id,
             reason = line.reason,
+            subject_jti = line.subject_jti,
             peer = line.peer,
         ),
     }
@@ -92,6 +95,8 @@ impl AccessLine<'_> {
         string(self.client_id, out);
         out.extend_from_slice(b",\"reason\":");
         string(self.reason, out);
+        out.extend_from_slice(b",\"subject_jti\":");
+        string(self.subject_jti, out);
         out.extend_from_slice(b",\"peer\":");
         string(self.peer, out);
         out.extend_from_slice(b",\"target\":\"access\"}\n");
@@ -204,6 +209,7 @@ mod tests {
             latency_us: 1234,
             client_id,
             reason,
+            subject_jti: "0b4f6c1e",
             peer: "127.0.0.1",
         }
     }
@@ -223,7 +229,8 @@ mod tests {
             "{\"timestamp\":\"2026-11-30T08:28:25.957558Z\",\"level\":\"INFO\",\
              \"request_id\":\"c02c77da-000000000003\",\"method\":\"POST\",\
              \"route\":\"validate\",\"status\":401,\"latency_us\":1234,\
-             \"client_id\":\"billing\",\"reason\":\"expired\",\"peer\":\"127.0.0.1\",\
+             \"client_id\":\"billing\",\"reason\":\"expired\",\"subject_jti\":\"0b4f6c1e\",\
+             \"peer\":\"127.0.0.1\",\
              \"target\":\"access\"}\n"
         );
     }

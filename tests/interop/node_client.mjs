@@ -1,6 +1,6 @@
 // node openid-client (unmodified) against a running auth-server: discovery,
 // client-credentials grant with a secret and with PrivateKeyJwt, introspection
-// and revocation; a DPoP-bound token through its DPoP handle, presented to a
+// and revocation; a token exchange (down-scoping) through genericGrantRequest; a DPoP-bound token through its DPoP handle, presented to a
 // small resource server that asks /oauth/validate to check the proof;
 // tls_client_auth with a client certificate (undici carries it, as
 // openid-client documents); then an RFC 7591 registration built by hand (with
@@ -42,6 +42,24 @@ check(info.active === true && info.client_id === process.env.AS_CLIENT_ID, 'open
 await client.tokenRevocation(config, token.access_token);
 const after = await client.tokenIntrospection(config, token.access_token);
 check(after.active === false, 'revoked token introspects inactive');
+
+// Token exchange (RFC 8693) through the generic grant call: a wide token
+// down-scoped, introspected with its ancestry, revoked with its original.
+const wide = await client.clientCredentialsGrant(config, { scope: 'api:read api:write' });
+const exchanged = await client.genericGrantRequest(config, 'urn:ietf:params:oauth:grant-type:token-exchange', {
+  subject_token: wide.access_token,
+  subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+  scope: 'api:read',
+});
+check(
+  exchanged.issued_token_type === 'urn:ietf:params:oauth:token-type:access_token' && exchanged.scope === 'api:read',
+  'openid-client exchanges a token for a down-scoped one',
+);
+const wideJti = JSON.parse(Buffer.from(wide.access_token.split('.')[1], 'base64url')).jti;
+const exchangedInfo = await client.tokenIntrospection(config, exchanged.access_token);
+check(exchangedInfo.active === true && exchangedInfo.derived_from?.[0] === wideJti, 'introspection shows what it was exchanged from');
+await client.tokenRevocation(config, wide.access_token);
+check((await client.tokenIntrospection(config, exchanged.access_token)).active === false, 'revoking the original revokes the exchanged token');
 
 try {
   const wrong = await client.discovery(issuer, process.env.AS_CLIENT_ID, 'wrong-secret');

@@ -210,3 +210,15 @@ async fn bodies_waiting_past_the_budget_get_503() {
     assert_eq!(&waiting.await.unwrap().unwrap()[..], b"12345678");
     assert_eq!(limits.budget.used(), 0);
 }
+
+#[test]
+fn all_returns_every_value_and_refuses_the_bad_ones() {
+    let p = parse_form(b"audience=a&resource=r&audience=&audience=b").unwrap();
+    assert_eq!(p.all("audience").unwrap(), ["a", "b"]);
+    assert_eq!(p.all("resource").unwrap(), ["r"]);
+    assert!(p.all("scope").unwrap().is_empty());
+    let p = parse_form(b"audience=a&audience=b%01").unwrap();
+    assert_eq!(p.all("audience").unwrap_err().code(), "invalid_request");
+    let p = parse_json(br#"{"audience": 1}"#).unwrap();
+    assert_eq!(p.all("audience").unwrap_err().code(), "invalid_request");
+}
