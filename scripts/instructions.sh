@@ -9,18 +9,23 @@
 # Each server is started under callgrind and warmed up (client cache filled,
 # validation cache hit); then, per route, the counters are zeroed, REQUESTS
 # requests are sent on one kept-alive HTTP/1.1 connection (curl), and the
-# counters are dumped and divided by REQUESTS.
+# counters are dumped and divided by REQUESTS. The *_new routes send each
+# request on a new connection instead (`Connection: close`; curl resumes the
+# TLS session, as a load generator that keeps its client configuration does),
+# so they count what a connection costs on top of its one request.
 #
 #   scripts/instructions.sh                 # every route, 400 requests each
 #   scripts/instructions.sh --requests 1000
 #   scripts/instructions.sh --only validate # one route (health, token,
 #                                           # validate, introspect, hello,
-#                                           # sign, verify)
+#                                           # sign, verify, hello_new,
+#                                           # sign_new, token_new)
 #   scripts/instructions.sh --keep DIR      # keep the dumps, for
 #                                           # callgrind_annotate
 #   scripts/instructions.sh --bin PATH      # measure this auth-server
 #                                           # binary (say, a saved build
 #                                           # from before a change)
+#   scripts/instructions.sh --ceiling PATH  # and this ceiling binary
 #
 # Needs valgrind (callgrind_control), curl and jq; builds the release binary
 # and the ceiling example. Loopback only; each server is stopped at the end.
@@ -32,8 +37,9 @@ REQUESTS=400
 ONLY=""
 KEEP=""
 GIVEN_BIN=""
+GIVEN_CEILING=""
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while (($# > 0)); do
     case "$1" in
@@ -41,6 +47,7 @@ while (($# > 0)); do
         --only) ONLY=${2:?--only needs a route}; shift 2 ;;
         --keep) KEEP=${2:?--keep needs a directory}; shift 2 ;;
         --bin) GIVEN_BIN=${2:?--bin needs a path}; shift 2 ;;
+        --ceiling) GIVEN_CEILING=${2:?--ceiling needs a path}; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "instructions.sh: unknown argument: $1" >&2; usage >&2; exit 64 ;;
     esac
@@ -58,9 +65,16 @@ if [[ -n $GIVEN_BIN ]]; then
 else
     build_release
 fi
-CEILING_BIN=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/examples/ceiling
-if wanted hello || wanted sign || wanted verify; then
-    (cd "$ROOT" && cargo build --release --locked --example ceiling >&2)
+ceiling_wanted() { wanted hello || wanted sign || wanted verify || wanted hello_new || wanted sign_new; }
+server_wanted() { wanted health || wanted token || wanted validate || wanted introspect || wanted token_new; }
+CLOSE=(-H 'Connection: close')
+if [[ -n $GIVEN_CEILING ]]; then
+    CEILING_BIN=$GIVEN_CEILING
+else
+    CEILING_BIN=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release/examples/ceiling
+    if ceiling_wanted; then
+        (cd "$ROOT" && cargo build --release --locked --example ceiling >&2)
+    fi
 fi
 
 WORK=$(mktemp -d)
@@ -137,7 +151,7 @@ count() {
     log "$name: ${RESULTS[-1]}"
 }
 
-if wanted hello || wanted sign || wanted verify; then
+if ceiling_wanted; then
     # Startup under callgrind takes a while.
     START_TRIES=1200 start_ceiling valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.%p"
     ceiling_token=$(curl --http1.1 -s --fail --cacert "$CEILING_CERT" -X POST "$CEILING_URL/sign" | jq -r .access_token)
@@ -153,13 +167,21 @@ if wanted hello || wanted sign || wanted verify; then
         count verify "$CEILING_PID" "$CEILING_URL/verify" "$CEILING_CERT" -X POST \
             -H "Authorization: Bearer $ceiling_token"
     fi
+    if wanted hello_new; then
+        count hello_new "$CEILING_PID" "$CEILING_URL/hello" "$CEILING_CERT" -X POST "${CLOSE[@]}" \
+            -H 'Content-Type: application/x-www-form-urlencoded' -d "$FORM"
+    fi
+    if wanted sign_new; then
+        count sign_new "$CEILING_PID" "$CEILING_URL/sign" "$CEILING_CERT" -X POST "${CLOSE[@]}" \
+            -H 'Content-Type: application/x-www-form-urlencoded' -d "$FORM"
+    fi
     kill -KILL "$CEILING_PID" 2>/dev/null || true
     wait "$CEILING_PID" 2>/dev/null || true
     CEILING_PID=""
     rm -f "$WORK"/callgrind.out.*
 fi
 
-if wanted health || wanted token || wanted validate || wanted introspect; then
+if server_wanted; then
     # The change feed polls the store on a timer, not per request: once a
     # minute keeps its cost out of the per-request figure.
     write_config "[cache]
@@ -195,6 +217,10 @@ change_poll_interval_ms = 60000"
     if wanted introspect; then
         count introspect "$SERVER_PID" "$URL$BASE/oauth/introspect" "$CERT" -u "$CLIENT_ID:$CLIENT_SECRET" \
             -H 'Content-Type: application/x-www-form-urlencoded' -d "token=$token"
+    fi
+    if wanted token_new; then
+        count token_new "$SERVER_PID" "$URL$BASE/oauth/token" "$CERT" -u "$CLIENT_ID:$CLIENT_SECRET" \
+            "${CLOSE[@]}" -H 'Content-Type: application/x-www-form-urlencoded' -d "$FORM"
     fi
 fi
 

@@ -777,6 +777,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_key_id_may_start_with_a_hyphen() {
+        // base64url ids do, one in 64: `keys retire -jX...` must not read
+        // as a flag.
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["auth-server", "keys", "retire", "-jX0aZ"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Keys(KeysCommand::Retire { kid })) if kid == "-jX0aZ"
+        ));
+    }
+
+    #[test]
     fn since_takes_seconds_or_a_duration_back() {
         assert_eq!(parse_since("1700000000", 0).unwrap(), 1_700_000_000);
         assert_eq!(parse_since("30m", 10_000).unwrap(), 10_000 - 1_800);

@@ -28,6 +28,7 @@ pub mod validate;
 
 use crate::activity::ConnectionActivity;
 use crate::domain::certificate::PresentedCertificate;
+use crate::logging::access::{self, AccessLine};
 use crate::state::AppState;
 use error::ApiError;
 use response::Body;
@@ -284,13 +285,16 @@ fn may_read_metrics(
     }
 }
 
+/// `X-Request-Id`, in requests and responses.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The caller's `X-Request-Id` if it is short and plain, else a new one:
 /// a per-process random prefix and a counter.
 fn request_id(headers: &http::HeaderMap) -> String {
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let given = headers
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             (1..=64).contains(&v.len())
@@ -303,7 +307,24 @@ fn request_id(headers: &http::HeaderMap) -> String {
     let prefix = PREFIX
         .get_or_init(|| crate::domain::client::random_bytes::<4>().map_or(0, u32::from_be_bytes));
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{prefix:08x}-{n:012x}")
+    // `{prefix:08x}-{n:012x}`, without the formatting machinery.
+    let mut id = String::with_capacity(21);
+    push_hex(&mut id, u64::from(*prefix), 8);
+    id.push('-');
+    push_hex(&mut id, n, 12);
+    id
+}
+
+/// Appends `n` in lower-case hex, zero-padded to at least `width` digits
+/// (at most 16).
+fn push_hex(out: &mut String, n: u64, width: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - n.leading_zeros() as usize)
+        .div_ceil(4)
+        .max(width.min(16));
+    for i in (0..digits).rev() {
+        out.push(char::from(HEX[((n >> (4 * i)) & 0xf) as usize]));
+    }
 }
 
 /// The hyper service for one connection.
@@ -311,6 +332,8 @@ fn request_id(headers: &http::HeaderMap) -> String {
 pub struct AuthService {
     state: Arc<AppState>,
     peer: SocketAddr,
+    /// The peer's address as the access line writes it, rendered once.
+    peer_text: Arc<str>,
     activity: Arc<ConnectionActivity>,
     certificate: Option<Arc<PresentedCertificate>>,
 }
@@ -322,6 +345,7 @@ impl AuthService {
         Self {
             state,
             peer,
+            peer_text: peer.ip().to_string().into(),
             activity,
             certificate: None,
         }
@@ -343,6 +367,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
     fn call(&self, mut request: Request<hyper::body::Incoming>) -> Self::Future {
         let state = Arc::clone(&self.state);
         let peer = self.peer;
+        let peer_text = Arc::clone(&self.peer_text);
         request.extensions_mut().insert(PeerAddr(peer));
         if let Some(certificate) = &self.certificate {
             request
@@ -395,20 +420,19 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for AuthService {
                 .extensions()
                 .get::<LoggedSubjectJti>()
                 .map_or("", |j| j.0.as_str());
-            tracing::info!(
-                target: "access",
-                request_id = %request_id,
-                method = %method,
+            access::log(&AccessLine {
+                request_id: &request_id,
+                method: method.as_str(),
                 route,
-                status = response.status().as_u16(),
-                latency_us = started.elapsed().as_micros() as u64,
+                status: response.status().as_u16(),
+                latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                 client_id,
                 reason,
                 subject_jti,
-                peer = %peer.ip(),
-            );
+                peer: &peer_text,
+            });
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert("x-request-id", value);
+                response.headers_mut().insert(X_REQUEST_ID, value);
             }
             Ok(response)
         })
@@ -440,6 +464,32 @@ mod tests {
                 Err(ApiError::MetricsTokenRequired)
             ));
         }
+    }
+
+    #[test]
+    fn request_ids_are_a_prefix_and_a_counter_in_hex() {
+        for (n, width, text) in [
+            (0, 12, "000000000000"),
+            (0x2a, 12, "00000000002a"),
+            (0xdead_beef, 8, "deadbeef"),
+            (0x1_0000_0000_0000, 12, "1000000000000"),
+            (u64::MAX, 12, "ffffffffffffffff"),
+        ] {
+            let mut out = String::new();
+            push_hex(&mut out, n, width);
+            assert_eq!(out, text);
+            assert_eq!(out, format!("{n:0width$x}"));
+        }
+        let first = request_id(&http::HeaderMap::new());
+        let second = request_id(&http::HeaderMap::new());
+        assert_eq!(first.len(), 21, "{first}");
+        assert_eq!(first[..9], second[..9], "one prefix per process");
+        assert_ne!(first, second);
+        let mut given = http::HeaderMap::new();
+        given.insert(X_REQUEST_ID, http::HeaderValue::from_static("deploy-42"));
+        assert_eq!(request_id(&given), "deploy-42");
+        given.insert(X_REQUEST_ID, http::HeaderValue::from_static("not plain!"));
+        assert_ne!(request_id(&given), "not plain!");
     }
 
     #[test]

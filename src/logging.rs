@@ -1,7 +1,8 @@
 //! Logging: JSON lines through tracing, formatted once and written to stdout
 //! and to `<log.dir>/auth-server.log` (rotated by size) in batches by one
-//! background thread (`logging/batch.rs`). Level from `log.level`,
-//! overridden by `RUST_LOG`.
+//! background thread (`logging/batch.rs`); the access line is rendered by
+//! its own code (`logging/access.rs`) into the same buffer. Level from
+//! `log.level`, overridden by `RUST_LOG`.
 
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogConfig;
 
+pub mod access;
 mod batch;
 mod rotating;
 
@@ -74,11 +76,13 @@ pub fn init_server(config: &LogConfig) -> Result<LogGuard, LoggingError> {
     }
     let (writer, flusher) =
         batch::start(sinks, FLUSH_INTERVAL, MAX_PENDING_BYTES).map_err(LoggingError::Writer)?;
+    let access_sink = writer.clone();
     tracing_subscriber::registry()
         .with(filter)
         .with(json_layer(writer))
         .try_init()
         .map_err(|_| LoggingError::AlreadySet)?;
+    access::install(access_sink);
     Ok(LogGuard { _flusher: flusher })
 }
 

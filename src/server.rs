@@ -218,10 +218,14 @@ pub async fn run(
             pressure: pressure.subscribe(),
             _ip_slot: ip_slot,
         };
-        tokio::spawn(async move {
+        // The connection's future is large (the TLS session, the handshake,
+        // the preface read and the HTTP/1.1 and HTTP/2 connection state all
+        // live in it, about 10 KB): boxed, the runtime hands a pointer around
+        // instead of copying all of it several times per connection.
+        tokio::spawn(Box::pin(async move {
             let _permit = permit;
             connection.serve(acceptor, stream).await;
-        });
+        }));
     }
 
     drop(listener);

@@ -33,7 +33,8 @@ pub enum KeysCommand {
     },
     /// Retire a next or previous key: out of the JWKS, its tokens refused.
     Retire {
-        /// The key's id.
+        /// The key's id (it may start with `-`, as base64url ids can).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -118,16 +119,7 @@ fn utc(at: Option<i64>) -> String {
         return "-".into();
     };
     let (days, secs) = (at.div_euclid(86_400), at.rem_euclid(86_400));
-    // Days to a civil date (proleptic Gregorian), after H. Hinnant.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::clock::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         secs / 3_600,

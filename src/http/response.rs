@@ -3,7 +3,7 @@
 //! uncacheable.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
 /// The response body type of every handler.
@@ -35,6 +35,9 @@ pub fn with_content_type(
 ) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
+    // Room for these headers and the few added later (`X-Request-Id`,
+    // `WWW-Authenticate`, `Retry-After`) without growing the map.
+    *response.headers_mut() = HeaderMap::with_capacity(10);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(

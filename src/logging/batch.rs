@@ -52,14 +52,28 @@ pub struct LineAppender<'a> {
     shared: &'a Shared,
 }
 
-impl Write for LineAppender<'_> {
-    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        let mut pending = self.shared.lock();
-        if pending.bytes.len() + line.len() > self.shared.max_pending_bytes {
+impl Shared {
+    /// Appends one whole line, or counts it dropped when the buffer is full.
+    fn append(&self, line: &[u8]) {
+        let mut pending = self.lock();
+        if pending.bytes.len() + line.len() > self.max_pending_bytes {
             pending.dropped_lines += 1;
         } else {
             pending.bytes.extend_from_slice(line);
         }
+    }
+}
+
+impl BatchWriter {
+    /// Appends one whole line (the access line, formatted by its own code).
+    pub fn append(&self, line: &[u8]) {
+        self.shared.append(line);
+    }
+}
+
+impl Write for LineAppender<'_> {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        self.shared.append(line);
         Ok(line.len())
     }
 
