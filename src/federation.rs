@@ -36,7 +36,8 @@ const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
 /// Why an external token got no client.
 #[derive(Debug, thiserror::Error)]
 pub enum FederationFailure {
-    /// Refused: `invalid_grant` (the reason is for the log).
+    /// Refused: `invalid_grant` for the jwt-bearer grant, `invalid_request`
+    /// for token exchange (the reason is for the log).
     #[error(transparent)]
     Refused(#[from] ExternalTokenError),
     /// The federated subjects could not be read: nothing is known to be

@@ -136,8 +136,16 @@ async fn assert_error(response: reqwest::Response, status: StatusCode, error: &s
     assert_eq!(body["error"], error, "{what}: {body}");
 }
 
+/// The jwt-bearer grant refuses a token or its mapping with
+/// `invalid_grant` (RFC 7523 3.1).
 async fn assert_invalid_grant(response: reqwest::Response, what: &str) {
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_grant", what).await;
+}
+
+/// Token exchange refuses a subject token or its mapping with
+/// `invalid_request` (RFC 8693 2.2.2).
+async fn assert_refused_subject_token(response: reqwest::Response, what: &str) {
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_request", what).await;
 }
 
 async fn ok_body(response: reqwest::Response, what: &str) -> Value {
@@ -279,7 +287,7 @@ async fn a_jwt_svid_maps_by_exact_id_or_one_path_segment() {
 }
 
 #[tokio::test]
-async fn every_bad_external_token_is_invalid_grant() {
+async fn every_bad_external_token_is_refused_by_both_grants() {
     let k8s = TestIssuer::start("RS256").await;
     let other = TestIssuer::start("RS256").await;
     let (server, _cas) = server_trusting(&[("k8s", &k8s), ("other", &other)], 300).await;
@@ -405,7 +413,7 @@ async fn every_bad_external_token_is_invalid_grant() {
     ];
     for (what, token) in &cases {
         assert_invalid_grant(jwt_bearer(&server, token).await, what).await;
-        assert_invalid_grant(exchange(&server, token).await, what).await;
+        assert_refused_subject_token(exchange(&server, token).await, what).await;
     }
 
     // Missing or wrong parameters are invalid_request.
@@ -471,7 +479,7 @@ async fn a_64_kib_assertion_is_refused_cleanly() {
     })
     .await;
     assert_invalid_grant(jwt_bearer(&server, &huge).await, "64 KiB assertion").await;
-    assert_invalid_grant(exchange(&server, &huge).await, "64 KiB subject token").await;
+    assert_refused_subject_token(exchange(&server, &huge).await, "64 KiB subject token").await;
     // With the default 64 KiB body limit, the body is refused first: 413
     // with an invalid_request body, never a 5xx.
     let (server, _cas) = server_trusting(&[("k8s", &k8s)], 300).await;
@@ -513,6 +521,19 @@ async fn client_authentication_when_present_must_name_the_mapped_client() {
         "another client",
     )
     .await;
+    let exchanged_by_other = server
+        .client()
+        .post(server.token_url())
+        .basic_auth(&other_id, Some(&other_secret))
+        .form(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", sa.as_str()),
+            ("subject_token_type", JWT_TYPE),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_refused_subject_token(exchanged_by_other, "another client's exchange").await;
     let response = post(
         &server,
         &[

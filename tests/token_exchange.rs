@@ -316,10 +316,8 @@ async fn missing_or_unsupported_parameters_are_invalid_request() {
         subject,
         ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
     ];
-    assert_error(
+    assert_invalid_request(
         post(owned(&as_jwt)).await.unwrap(),
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
         "our token as an external JWT",
     )
     .await;

@@ -6,6 +6,7 @@
 //! naming the workload. No client authentication is needed; when the
 //! request carries one, it must succeed and name that client.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::Response;
@@ -19,7 +20,7 @@ use crate::domain::exchange::ACCESS_TOKEN_TYPE;
 use crate::domain::scope::grant_scopes;
 use crate::domain::token::{TokenShape, choose_audience, mint_shaped};
 use crate::federation::{FederatedIdentity, FederationFailure};
-use crate::http::client_auth::authenticate;
+use crate::http::client_auth::{authenticate, presents_client_authentication};
 use crate::http::error::{ApiError, StoreCall, store_failed};
 use crate::http::response::Body;
 use crate::state::AppState;
@@ -28,7 +29,37 @@ use crate::state::AppState;
 struct Ask<'a> {
     scope: Option<&'a str>,
     resource: Option<&'a str>,
-    issued_token_type: Option<&'static str>,
+    carrier: Carrier,
+}
+
+/// How the external token came: the grant decides the error code of a
+/// refusal and whether the answer names `issued_token_type`.
+#[derive(Debug, Clone, Copy)]
+enum Carrier {
+    /// The jwt-bearer grant's `assertion`: a refused token is
+    /// `invalid_grant` (RFC 7523 3.1).
+    Assertion,
+    /// A token exchange's `subject_token`: a refused token is
+    /// `invalid_request` (RFC 8693 2.2.2), as for down-scoping.
+    SubjectToken,
+}
+
+impl Carrier {
+    /// The error for a token or mapping this grant refuses.
+    fn refusal(self, description: impl Into<Cow<'static, str>>) -> OAuthError {
+        match self {
+            Self::Assertion => OAuthError::InvalidGrant(description.into()),
+            Self::SubjectToken => OAuthError::InvalidRequest(description.into()),
+        }
+    }
+
+    /// The `issued_token_type` of the answer (RFC 8693 2.2.1).
+    fn issued_token_type(self) -> Option<&'static str> {
+        match self {
+            Self::Assertion => None,
+            Self::SubjectToken => Some(ACCESS_TOKEN_TYPE),
+        }
+    }
 }
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`: the external
@@ -44,7 +75,7 @@ pub(super) async fn jwt_bearer(
     let ask = Ask {
         scope: params.single("scope")?,
         resource: params.single("resource")?,
-        issued_token_type: None,
+        carrier: Carrier::Assertion,
     };
     grant(state, request, assertion, ask).await
 }
@@ -69,7 +100,7 @@ pub(super) async fn exchange(
     let ask = Ask {
         scope: exchange.scope,
         resource,
-        issued_token_type: Some(ACCESS_TOKEN_TYPE),
+        carrier: Carrier::SubjectToken,
     };
     grant(state, request, exchange.subject_token, ask).await
 }
@@ -93,9 +124,10 @@ async fn grant(
         Err(FederationFailure::Refused(e)) => {
             let reason = e.reason();
             tracing::info!(reason, "external token refused");
-            let mut response = ApiError::from(OAuthError::InvalidGrant(
-                format!("the token is not accepted: {reason}").into(),
-            ))
+            let mut response = ApiError::from(
+                ask.carrier
+                    .refusal(format!("the token is not accepted: {reason}")),
+            )
             .into_response();
             Logged {
                 reason: Some(reason),
@@ -105,7 +137,7 @@ async fn grant(
             return Ok(response);
         }
     };
-    let client = mapped_client(state, request, &identity).await?;
+    let client = mapped_client(state, request, &identity, ask.carrier).await?;
     state
         .limits
         .check_client(&client.id, client.rate_limit_rps)?;
@@ -135,27 +167,24 @@ async fn grant(
         issuer = identity.issuer_name.as_str(),
         "federated token issued"
     );
-    issued_response(state, &issued, ask.issued_token_type)
+    issued_response(state, &issued, ask.carrier.issued_token_type())
 }
 
 /// The client the external token maps to, enabled. Client authentication
 /// in the request (HTTP Basic, a secret, a client assertion, or a
 /// `client_id` with a client certificate) must succeed (else
-/// `invalid_client`) and name that client (else `invalid_grant`); a bare
-/// `client_id` must name it.
+/// `invalid_client`) and name that client (else the grant's refusal); a
+/// bare `client_id` must name it.
 async fn mapped_client(
     state: &AppState,
     request: &TokenRequest,
     identity: &FederatedIdentity,
+    carrier: Carrier,
 ) -> Result<Arc<Client>, ApiError> {
     let (headers, params) = (&request.parts.headers, &request.params);
     let certificate = request.certificate.as_deref();
-    let authenticates = headers.contains_key(http::header::AUTHORIZATION)
-        || params.single("client_secret")?.is_some()
-        || params.single("client_assertion")?.is_some()
-        || params.single("client_assertion_type")?.is_some()
-        || (certificate.is_some() && params.single("client_id")?.is_some());
-    let mismatch = || OAuthError::InvalidGrant("the token maps to another client".into());
+    let authenticates = presents_client_authentication(headers, params, certificate.is_some())?;
+    let mismatch = || carrier.refusal("the token maps to another client");
     if authenticates {
         let client = authenticate(state, headers, params, request.peer, certificate).await?;
         if client.id != identity.client_id {
@@ -175,6 +204,8 @@ async fn mapped_client(
         .await
         .map_err(|e| store_failed(StoreCall::ClientLookup, &e))?;
     client.filter(|c| c.enabled).ok_or_else(|| {
-        OAuthError::InvalidGrant("the token maps to no enabled client".into()).into()
+        carrier
+            .refusal("the token maps to no enabled client")
+            .into()
     })
 }
