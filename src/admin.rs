@@ -144,10 +144,12 @@ fn settled_method(
     registration: Option<&TlsClientAuth>,
 ) -> Result<AuthMethod, AdminError> {
     match registration {
-        Some(tls) if requested.uses_secret() || requested == tls.method() => Ok(tls.method()),
+        Some(tls) if requested.uses_secret() || requested == AuthMethod::of_certificate(tls) => {
+            Ok(AuthMethod::of_certificate(tls))
+        }
         Some(tls) => Err(invalid(format!(
             "a client registered with a certificate authenticates with {}, not {}",
-            tls.method().name(),
+            AuthMethod::of_certificate(tls).name(),
             requested.name()
         ))),
         None if requested.credential() == Credential::Certificate => Err(invalid(format!(

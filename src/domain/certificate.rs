@@ -13,8 +13,6 @@ use subtle::ConstantTimeEq;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::client::AuthMethod;
-
 /// The one subject name a `tls_client_auth` client is registered with
 /// (RFC 8705 2.1.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,14 +52,6 @@ pub enum RegistrationError {
 }
 
 impl TlsClientAuth {
-    /// The RFC 8705 client authentication method of this registration.
-    pub fn method(&self) -> AuthMethod {
-        match self {
-            Self::Pki(_) => AuthMethod::TlsClientAuth,
-            Self::SelfSigned(_) => AuthMethod::SelfSignedTlsClientAuth,
-        }
-    }
-
     /// The stored kind: `subject_dn`, `san_dns`, `san_uri`, `san_ip`,
     /// `san_email` or `self_signed`.
     pub fn kind(&self) -> &'static str {

@@ -161,6 +161,14 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// The RFC 8705 method of a certificate registration.
+    pub fn of_certificate(registration: &TlsClientAuth) -> Self {
+        match registration {
+            TlsClientAuth::Pki(_) => Self::TlsClientAuth,
+            TlsClientAuth::SelfSigned(_) => Self::SelfSignedTlsClientAuth,
+        }
+    }
+
     /// Every method, in the order metadata lists them.
     pub const ALL: [Self; 5] = [
         Self::ClientSecretBasic,

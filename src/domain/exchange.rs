@@ -26,6 +26,16 @@ pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// there, which bounds the token's size and the revocation checks it costs.
 pub const MAX_DERIVATION_DEPTH: usize = 8;
 
+/// The parameters of an exchange that every subject token type reads.
+pub struct Exchange<'a> {
+    /// The `subject_token`.
+    pub subject_token: &'a str,
+    /// The `scope` parameter, if any.
+    pub scope: Option<&'a str>,
+    /// Every `audience` and `resource` value (each may repeat).
+    pub targets: Vec<&'a str>,
+}
+
 /// What the caller asked the derived token to be.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DownscopeRequest<'a> {

@@ -8,9 +8,61 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use super::assertion::AssertionError;
 use super::token::compact_parts;
 use crate::keys::public::{PublicKeySet, VerifyAlgorithm};
+
+/// Why a client assertion or an external JWT was refused. For a client
+/// assertion every one means `invalid_client` to the caller, for an
+/// external token `invalid_grant` (jwt-bearer) or `invalid_request` (token
+/// exchange); the variant goes to the log (it names no key or claim value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AssertionError {
+    /// Longer than the caller's limit (for client assertions
+    /// `assertion::MAX_ASSERTION_LEN`).
+    #[error("the assertion is too large")]
+    TooLarge,
+    /// Not a compact JWS with a JSON header and claims.
+    #[error("the assertion is not a compact JWS")]
+    Malformed,
+    /// `alg` is not one of EdDSA, ES256, RS256, PS256 (so never `none` or
+    /// HMAC).
+    #[error("the assertion's algorithm is not accepted")]
+    Algorithm,
+    /// `iss` or `sub` is missing, not a client id, or they differ.
+    #[error("iss and sub must both be the client id")]
+    Subject,
+    /// `client_id` in the request names another client.
+    #[error("client_id differs from the assertion's subject")]
+    ClientIdMismatch,
+    /// `aud` does not name this server.
+    #[error("aud does not name this server")]
+    Audience,
+    /// `exp` is missing or not a number.
+    #[error("exp is required")]
+    MissingExp,
+    /// `exp` has passed.
+    #[error("the assertion has expired")]
+    Expired,
+    /// `iat` or `nbf` lies in the future.
+    #[error("the assertion is not valid yet")]
+    NotYetValid,
+    /// `exp` is further after `iat` (or now) than the rules allow.
+    #[error("the assertion lives too long")]
+    TooLong,
+    /// `iat` is further in the past than the rules allow.
+    #[error("the token is older than the maximum age")]
+    TooOld,
+    /// `jti` is missing, empty or too long.
+    #[error("jti is required")]
+    MissingJti,
+    /// No registered key of the client has the header's `kid` and fits the
+    /// algorithm.
+    #[error("no key of the client fits the assertion")]
+    UnknownKey,
+    /// No fitting key verifies the signature.
+    #[error("the signature does not verify")]
+    Signature,
+}
 
 /// A compact JWS whose header is acceptable and whose claims are a JSON
 /// object; its signature is not verified yet.

@@ -12,12 +12,13 @@
 
 use http::Response;
 
-use super::exchange::Exchange;
 use super::proof::proof_key;
 use super::{Logged, TokenRequest, issued_response};
 use crate::domain::client::Client;
 use crate::domain::error::OAuthError;
-use crate::domain::exchange::{ACCESS_TOKEN_TYPE, DownscopeRequest, derived_binding, downscope};
+use crate::domain::exchange::{
+    ACCESS_TOKEN_TYPE, DownscopeRequest, Exchange, derived_binding, downscope,
+};
 use crate::domain::token::{Confirmation, IssuedToken, mint_shaped};
 use crate::http::client_auth::{authenticate, presents_client_authentication};
 use crate::http::error::{ApiError, StoreCall, store_failed};

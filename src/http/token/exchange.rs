@@ -7,20 +7,10 @@ use http::Response;
 
 use super::{TokenRequest, downscope, federated};
 use crate::domain::error::OAuthError;
-use crate::domain::exchange::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE};
+use crate::domain::exchange::{ACCESS_TOKEN_TYPE, Exchange, JWT_TOKEN_TYPE};
 use crate::http::error::ApiError;
 use crate::http::response::Body;
 use crate::state::AppState;
-
-/// The parameters of an exchange that every subject token type reads.
-pub(super) struct Exchange<'a> {
-    /// The `subject_token`.
-    pub subject_token: &'a str,
-    /// The `scope` parameter, if any.
-    pub scope: Option<&'a str>,
-    /// Every `audience` and `resource` value (each may repeat).
-    pub targets: Vec<&'a str>,
-}
 
 /// Reads an exchange request and dispatches on its subject token type.
 pub(super) async fn handle(

@@ -12,11 +12,10 @@ use std::sync::Arc;
 use http::Response;
 
 use super::client_credentials::confirmation;
-use super::exchange::Exchange;
 use super::{Logged, TokenRequest, issued_response};
 use crate::domain::client::Client;
 use crate::domain::error::OAuthError;
-use crate::domain::exchange::ACCESS_TOKEN_TYPE;
+use crate::domain::exchange::{ACCESS_TOKEN_TYPE, Exchange};
 use crate::domain::scope::grant_scopes;
 use crate::domain::token::{TokenShape, choose_audience, mint_shaped};
 use crate::federation::{FederatedIdentity, FederationFailure};
