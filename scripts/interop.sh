@@ -4,8 +4,8 @@
 # authlib also on the admin API), and node openid-client (secret, token
 # exchange, private_key_jwt, DPoP, tls_client_auth through undici, a client it
 # registered through RFC 7591, and a Kubernetes-shaped workload token for our
-# token through the jwt-bearer grant and token exchange). Installs them (pinned, tests/interop/) into
-# target/interop on first use, makes a client CA and client certificates with
+# token through the jwt-bearer grant and token exchange). Installs them
+# (pinned, tests/interop/) into target/interop on first use, makes a client CA and client certificates with
 # openssl, starts the server on a loopback port in a temp dir, creates the
 # clients (a secret, a key, certificates), runs both suites, stops the server.
 # Usage: scripts/interop.sh [path/to/auth-server]
@@ -139,6 +139,6 @@ export AS_REGISTRAR_CLIENT_ID=interop-registrar AS_REGISTRAR_CLIENT_SECRET="$reg
 echo "==> interop: Python authlib, requests-oauthlib, PyJWT"
 timeout 120 "$deps/venv/bin/python" "$root/tests/interop/python_clients.py"
 
-echo "==> interop: node openid-client (secret, token exchange, private_key_jwt, DPoP, tls_client_auth)"
+echo "==> interop: node openid-client (secret, token exchange, private_key_jwt, DPoP, tls_client_auth, workload tokens)"
 cp "$root/tests/interop/node_client.mjs" "$deps/node_client.mjs"
 NODE_EXTRA_CA_CERTS="$AS_CA" timeout 120 node "$deps/node_client.mjs"

@@ -68,7 +68,7 @@ started=$SECONDS
 cargo test --locked --test fleet -- --ignored --test-threads 1
 echo "    fleet tests took $((SECONDS - started)) s"
 
-echo "==> third-party clients (authlib, requests-oauthlib, PyJWT, requests with mTLS, openid-client with private_key_jwt, DPoP and mTLS)"
+echo "==> third-party clients (authlib, requests-oauthlib, PyJWT, requests with mTLS, openid-client with private_key_jwt, DPoP, mTLS, token exchange and workload tokens)"
 # The client CA and certificates are made with openssl.
 if ! command -v openssl >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "    installing openssl"
