@@ -20,6 +20,7 @@ use crate::domain::signed_jwt::SignedJwt;
 use crate::domain::token::Actor;
 use crate::jwks_fetch::{FetchError, FetchStatus, JwksFetcher};
 use crate::keys::public::{PublicKeySet, VerifyAlgorithm};
+use crate::lock::{read, write};
 use crate::store::{ClientStore, StoreError};
 
 mod verified;
@@ -305,20 +306,6 @@ impl Federation {
     /// The trusted issuer with this name is configured.
     pub fn has_issuer(&self, name: &str) -> bool {
         self.issuers.iter().any(|i| i.config.name == name)
-    }
-}
-
-fn read<T: Clone>(lock: &RwLock<T>) -> T {
-    match lock.read() {
-        Ok(guard) => guard.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    }
-}
-
-fn write<T>(lock: &RwLock<T>, value: T) {
-    match lock.write() {
-        Ok(mut guard) => *guard = value,
-        Err(poisoned) => *poisoned.into_inner() = value,
     }
 }
 

@@ -20,6 +20,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::config::JwksFetchConfig;
 use crate::keys::public::{JwksError, PublicKeySet};
+use crate::lock::{read, write};
 
 /// Why a JWK Set could not be fetched. Names the cause, never the
 /// response body.
@@ -86,33 +87,19 @@ struct UrlKeys {
 
 impl UrlKeys {
     fn current(&self) -> Option<(Arc<PublicKeySet>, Instant)> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read(&self.current)
     }
 
     fn set(&self, keys: Arc<PublicKeySet>, at: Instant) {
-        let mut guard = match self.current.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Some((keys, at));
+        write(&self.current, Some((keys, at)));
     }
 
     fn last_error(&self) -> Option<String> {
-        match self.last_error.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        read(&self.last_error)
     }
 
     fn set_error(&self, error: Option<String>) {
-        let mut guard = match self.last_error.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = error;
+        write(&self.last_error, error);
     }
 }
 

@@ -121,6 +121,7 @@ pub mod jwks_fetch;
 pub mod keyring;
 pub mod keys;
 pub mod limit;
+pub mod lock;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
