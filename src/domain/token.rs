@@ -176,16 +176,7 @@ pub fn mint_bound_access_token(
     cnf: Confirmation,
     now: i64,
 ) -> Result<IssuedToken, MintError> {
-    let shape = TokenShape {
-        scopes: scopes.clone(),
-        audience,
-        lifetime_secs: client
-            .token_lifetime_secs
-            .unwrap_or(policy.default_lifetime_secs),
-        cnf,
-        derived_from: Vec::new(),
-        act: None,
-    };
+    let shape = TokenShape::of_client(client, scopes.clone(), audience, cnf, policy);
     mint_shaped(client, shape, policy, key, now)
 }
 
@@ -205,6 +196,30 @@ pub struct TokenShape {
     pub derived_from: Vec<String>,
     /// The `act` claim: the external workload of a federated grant.
     pub act: Option<Actor>,
+}
+
+impl TokenShape {
+    /// A token of `client`'s own, as a grant issues it: the client's
+    /// lifetime (the policy's default when it has none), no ancestry and
+    /// no actor.
+    pub fn of_client(
+        client: &Client,
+        scopes: ScopeSet,
+        audience: String,
+        cnf: Confirmation,
+        policy: &TokenPolicy,
+    ) -> Self {
+        Self {
+            scopes,
+            audience,
+            lifetime_secs: client
+                .token_lifetime_secs
+                .unwrap_or(policy.default_lifetime_secs),
+            cnf,
+            derived_from: Vec::new(),
+            act: None,
+        }
+    }
 }
 
 /// Builds the claims of a token for `client` shaped by `shape` and signs

@@ -2,9 +2,9 @@
 //! client credentials (RFC 6749 4.4, `token/client_credentials.rs`), token
 //! exchange (RFC 8693, `token/exchange.rs`) or the jwt-bearer grant of a
 //! trusted issuer's workload token (RFC 7523 2.1, `token/federated.rs`,
-//! which also takes a token exchange of such a token). Writing the 200
-//! answer and reading a request's DPoP proof are shared here and in
-//! `token/proof.rs`.
+//! which also takes a token exchange of such a token). Signing the token,
+//! writing the 200 answer and reading a request's DPoP proof are shared
+//! here and in `token/proof.rs`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,10 +18,11 @@ use super::error::ApiError;
 use super::response::{Body, CachePolicy, json};
 use super::{LoggedClientId, LoggedReason, LoggedSubjectJti, client_certificate, peer_ip};
 use crate::domain::certificate::PresentedCertificate;
+use crate::domain::client::Client;
 use crate::domain::error::OAuthError;
 use crate::domain::exchange::TOKEN_EXCHANGE;
 use crate::domain::federation::JWT_BEARER_GRANT;
-use crate::domain::token::IssuedToken;
+use crate::domain::token::{IssuedToken, TokenShape, mint_shaped};
 use crate::state::AppState;
 
 mod client_credentials;
@@ -64,20 +65,34 @@ where
 {
     let peer = peer_ip(&request);
     let (parts, params) = read_params(request, &state.body_limits).await?;
-    let grant_type = params.single("grant_type")?.map(str::to_owned);
     let request = TokenRequest {
         certificate: client_certificate(&parts.extensions),
         parts,
         params,
         peer,
     };
-    match grant_type.as_deref() {
+    match request.params.single("grant_type")? {
         None => Err(OAuthError::invalid_request("grant_type is required").into()),
         Some(CLIENT_CREDENTIALS) => client_credentials::handle(state, &request).await,
         Some(TOKEN_EXCHANGE) => exchange::handle(state, &request).await,
         Some(JWT_BEARER_GRANT) => federated::jwt_bearer(state, &request).await,
         Some(_) => Err(OAuthError::UnsupportedGrantType.into()),
     }
+}
+
+/// Signs `shape` for `client` with the active key at `now`; a failure is
+/// logged and answered `server_error`.
+fn mint(
+    state: &AppState,
+    client: &Client,
+    shape: TokenShape,
+    now: i64,
+) -> Result<IssuedToken, OAuthError> {
+    let keys = state.keys();
+    mint_shaped(client, shape, &state.policy, keys.active(), now).map_err(|e| {
+        tracing::error!(error = %e, "minting a token failed");
+        OAuthError::ServerError
+    })
 }
 
 /// The 200 answer for `issued` (RFC 6749 5.1; with `issued_token_type`

@@ -5,12 +5,11 @@
 use http::Response;
 
 use super::proof::{Refusal, proof_key};
-use super::{Logged, TokenRequest, issued_response};
+use super::{Logged, TokenRequest, issued_response, mint};
 use crate::domain::certificate::PresentedCertificate;
 use crate::domain::client::Client;
-use crate::domain::error::OAuthError;
 use crate::domain::scope::grant_scopes;
-use crate::domain::token::{Confirmation, choose_audience, mint_bound_access_token};
+use crate::domain::token::{Confirmation, TokenShape, choose_audience};
 use crate::http::client_auth::authenticate;
 use crate::http::error::ApiError;
 use crate::http::response::Body;
@@ -37,20 +36,8 @@ pub(super) async fn handle(
 
     let scopes = grant_scopes(scope, &client.allowed_scopes, &client.default_scopes)?;
     let audience = choose_audience(&client, resource, &state.policy)?;
-    let keys = state.keys();
-    let issued = mint_bound_access_token(
-        &client,
-        &scopes,
-        audience,
-        &state.policy,
-        keys.active(),
-        cnf,
-        state.now(),
-    )
-    .map_err(|e| {
-        tracing::error!(error = %e, "minting a token failed");
-        OAuthError::ServerError
-    })?;
+    let shape = TokenShape::of_client(&client, scopes, audience, cnf, &state.policy);
+    let issued = mint(state, &client, shape, state.now())?;
     issued_response(state, &issued, None)
 }
 

@@ -13,13 +13,13 @@
 use http::Response;
 
 use super::proof::proof_key;
-use super::{Logged, TokenRequest, issued_response};
+use super::{Logged, TokenRequest, issued_response, mint};
 use crate::domain::client::Client;
 use crate::domain::error::OAuthError;
 use crate::domain::exchange::{
     ACCESS_TOKEN_TYPE, DownscopeRequest, Exchange, derived_binding, downscope,
 };
-use crate::domain::token::{Confirmation, IssuedToken, mint_shaped};
+use crate::domain::token::{Confirmation, IssuedToken};
 use crate::http::client_auth::{authenticate, presents_client_authentication};
 use crate::http::error::{ApiError, StoreCall, store_failed};
 use crate::http::response::Body;
@@ -110,11 +110,7 @@ async fn derive(
     };
     let now = state.now();
     let shape = downscope(&original, &client, &asked, cnf, &state.policy, now)?;
-    let keys = state.keys();
-    mint_shaped(&client, shape, &state.policy, keys.active(), now).map_err(|e| {
-        tracing::error!(error = %e, "minting a token failed");
-        OAuthError::ServerError.into()
-    })
+    Ok(mint(state, &client, shape, now)?)
 }
 
 /// The subject token's client is deleted, disabled or reset.

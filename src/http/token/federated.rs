@@ -12,12 +12,12 @@ use std::sync::Arc;
 use http::Response;
 
 use super::client_credentials::confirmation;
-use super::{Logged, TokenRequest, issued_response};
+use super::{Logged, TokenRequest, issued_response, mint};
 use crate::domain::client::Client;
 use crate::domain::error::OAuthError;
 use crate::domain::exchange::{ACCESS_TOKEN_TYPE, Exchange};
 use crate::domain::scope::grant_scopes;
-use crate::domain::token::{TokenShape, choose_audience, mint_shaped};
+use crate::domain::token::{TokenShape, choose_audience};
 use crate::federation::{FederatedIdentity, FederationFailure};
 use crate::http::client_auth::{authenticate, presents_client_authentication};
 use crate::http::error::{ApiError, StoreCall, store_failed};
@@ -145,22 +145,13 @@ async fn grant(
         Ok(cnf) => cnf,
         Err(refusal) => return Ok(Logged::refused(&client.id, refusal)),
     };
+    let scopes = grant_scopes(ask.scope, &client.allowed_scopes, &client.default_scopes)?;
+    let audience = choose_audience(&client, ask.resource, &state.policy)?;
     let shape = TokenShape {
-        scopes: grant_scopes(ask.scope, &client.allowed_scopes, &client.default_scopes)?,
-        audience: choose_audience(&client, ask.resource, &state.policy)?,
-        lifetime_secs: client
-            .token_lifetime_secs
-            .unwrap_or(state.policy.default_lifetime_secs),
-        cnf,
-        derived_from: Vec::new(),
         act: Some(identity.actor),
+        ..TokenShape::of_client(&client, scopes, audience, cnf, &state.policy)
     };
-    let keys = state.keys();
-    let issued =
-        mint_shaped(&client, shape, &state.policy, keys.active(), state.now()).map_err(|e| {
-            tracing::error!(error = %e, "minting a token failed");
-            OAuthError::ServerError
-        })?;
+    let issued = mint(state, &client, shape, state.now())?;
     tracing::info!(
         client_id = client.id.as_str(),
         issuer = identity.issuer_name.as_str(),
